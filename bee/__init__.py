@@ -1,0 +1,1 @@
+"""The `bee` command line, shared by both stages (see bee.cli)."""

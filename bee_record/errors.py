@@ -1,0 +1,28 @@
+"""The one error root of bee.
+
+Every failure that bee reports to a user is a :class:`BeeError` (or a subclass). The CLI
+catches it once and prints its message as one line to stderr, then exits non-zero. The
+message names the file and the problem; it never needs a traceback to be understood.
+"""
+
+from __future__ import annotations
+
+
+class BeeError(Exception):
+    """Root of every error bee reports as one line and a non-zero exit."""
+
+    exit_code: int = 1
+
+
+class RecordingFormatError(BeeError):
+    """A recording file is truncated, corrupt, foreign or of a newer format version."""
+
+    exit_code = 2
+
+
+class RecordError(BeeError):
+    """`bee record` cannot start or finish (permissions, targets, output path)."""
+
+
+class ReportError(BeeError):
+    """`bee report` cannot produce its output (bad options, unusable inputs)."""

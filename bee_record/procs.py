@@ -1,0 +1,170 @@
+"""Capture what the report side needs about processes, read from /proc on the target.
+
+For each process generation first seen in the samples: comm, executable, command line,
+parent and namespace pid, and its executable mappings. Each mapped ELF file becomes a
+Binary with its build-id, read through `/proc/PID/map_files` (so a binary deleted or
+replaced after the process started still resolves) or `/proc/PID/root` (containers).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from dataclasses import dataclass, field
+
+from bee_record.buildid import build_id_of_path
+from bee_record.recording import Binary, Mapping, Process
+
+_DELETED = " (deleted)"
+
+
+@dataclass
+class _Live:
+    """A process generation being tracked while recording."""
+
+    process: Process
+    starts: list[int] = field(default_factory=list)
+
+
+def _read_text(path: str, limit: int = 1 << 20) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def parse_maps(text: str) -> list[tuple[int, int, int, int, int, str]]:
+    """Parse /proc/PID/maps text; keep executable mappings.
+
+    Returns (start, end, offset, dev, inode, path) tuples; `path` keeps special names such
+    as `[vdso]` and drops the ` (deleted)` suffix.
+    """
+    out = []
+    for line in text.splitlines():
+        parts = line.split(None, 5)
+        if len(parts) < 5 or "x" not in parts[1]:
+            continue
+        try:
+            lo, hi = (int(x, 16) for x in parts[0].split("-", 1))
+            offset = int(parts[2], 16)
+            major, minor = (int(x, 16) for x in parts[3].split(":", 1))
+            inode = int(parts[4])
+        except ValueError:
+            continue
+        path = parts[5].strip() if len(parts) > 5 else ""
+        if path.endswith(_DELETED):
+            path = path[: -len(_DELETED)]
+        out.append((lo, hi, offset, os.makedev(major, minor), inode, path))
+    return out
+
+
+class ProcessTable:
+    """Processes and binaries seen so far, in the order they were first seen."""
+
+    def __init__(self, keep_cmdline: bool = True, proc: str = "/proc") -> None:
+        self.keep_cmdline = keep_cmdline
+        self.proc = proc
+        self.processes: list[Process] = []
+        self.binaries: list[Binary] = []
+        self._index: dict[tuple[int, int], int] = {}
+        self._live: dict[int, _Live] = {}
+        self._binary_index: dict[tuple[int, int, str], int] = {}
+
+    def index_of(self, pid: int, generation: int, comm: str = "") -> int:
+        """Index of (pid, generation), capturing it from /proc when first seen."""
+        idx = self._index.get((pid, generation))
+        if idx is None:
+            idx = self.capture(pid, generation, comm)
+        return idx
+
+    def capture(self, pid: int, generation: int, comm: str = "") -> int:
+        """Read a process's details now and add (or replace maps of) its generation."""
+        key = (pid, generation)
+        proc = self._read_process(pid, generation, comm)
+        idx = self._index.get(key)
+        if idx is None:
+            idx = self._index[key] = len(self.processes)
+            self.processes.append(proc)
+        elif proc.maps:
+            self.processes[idx] = proc
+        self._live[idx] = _Live(self.processes[idx], [m.start for m in self.processes[idx].maps])
+        return idx
+
+    def covers(self, idx: int, address: int) -> bool:
+        """True when a known mapping of process `idx` contains `address`."""
+        live = self._live.get(idx)
+        if live is None:
+            return True
+        i = bisect.bisect_right(live.starts, address) - 1
+        return i >= 0 and address < live.process.maps[i].end
+
+    def refresh(self, idx: int) -> None:
+        """Re-read maps (after dlopen or JIT); keeps mappings no longer present."""
+        old = self.processes[idx]
+        fresh = self._read_process(old.pid, old.generation, old.comm)
+        if not fresh.maps or fresh.exe != old.exe and old.exe:
+            return
+        merged = {m.start: m for m in old.maps}
+        merged.update({m.start: m for m in fresh.maps})
+        maps = tuple(sorted(merged.values(), key=lambda m: m.start))
+        proc = Process(old.pid, old.generation, old.ns_pid, old.ppid, old.comm, old.exe,
+                       old.cmdline, maps, old.jit)
+        self.processes[idx] = proc
+        self._live[idx] = _Live(proc, [m.start for m in maps])
+
+    def _read_process(self, pid: int, generation: int, comm: str) -> Process:
+        base = f"{self.proc}/{pid}"
+        comm = (_read_text(f"{base}/comm") or comm).rstrip("\n") or comm
+        try:
+            exe = os.readlink(f"{base}/exe")
+        except OSError:
+            exe = ""
+        if exe.endswith(_DELETED):
+            exe = exe[: -len(_DELETED)]
+        cmdline: tuple[str, ...] | None = None
+        if self.keep_cmdline:
+            raw = _read_text(f"{base}/cmdline")
+            if raw:
+                cmdline = tuple(raw.rstrip("\0").split("\0"))
+        ppid, ns_pid = 0, pid
+        status = _read_text(f"{base}/status") or ""
+        for line in status.splitlines():
+            if line.startswith("PPid:"):
+                ppid = _int(line[5:], 0)
+            elif line.startswith("NSpid:"):
+                ns_pid = _int(line.split()[-1], pid)
+        maps = []
+        for lo, hi, offset, dev, inode, path in parse_maps(_read_text(f"{base}/maps") or ""):
+            binary = self._binary(pid, lo, hi, dev, inode, path)
+            maps.append(Mapping(lo, hi, offset, dev, inode, path, binary))
+        return Process(pid, generation, ns_pid, ppid, comm, exe, cmdline, tuple(maps))
+
+    def _binary(self, pid: int, lo: int, hi: int, dev: int, inode: int, path: str) -> int:
+        if not path.startswith("/"):
+            return -1
+        key = (dev, inode, path)
+        idx = self._binary_index.get(key)
+        if idx is not None:
+            return idx
+        build_id = None
+        size = 0
+        for candidate in (f"{self.proc}/{pid}/map_files/{lo:x}-{hi:x}",
+                          f"{self.proc}/{pid}/root{path}", path):
+            build_id = build_id_of_path(candidate)
+            if build_id is not None:
+                try:
+                    size = os.stat(candidate).st_size
+                except OSError:
+                    size = 0
+                break
+        idx = self._binary_index[key] = len(self.binaries)
+        self.binaries.append(Binary(path, build_id, size))
+        return idx
+
+
+def _int(text: str, default: int) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        return default

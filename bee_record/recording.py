@@ -1,0 +1,141 @@
+"""The recording model: what `bee record` writes and `bee report` reads.
+
+These frozen dataclasses are the contract between the two stages. They hold raw data
+only (instruction addresses, memory maps, build-ids, the kernel symbols needed), never
+symbol names of user code. `bee_record.codec` turns them into the versioned msgpack file
+described in `formats/recording-v1.md`; nothing here imports bcc or any report code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Stack index meaning "no stack of this kind" (a kernel thread has no user stack;
+#: a `--user-only` recording has no kernel stacks).
+NO_STACK = -1
+#: Stack index meaning "the kernel failed to collect this stack" (counted in `lost`).
+LOST_STACK = -2
+
+#: Units a sample weight can have.
+WEIGHT_UNITS = ("samples", "nanoseconds", "events")
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    """One executable file-backed (or special, e.g. `[vdso]`) mapping of a process."""
+
+    start: int
+    end: int
+    offset: int  # file offset of `start`
+    dev: int  # st_dev as os.makedev(major, minor)
+    inode: int
+    path: str
+    binary: int  # index into Recording.binaries, or -1 when the file could not be read
+
+
+@dataclass(frozen=True, slots=True)
+class Binary:
+    """A mapped ELF file as seen on the target."""
+
+    path: str
+    build_id: str | None  # lowercase hex of NT_GNU_BUILD_ID, None when it has none
+    size: int  # file size in bytes on the target (0 when unknown)
+
+
+@dataclass(frozen=True, slots=True)
+class JitSymbol:
+    """One entry of a perf map (`/tmp/perf-PID.map`) that covers sampled addresses."""
+
+    start: int
+    size: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Process:
+    """A process (one exec generation of a pid) as first seen during the recording."""
+
+    pid: int
+    generation: int  # 0 at first sight, +1 on every exec seen during the recording
+    ns_pid: int  # pid inside its own pid namespace (== pid outside containers)
+    ppid: int
+    comm: str
+    exe: str
+    cmdline: tuple[str, ...] | None  # None when omitted (--no-cmdline) or unreadable
+    maps: tuple[Mapping, ...]
+    jit: tuple[JitSymbol, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """Aggregated samples with the same process, thread, CPU and stacks."""
+
+    process: int  # index into Recording.processes
+    tid: int
+    cpu: int
+    comm: str  # thread name when sampled
+    user_stack: int  # index into Recording.stacks, NO_STACK or LOST_STACK
+    kernel_stack: int  # index into Recording.stacks, NO_STACK or LOST_STACK
+    count: int  # number of events
+    weight: int  # in Header.weight_unit; equals count for on-CPU sampling
+    event: int = 0  # index into Header.events
+
+
+@dataclass(frozen=True, slots=True)
+class KernelSymbol:
+    """A kallsyms entry needed to name sampled kernel addresses."""
+
+    address: int
+    name: str
+    module: str  # "" for the core kernel, else the module name from kallsyms
+
+
+@dataclass(frozen=True, slots=True)
+class KernelInfo:
+    """The target's kernel: its release, build-id and the needed kallsyms entries."""
+
+    release: str
+    build_id: str | None
+    symbols: tuple[KernelSymbol, ...]  # sorted by address
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """What, where, when and how the recording was made."""
+
+    host: str
+    kernel_release: str
+    arch: str
+    start_time_ns: int  # wall clock (Unix epoch) at start
+    duration_ns: int
+    frequency_hz: int  # sampling frequency; 0 for event-driven modes
+    mode: str  # "cpu", "offcpu", "wall", "event"
+    weight_unit: str  # one of WEIGHT_UNITS
+    events: tuple[str, ...]  # e.g. ("cpu-clock",), ("sched:sched_switch",)
+    target: str  # human description: "system", "pid 42,43", "command ./app"
+    bee_version: str
+    argv: tuple[str, ...] = ()  # the bee record command line (empty with --no-cmdline)
+    sequence: int = 0  # position in a --rotate series (0 when not rotating)
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """One complete recording. Indices between tables are validated by the codec."""
+
+    header: Header
+    binaries: tuple[Binary, ...]
+    processes: tuple[Process, ...]
+    stacks: tuple[tuple[int, ...], ...]  # instruction addresses, leaf (innermost) first
+    samples: tuple[Sample, ...]
+    kernel: KernelInfo
+    lost: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_samples(self) -> int:
+        """Number of events (samples) recorded, lost ones excluded."""
+        return sum(s.count for s in self.samples)
+
+    @property
+    def total_lost(self) -> int:
+        """Sum of every lost-data counter."""
+        return sum(self.lost.values())

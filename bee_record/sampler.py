@@ -1,0 +1,236 @@
+"""Load `bpf/profile.c` through bcc, attach it, and drain its maps.
+
+This is the only module that imports bcc, and it does so lazily, so that the recording
+model and codec (and the whole report side) work on machines without BPF.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from bee_record.errors import RecordError
+from bee_record.recording import LOST_STACK, NO_STACK
+
+#: Names of the per-CPU lost counters, in the order of the LOST_* slots in profile.c.
+LOST_NAMES = ("user_stack_errors", "kernel_stack_errors", "counts_map_full", "procs_map_full")
+#: Options that prevent each kind of loss, printed when something was lost.
+LOST_HINTS = {
+    "user_stack_errors": "--stack-storage-size",
+    "kernel_stack_errors": "--stack-storage-size",
+    "counts_map_full": "--counts-size or a shorter --drain-interval",
+    "procs_map_full": "--procs-size",
+    "announcements_lost": "--perf-buffer-pages",
+}
+_CAP_PERFMON = 38
+_CAP_BPF = 39
+_CAP_SYS_ADMIN = 21
+
+
+@dataclass(frozen=True, slots=True)
+class SamplerOptions:
+    """How to configure the BPF program."""
+
+    frequency: int = 99
+    filter_pids: bool = False
+    user_stacks: bool = True
+    kernel_stacks: bool = True
+    include_idle: bool = False
+    stack_storage_size: int = 16384
+    counts_size: int = 40960
+    procs_size: int = 65536
+    perf_buffer_pages: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class RawCount:
+    """One drained count: the key fields and the stacks already read from the kernel."""
+
+    pid: int
+    tid: int
+    cpu: int
+    generation: int
+    comm: str
+    user_stack: tuple[int, ...] | int  # addresses, or NO_STACK / LOST_STACK
+    kernel_stack: tuple[int, ...] | int
+    count: int
+
+
+def check_privileges() -> None:
+    """Fail with one line when neither root nor CAP_BPF + CAP_PERFMON is held."""
+    if os.geteuid() == 0:
+        return
+    eff = 0
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    eff = int(line.split()[1], 16)
+    except (OSError, ValueError):
+        pass
+    if eff & (1 << _CAP_SYS_ADMIN):
+        return
+    missing = [name for bit, name in ((_CAP_BPF, "CAP_BPF"), (_CAP_PERFMON, "CAP_PERFMON"))
+               if not eff & (1 << bit)]
+    if missing:
+        raise RecordError(
+            "bee record needs root or the capabilities CAP_BPF and CAP_PERFMON "
+            f"(missing: {', '.join(missing)}); run it with sudo"
+        )
+
+
+def _ensure_tracefs() -> None:
+    """Mount tracefs if nothing provides it (bcc needs it for tracepoints)."""
+    for path in ("/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"):
+        if os.path.isdir(path):
+            return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mount(b"nodev", b"/sys/kernel/tracing", b"tracefs", 0, None) != 0:
+        err = ctypes.get_errno()
+        raise RecordError(f"tracefs is not mounted and mounting it failed: {os.strerror(err)}")
+
+
+class Sampler:
+    """A loaded and attached instance of the on-CPU sampling program."""
+
+    def __init__(self, opts: SamplerOptions) -> None:
+        self.opts = opts
+        self._lost_announcements = 0
+        self._announced: list[tuple[int, int]] = []
+        self._buf = 0
+        _ensure_tracefs()
+        try:
+            from bcc import BPF, PerfSWConfig, PerfType
+        except ImportError:
+            raise RecordError(
+                "bcc's Python module is not importable: install python3-bpfcc and run bee "
+                "from the system python3 (or a venv made with --system-site-packages)"
+            ) from None
+        self._perf_type, self._perf_config = PerfType.SOFTWARE, PerfSWConfig.CPU_CLOCK
+        src = resources.files("bpf").joinpath("profile.c").read_text()
+        cflags = [
+            f"-DBEE_STACK_SIZE={opts.stack_storage_size}",
+            f"-DBEE_COUNTS_SIZE={opts.counts_size}",
+            f"-DBEE_PROCS_SIZE={opts.procs_size}",
+        ]
+        if opts.filter_pids:
+            cflags.append("-DBEE_FILTER_PIDS")
+        if opts.user_stacks:
+            cflags.append("-DBEE_USER_STACKS")
+        if opts.kernel_stacks:
+            cflags.append("-DBEE_KERNEL_STACKS")
+        if opts.include_idle:
+            cflags.append("-DBEE_INCLUDE_IDLE")
+        try:
+            self.bpf: Any = BPF(text=src, cflags=cflags)
+        except Exception as exc:  # bcc raises bare Exception on compile/load failure
+            raise RecordError(f"cannot load the BPF program: {_one_line(exc)}") from None
+        self._counts = (self.bpf["counts0"], self.bpf["counts1"])
+        self._stacks = (self.bpf["stacks0"], self.bpf["stacks1"])
+        self._active = self.bpf["active"]
+        self._targets = self.bpf["targets"]
+        self._lost = self.bpf["lost"]
+        self.bpf["announce"].open_perf_buffer(
+            self._on_announce, page_cnt=opts.perf_buffer_pages, lost_cb=self._on_lost
+        )
+
+    def add_target(self, pid: int) -> None:
+        """Record this process (and, from now on, its children)."""
+        self._targets[self._targets.Key(pid)] = self._targets.Leaf(1)
+
+    def start(self) -> None:
+        """Attach the cpu-clock sampler on every CPU."""
+        try:
+            self.bpf.attach_perf_event(
+                ev_type=self._perf_type, ev_config=self._perf_config,
+                fn_name="bee_on_cpu", sample_freq=self.opts.frequency,
+            )
+        except Exception as exc:
+            raise RecordError(f"cannot attach to cpu-clock perf events: {_one_line(exc)}") from None
+
+    def stop(self) -> None:
+        """Stop sampling (the maps stay readable until close)."""
+        try:
+            self.bpf.detach_perf_event(ev_type=self._perf_type, ev_config=self._perf_config)
+        except Exception:
+            pass
+
+    def poll(self, timeout_ms: int) -> list[tuple[int, int]]:
+        """Wait up to `timeout_ms` for announcements of newly sampled process generations."""
+        self.bpf.perf_buffer_poll(timeout=timeout_ms)
+        out, self._announced = self._announced, []
+        return out
+
+    def drain(self, resolve: Callable[[RawCount], None]) -> None:
+        """Flip buffers, then hand every count of the idle buffer to `resolve` and clear it."""
+        old = self._buf
+        self._buf = 1 - old
+        self._active[self._active.Key(0)] = self._active.Leaf(self._buf)
+        time.sleep(0.002)  # programs that read the old index finish within microseconds
+        counts, stacks = self._counts[old], self._stacks[old]
+        try:
+            items = counts.items_lookup_and_delete_batch()
+        except Exception:
+            items = list(counts.items())
+            counts.clear()
+        cache: dict[int, tuple[int, ...]] = {}
+        for k, v in items:
+            resolve(RawCount(
+                pid=k.pid, tid=k.tid, cpu=k.cpu, generation=k.gen,
+                comm=bytes(k.comm).split(b"\0", 1)[0].decode("utf-8", "replace"),
+                user_stack=self._stack(stacks, k.user_stack, cache),
+                kernel_stack=self._stack(stacks, k.kernel_stack, cache),
+                count=int(v.value) if hasattr(v, "value") else int(v),
+            ))
+        for sid in cache:
+            try:
+                del stacks[stacks.Key(sid)]
+            except KeyError:
+                pass
+
+    def lost(self) -> dict[str, int]:
+        """Lost-data counters summed over CPUs."""
+        out: dict[str, int] = {}
+        for slot, name in enumerate(LOST_NAMES):
+            out[name] = int(sum(self._lost[self._lost.Key(slot)]))
+        out["announcements_lost"] = self._lost_announcements
+        return out
+
+    def close(self) -> None:
+        """Detach and unload everything."""
+        self.bpf.cleanup()
+
+    @staticmethod
+    def _stack(table: Any, sid: int, cache: dict[int, tuple[int, ...]]) -> tuple[int, ...] | int:
+        if sid == -1:
+            return NO_STACK
+        if sid < 0:
+            return LOST_STACK
+        got = cache.get(sid)
+        if got is None:
+            try:
+                got = tuple(table.walk(sid))
+            except KeyError:
+                return LOST_STACK
+            cache[sid] = got
+        return got
+
+    def _on_announce(self, cpu: int, data: Any, size: int) -> None:
+        ev = self.bpf["announce"].event(data)
+        self._announced.append((int(ev.pid), int(ev.gen)))
+
+    def _on_lost(self, count: int) -> None:
+        self._lost_announcements += count
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+__all__ = ["LOST_HINTS", "RawCount", "Sampler", "SamplerOptions", "check_privileges"]

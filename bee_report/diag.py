@@ -1,0 +1,20 @@
+"""Warnings printed once each to stderr, for problems that still allow a report."""
+
+from __future__ import annotations
+
+import sys
+
+_seen: set[str] = set()
+
+
+def warn(message: str) -> None:
+    """Print `warning: message` to stderr unless the same message was printed already."""
+    if message in _seen:
+        return
+    _seen.add(message)
+    print(f"bee: warning: {message}", file=sys.stderr)
+
+
+def reset() -> None:
+    """Forget printed warnings (for a new command run in the same process)."""
+    _seen.clear()

@@ -1,0 +1,66 @@
+"""`bee info`: what a recording holds, without symbolizing it."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+from bee_record import codec
+from bee_record.recording import Recording
+
+
+def describe(path: Path) -> str:
+    """A readable summary of the recording at `path`."""
+    return summarize(codec.read(path), str(path))
+
+
+def summarize(rec: Recording, name: str) -> str:
+    """Header, counts, processes and binaries (with build-ids and hit counts)."""
+    h = rec.header
+    started = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(h.start_time_ns / 1e9))
+    lines = [
+        f"file:       {name}",
+        f"host:       {h.host} ({h.arch})",
+        f"kernel:     {h.kernel_release} build-id {rec.kernel.build_id or 'unknown'}",
+        f"started:    {started}",
+        f"duration:   {h.duration_ns / 1e9:.3f} s",
+        f"mode:       {h.mode} ({', '.join(h.events)}), {h.frequency_hz} Hz, weight in {h.weight_unit}",
+        f"target:     {h.target}",
+        f"recorder:   bee {h.bee_version}" + (f", sequence {h.sequence}" if h.sequence else ""),
+        f"samples:    {rec.total_samples} in {len(rec.samples)} keys, {len(rec.stacks)} unique stacks",
+        f"lost:       {rec.total_lost}"
+        + "".join(f", {k} {v}" for k, v in sorted(rec.lost.items()) if v),
+        f"kernel symbols: {len(rec.kernel.symbols)}",
+    ]
+    per_proc: Counter[int] = Counter()
+    for s in rec.samples:
+        per_proc[s.process] += s.count
+    lines.append(f"processes:  {len(rec.processes)}")
+    for i, p in sorted(enumerate(rec.processes), key=lambda ip: -per_proc[ip[0]]):
+        cmd = " ".join(p.cmdline) if p.cmdline else p.exe
+        lines.append(f"  {p.pid:>7} {per_proc[i]:>8} samples  {p.comm:<16} {cmd}"[:160])
+    hits = _binary_hits(rec)
+    lines.append(f"binaries:   {len(rec.binaries)}")
+    for i, b in enumerate(rec.binaries):
+        mark = f"{hits[i]:>8} hits" if hits[i] else "  not hit    "
+        lines.append(f"  {b.build_id or '(no build-id)':<42} {mark}  {b.path}")
+    return "\n".join(lines) + "\n"
+
+
+def _binary_hits(rec: Recording) -> Counter[int]:
+    """Samples whose user stack has at least one address in each binary."""
+    hits: Counter[int] = Counter()
+    for s in rec.samples:
+        if s.user_stack < 0:
+            continue
+        maps = rec.processes[s.process].maps
+        seen = set()
+        for a in rec.stacks[s.user_stack]:
+            for m in maps:
+                if m.start <= a < m.end and m.binary >= 0:
+                    seen.add(m.binary)
+                    break
+        for b in seen:
+            hits[b] += s.count
+    return hits

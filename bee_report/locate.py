@@ -1,0 +1,119 @@
+"""Find a recorded binary on the workstation by its build-id.
+
+Candidates, in order, each verified by build-id before use:
+1. each `--symbols` folder: `.build-id/xx/rest`, the debuginfod cache layout
+   (`<build-id>/executable`), the recorded path under the folder (a sysroot), the
+   file name at the folder's top, then any ELF file anywhere below it (indexed once);
+2. the recorded original path.
+A candidate whose build-id differs is never used; one warning per binary says so.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from bee_record.buildid import build_id_of_path
+from bee_report.diag import warn
+
+_HEX = re.compile(r"^[0-9a-f]{2,128}$")
+_MAX_INDEX_FILES = 200_000
+
+
+def valid_build_id(build_id: str | None) -> bool:
+    """True when `build_id` is lowercase hex and so safe to use in a path."""
+    return build_id is not None and _HEX.match(build_id) is not None
+
+
+def build_id_paths(root: Path, build_id: str, suffix: str = "") -> list[Path]:
+    """`.build-id/xx/rest[suffix]` under root and the debuginfod layout, for a valid id."""
+    if not valid_build_id(build_id):
+        return []
+    return [root / ".build-id" / build_id[:2] / (build_id[2:] + suffix)]
+
+
+class Locator:
+    """Finds binaries by build-id in symbol folders and at their recorded paths."""
+
+    def __init__(self, symbol_dirs: Sequence[Path] = (), use_original_paths: bool = True) -> None:
+        self.symbol_dirs = [Path(d) for d in symbol_dirs]
+        self.use_original_paths = use_original_paths
+        self._index: dict[str, Path] | None = None
+        self._found: dict[tuple[str, str | None], Path | None] = {}
+
+    def find(self, path: str, build_id: str | None) -> Path | None:
+        """The local file for a recorded binary, or None (a warning says why when useful)."""
+        key = (path, build_id)
+        if key not in self._found:
+            self._found[key] = self._find(path, build_id)
+        return self._found[key]
+
+    def find_debug(self, build_id: str | None) -> Path | None:
+        """A separate debug file (`.debug`) for `build_id`, verified, or None."""
+        if not valid_build_id(build_id):
+            return None
+        assert build_id is not None
+        roots = [*self.symbol_dirs, Path("/usr/lib/debug")]
+        candidates = [p for r in roots for p in build_id_paths(r, build_id, ".debug")]
+        candidates += [r / build_id / "debuginfo" for r in self.symbol_dirs]
+        for candidate in candidates:
+            if candidate.is_file() and build_id_of_path(str(candidate)) == build_id:
+                return candidate
+        return None
+
+    def _find(self, path: str, build_id: str | None) -> Path | None:
+        if build_id is not None and not valid_build_id(build_id):
+            warn(f"{path}: recorded build-id is not hex; binary not looked up")
+            return None
+        mismatched: list[Path] = []
+        for candidate in self._candidates(path, build_id):
+            if not candidate.is_file():
+                continue
+            got = build_id_of_path(str(candidate))
+            if build_id is None or got == build_id:
+                return candidate
+            mismatched.append(candidate)
+        if build_id is not None:
+            hit = self._indexed().get(build_id)
+            if hit is not None:
+                return hit
+        if mismatched:
+            warn(f"{path}: {mismatched[0]} has a different build-id than recorded "
+                 f"({build_id}); not used")
+        return None
+
+    def _candidates(self, path: str, build_id: str | None) -> Iterator[Path]:
+        rel = path.lstrip("/")
+        name = os.path.basename(path)
+        for root in self.symbol_dirs:
+            if build_id is not None:
+                yield from build_id_paths(root, build_id)
+                yield root / build_id / "executable"
+            if rel:
+                yield root / rel
+            if name:
+                yield root / name
+        if self.use_original_paths and path.startswith("/"):
+            yield Path(path)
+
+    def _indexed(self) -> dict[str, Path]:
+        """Build-id -> file for every ELF file below the symbol folders (built once)."""
+        if self._index is None:
+            self._index = {}
+            seen = 0
+            for root in self.symbol_dirs:
+                for folder, _dirs, files in os.walk(root):
+                    for fname in files:
+                        seen += 1
+                        if seen > _MAX_INDEX_FILES:
+                            warn(f"{root}: more than {_MAX_INDEX_FILES} files; index cut short")
+                            return self._index
+                        full = os.path.join(folder, fname)
+                        if fname.endswith(".debug") or not os.path.isfile(full):
+                            continue
+                        got = build_id_of_path(full)
+                        if got is not None:
+                            self._index.setdefault(got, Path(full))
+        return self._index

@@ -1,0 +1,82 @@
+"""Symbolized stacks: the in-memory intermediate every reporter draws from.
+
+`bee_report.symbolize` turns recordings into a Profile; reporters (folded, top, svg,
+diff, exports) read only this model, never msgpack. Frames are root first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class FrameKind(StrEnum):
+    """What kind of code a frame is in; reporters colour and mark frames by it."""
+
+    USER = "user"
+    KERNEL = "kernel"
+    JIT = "jit"
+    INLINED = "inlined"
+    ROOT = "root"  # synthetic grouping frames: process, thread, cpu
+
+
+#: Folded-format suffixes, as flamegraph.pl and bcc write them.
+FOLDED_SUFFIX = {FrameKind.KERNEL: "_[k]", FrameKind.JIT: "_[j]", FrameKind.INLINED: "_[i]"}
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One symbolized frame."""
+
+    name: str
+    kind: FrameKind = FrameKind.USER
+    module: str = ""  # basename of the binary ("[kernel.kallsyms]" for the kernel)
+    file: str | None = None
+    line: int | None = None
+    address: int = 0  # runtime address (0 for synthetic frames)
+
+    def folded(self, lines: bool = False) -> str:
+        """The frame as it appears in folded stacks (with its kind suffix)."""
+        name = self.name
+        if lines and self.file is not None:
+            name = f"{name} [{self.file}:{self.line or 0}]"
+        name = name.replace(";", ":").replace("\n", " ")
+        return name + FOLDED_SUFFIX.get(self.kind, "")
+
+
+@dataclass(frozen=True, slots=True)
+class StackSample:
+    """Weighted samples of one symbolized stack in one thread."""
+
+    frames: tuple[Frame, ...]  # root first: outermost user frame ... innermost kernel frame
+    weight: int
+    count: int
+    pid: int
+    tid: int
+    cpu: int
+    comm: str  # process name
+    thread: str  # thread name
+    event: str = "cpu-clock"
+
+
+@dataclass
+class Profile:
+    """All samples of one or more recordings, symbolized."""
+
+    samples: list[StackSample] = field(default_factory=list)
+    unit: str = "samples"
+    sources: list[str] = field(default_factory=list)
+    lost: int = 0
+
+    @property
+    def total(self) -> int:
+        """Sum of the weights of all samples."""
+        return sum(s.weight for s in self.samples)
+
+    def filtered(self, keep: Iterable[StackSample]) -> Profile:
+        """A profile with the same metadata and only the given samples."""
+        return Profile(list(keep), self.unit, list(self.sources), self.lost)
+
+    def __iter__(self) -> Iterator[StackSample]:
+        return iter(self.samples)

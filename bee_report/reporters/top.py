@@ -1,0 +1,71 @@
+"""The top table: functions (or modules) by self and total weight, with percentages."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from bee_report.profile import Frame, FrameKind, Profile
+
+BY_CHOICES = ("function", "module")
+
+
+@dataclass(frozen=True, slots=True)
+class TopRow:
+    """One row of the table."""
+
+    name: str
+    self_weight: int
+    total_weight: int
+
+
+def _label(frame: Frame, by: str) -> str:
+    if by == "module":
+        return frame.module or "[unknown]"
+    suffix = " [k]" if frame.kind is FrameKind.KERNEL else ""
+    suffix = " [inlined]" if frame.kind is FrameKind.INLINED else suffix
+    suffix = " [jit]" if frame.kind is FrameKind.JIT else suffix
+    return frame.name + suffix
+
+
+def top_rows(profile: Profile, by: str = "function") -> list[TopRow]:
+    """Rows sorted by self weight, then total weight, then name."""
+    self_w: Counter[str] = Counter()
+    total_w: Counter[str] = Counter()
+    for s in profile:
+        if not s.frames:
+            continue
+        labels = [_label(f, by) for f in s.frames]
+        self_w[labels[-1]] += s.weight
+        for name in set(labels):
+            total_w[name] += s.weight
+    rows = [TopRow(n, self_w[n], total_w[n]) for n in total_w]
+    rows.sort(key=lambda r: (-r.self_weight, -r.total_weight, r.name))
+    return rows
+
+
+def _fmt_weight(value: int, unit: str) -> str:
+    if unit == "nanoseconds":
+        for div, suffix in ((1e9, "s"), (1e6, "ms"), (1e3, "us")):
+            if value >= div:
+                return f"{value / div:.2f}{suffix}"
+        return f"{value}ns"
+    return str(value)
+
+
+def render(profile: Profile, by: str = "function", limit: int = 25) -> str:
+    """The table as text, with a one-line summary on top."""
+    total = profile.total
+    rows = top_rows(profile, by)
+    unit = profile.unit
+    head = f"{total} {unit}" if unit != "nanoseconds" else f"{_fmt_weight(total, unit)} total"
+    lines = [f"# {head} in {len(profile.samples)} stacks"
+             + (f", {profile.lost} lost" if profile.lost else "")]
+    title = "MODULE" if by == "module" else "FUNCTION"
+    lines.append(f"{'SELF':>10} {'SELF%':>7} {'TOTAL':>10} {'TOTAL%':>7}  {title}")
+    for r in rows[: max(limit, 0)]:
+        sp = 100.0 * r.self_weight / total if total else 0.0
+        tp = 100.0 * r.total_weight / total if total else 0.0
+        lines.append(f"{_fmt_weight(r.self_weight, unit):>10} {sp:>6.2f}% "
+                     f"{_fmt_weight(r.total_weight, unit):>10} {tp:>6.2f}%  {r.name}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,191 @@
+"""Turn recordings into a Profile of symbolized stacks.
+
+User addresses are mapped to ELF virtual addresses through the recorded mapping (start,
+file offset) and the binary's program headers, never by assuming a base address. Names
+come from `.symtab`/`.dynsym` (demangled); kernel names from the recorded kallsyms
+entries; JIT names from recorded perf-map entries. A frame that cannot be named is kept
+as `module+0xOFFSET` (or `[unknown]`), never dropped. Return addresses (every frame but
+the leaf) are looked up at address - 1 so that a call at the end of a function is
+attributed to its caller, as perf and gdb do.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bee_record.errors import BeeError
+from bee_record.recording import LOST_STACK, Binary, KernelInfo, Process, Recording
+from bee_report.demangle import demangle
+from bee_report.diag import warn
+from bee_report.elf import ElfFile, FunctionTable
+from bee_report.locate import Locator
+from bee_report.profile import Frame, FrameKind, Profile, StackSample
+
+KERNEL_MODULE = "[kernel.kallsyms]"
+UNKNOWN = "[unknown]"
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolizeOptions:
+    """How to symbolize."""
+
+    symbol_dirs: tuple[Path, ...] = ()
+    use_original_paths: bool = True
+
+
+@dataclass
+class _Image:
+    """A located binary ready for lookups."""
+
+    elf: ElfFile
+    functions: FunctionTable
+    cache: dict[int, tuple[Frame, ...]] = field(default_factory=dict)
+
+
+class _ProcessMaps:
+    """Bisectable executable mappings and JIT symbols of one recorded process."""
+
+    def __init__(self, proc: Process) -> None:
+        self.maps = sorted(proc.maps, key=lambda m: m.start)
+        self.starts = [m.start for m in self.maps]
+        self.jit = sorted(proc.jit, key=lambda j: j.start)
+        self.jit_starts = [j.start for j in self.jit]
+
+
+class _Kernel:
+    """Recorded kallsyms entries, bisectable."""
+
+    def __init__(self, info: KernelInfo) -> None:
+        self.symbols = info.symbols
+        self.starts = [s.address for s in info.symbols]
+
+    def frame(self, addr: int, leaf: bool) -> Frame:
+        look = addr if leaf else addr - 1
+        i = bisect.bisect_right(self.starts, look) - 1
+        if i < 0:
+            return Frame(UNKNOWN, FrameKind.KERNEL, KERNEL_MODULE, address=addr)
+        sym = self.symbols[i]
+        module = f"[{sym.module}]" if sym.module else KERNEL_MODULE
+        return Frame(sym.name, FrameKind.KERNEL, module, address=addr)
+
+
+class Symbolizer:
+    """Symbolizes recordings; images are located and loaded once per build-id."""
+
+    def __init__(self, opts: SymbolizeOptions | None = None) -> None:
+        self.opts = opts or SymbolizeOptions()
+        self.locator = Locator(self.opts.symbol_dirs, self.opts.use_original_paths)
+        self._images: dict[tuple[str, str | None], _Image | None] = {}
+
+    def close(self) -> None:
+        """Release mapped files."""
+        for img in self._images.values():
+            if img is not None:
+                img.elf.close()
+        self._images.clear()
+
+    def profile(self, recordings: Sequence[tuple[str, Recording]]) -> Profile:
+        """Symbolize every sample of the recordings into one Profile."""
+        units = {rec.header.weight_unit for _, rec in recordings}
+        if len(units) > 1:
+            raise BeeError(f"cannot merge recordings weighted in different units: {sorted(units)}")
+        out = Profile(unit=units.pop() if units else "samples",
+                      sources=[name for name, _ in recordings])
+        for _, rec in recordings:
+            out.samples.extend(self._recording(rec))
+            out.lost += rec.total_lost
+        return out
+
+    def _recording(self, rec: Recording) -> list[StackSample]:
+        kernel = _Kernel(rec.kernel)
+        procs = [_ProcessMaps(p) for p in rec.processes]
+        stack_cache: dict[tuple[int, int, int], tuple[Frame, ...]] = {}
+        samples = []
+        for s in rec.samples:
+            key = (s.process, s.user_stack, s.kernel_stack)
+            frames = stack_cache.get(key)
+            if frames is None:
+                frames = stack_cache[key] = self._frames(rec, procs, kernel, s.process,
+                                                         s.user_stack, s.kernel_stack)
+            proc = rec.processes[s.process]
+            samples.append(StackSample(
+                frames=frames, weight=s.weight, count=s.count, pid=proc.pid, tid=s.tid,
+                cpu=s.cpu, comm=proc.comm, thread=s.comm, event=rec.header.events[s.event],
+            ))
+        return samples
+
+    def _frames(self, rec: Recording, procs: list[_ProcessMaps], kernel: _Kernel,
+                pidx: int, ustack: int, kstack: int) -> tuple[Frame, ...]:
+        frames: list[Frame] = []
+        if ustack == LOST_STACK:
+            frames.append(Frame("[lost user stack]", FrameKind.USER))
+        elif ustack >= 0:
+            addrs = rec.stacks[ustack]
+            for depth in range(len(addrs) - 1, -1, -1):
+                frames.extend(self._user(rec, procs[pidx], addrs[depth], depth == 0))
+        if kstack == LOST_STACK:
+            frames.append(Frame("[lost kernel stack]", FrameKind.KERNEL, KERNEL_MODULE))
+        elif kstack >= 0:
+            addrs = rec.stacks[kstack]
+            frames.extend(kernel.frame(addrs[d], d == 0) for d in range(len(addrs) - 1, -1, -1))
+        return tuple(frames)
+
+    def _user(self, rec: Recording, pm: _ProcessMaps, addr: int, leaf: bool) -> tuple[Frame, ...]:
+        look = addr if leaf else addr - 1
+        i = bisect.bisect_right(pm.starts, look) - 1
+        if i < 0 or look >= pm.maps[i].end:
+            j = bisect.bisect_right(pm.jit_starts, look) - 1
+            if j >= 0 and look < pm.jit[j].start + max(pm.jit[j].size, 1):
+                return (Frame(pm.jit[j].name, FrameKind.JIT, "[jit]", address=addr),)
+            return (Frame(UNKNOWN, FrameKind.USER, address=addr),)
+        m = pm.maps[i]
+        module = os.path.basename(m.path) or m.path or UNKNOWN
+        offset = look - m.start + m.offset
+        img = self._image(rec.binaries[m.binary]) if m.binary >= 0 else None
+        if img is None:
+            return (Frame(f"{module}+0x{offset:x}", FrameKind.USER, module, address=addr),)
+        vaddr = img.elf.file_offset_to_vaddr(offset)
+        if vaddr is None:
+            return (Frame(f"{module}+0x{offset:x}", FrameKind.USER, module, address=addr),)
+        hit = img.cache.get(vaddr)
+        if hit is None:
+            sym = img.functions.lookup(vaddr)
+            name = demangle(sym.name) if sym is not None else f"{module}+0x{offset:x}"
+            hit = img.cache[vaddr] = (Frame(name, FrameKind.USER, module, address=addr),)
+        return hit
+
+    def _image(self, binary: Binary) -> _Image | None:
+        key = (binary.path, binary.build_id)
+        if key in self._images:
+            return self._images[key]
+        img = None
+        path = self.locator.find(binary.path, binary.build_id)
+        if path is not None:
+            img = self._load(path, binary)
+        elif binary.path:
+            warn(f"{binary.path}: not found (build-id {binary.build_id or 'none'}); "
+                 "frames shown as module+offset; pass --symbols DIR")
+        self._images[key] = img
+        return img
+
+    def _load(self, path: Path, binary: Binary) -> _Image | None:
+        try:
+            elf = ElfFile.open(path)
+        except BeeError as exc:
+            warn(str(exc))
+            return None
+        functions = elf.functions()
+        if len(functions) == 0 or elf.section(".symtab") is None:
+            debug = self.locator.find_debug(binary.build_id)
+            if debug is not None:
+                try:
+                    dbg = ElfFile.open(debug)
+                    if len(dbg.functions()) > len(functions):
+                        functions = dbg.functions()
+                except BeeError as exc:
+                    warn(str(exc))
+        return _Image(elf, functions)

@@ -1,0 +1,95 @@
+"""Write `formats/sample-v1.bee`, a small hand-made recording that shows every table.
+
+Run: `python formats/make_sample.py` (the test suite checks that the committed file is
+byte-identical to what this script produces, so the two cannot drift apart).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bee_record import codec  # noqa: E402
+from bee_record.recording import (  # noqa: E402
+    LOST_STACK,
+    NO_STACK,
+    Binary,
+    Header,
+    KernelInfo,
+    KernelSymbol,
+    Mapping,
+    Process,
+    Recording,
+    Sample,
+)
+
+SAMPLE = Path(__file__).resolve().parent / "sample-v1.bee"
+
+
+def sample_recording() -> Recording:
+    """A two-process recording: an app with a user+kernel stack, and a kernel thread."""
+    app = Process(
+        pid=4242, generation=0, ns_pid=4242, ppid=1, comm="app", exe="/opt/app/bin/app",
+        cmdline=("/opt/app/bin/app", "--serve"),
+        maps=(
+            Mapping(0x555555554000 + 0x1000, 0x555555554000 + 0x2000, 0x1000, 0x803, 131,
+                    "/opt/app/bin/app", 0),
+            Mapping(0x7FFFF7DC2000, 0x7FFFF7F17000, 0x26000, 0x803, 2621,
+                    "/usr/lib/x86_64-linux-gnu/libc.so.6", 1),
+            Mapping(0x7FFFF7FC1000, 0x7FFFF7FC3000, 0, 0, 0, "[vdso]", -1),
+        ),
+    )
+    kworker = Process(pid=77, generation=0, ns_pid=77, ppid=2, comm="kworker/0:1", exe="",
+                      cmdline=None, maps=())
+    stacks = (
+        (0x555555555150, 0x5555555551A0, 0x7FFFF7DEB24A),  # app: leaf ... root
+        (0xFFFFFFFF81001234, 0xFFFFFFFF81005678),  # kernel: leaf, caller
+    )
+    samples = (
+        Sample(process=0, tid=4242, cpu=0, comm="app", user_stack=0, kernel_stack=NO_STACK,
+               count=90, weight=90),
+        Sample(process=0, tid=4243, cpu=1, comm="app-worker", user_stack=0, kernel_stack=1,
+               count=7, weight=7),
+        Sample(process=0, tid=4243, cpu=1, comm="app-worker", user_stack=LOST_STACK,
+               kernel_stack=1, count=1, weight=1),
+        Sample(process=1, tid=77, cpu=0, comm="kworker/0:1", user_stack=NO_STACK,
+               kernel_stack=1, count=2, weight=2),
+    )
+    return Recording(
+        header=Header(
+            host="target-1", kernel_release="6.1.0-13-amd64", arch="x86_64",
+            start_time_ns=1_764_000_000_000_000_000, duration_ns=1_000_000_000,
+            frequency_hz=99, mode="cpu", weight_unit="samples", events=("cpu-clock",),
+            target="system", bee_version="0.1.0", argv=("bee", "record", "-d", "1"),
+        ),
+        binaries=(
+            Binary("/opt/app/bin/app", "0123456789abcdef0123456789abcdef01234567", 16384),
+            Binary("/usr/lib/x86_64-linux-gnu/libc.so.6",
+                   "93ac61ec5a8eb1396f9fbd350e3169a558528a40", 1922136),
+        ),
+        processes=(app, kworker),
+        stacks=stacks,
+        samples=samples,
+        kernel=KernelInfo(
+            release="6.1.0-13-amd64", build_id="4a5a9b0affb66c437abcd455d2738af879985fa9",
+            symbols=(
+                KernelSymbol(0xFFFFFFFF81001200, "native_safe_halt", ""),
+                KernelSymbol(0xFFFFFFFF81001300, "default_idle", ""),
+                KernelSymbol(0xFFFFFFFF81005600, "do_idle", ""),
+                KernelSymbol(0xFFFFFFFF81005700, "cpu_startup_entry", ""),
+            ),
+        ),
+        lost={"user_stack_errors": 1, "kernel_stack_errors": 0},
+    )
+
+
+def main() -> None:
+    """Write the sample file."""
+    size = codec.write(sample_recording(), SAMPLE)
+    print(f"Wrote {SAMPLE} ({size} bytes)")
+
+
+if __name__ == "__main__":
+    main()

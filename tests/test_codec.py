@@ -1,0 +1,179 @@
+"""The recording format: round trips, the committed sample, and every way a file can be bad."""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import zlib
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from bee_record import codec
+from bee_record.errors import RecordingFormatError
+from formats.make_sample import SAMPLE, sample_recording
+
+
+def _write_body(path: Path, body: object, version: int = codec.FORMAT_VERSION) -> Path:
+    raw = zlib.compress(msgpack.packb(body, use_bin_type=True))
+    pre = struct.pack(">8sHBBQI", codec.MAGIC, version, 1, 0, len(raw), zlib.crc32(raw))
+    path.write_bytes(pre + raw)
+    return path
+
+
+def test_round_trip_preserves_every_field(tmp_path: Path) -> None:
+    # GIVEN a recording with every table filled
+    rec = sample_recording()
+    # WHEN it is written and read back
+    path = tmp_path / "r.bee"
+    codec.write(rec, path)
+    back = codec.read(path)
+    # THEN it is equal, field by field
+    assert back == rec
+
+
+def test_uncompressed_round_trip(tmp_path: Path) -> None:
+    rec = sample_recording()
+    path = tmp_path / "r.bee"
+    codec.write(rec, path, compress=False)
+    assert codec.read(path) == rec
+    assert path.read_bytes()[10] == codec.COMPRESSION_NONE
+
+
+def test_committed_sample_matches_its_generator() -> None:
+    # GIVEN the committed sample file and the script that makes it
+    # THEN the bytes are identical (the spec's sample cannot drift from the code)
+    assert SAMPLE.read_bytes() == codec.encode(sample_recording())
+
+
+def test_file_is_written_with_mode_0600(tmp_path: Path) -> None:
+    path = tmp_path / "r.bee"
+    codec.write(sample_recording(), path)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_failed_write_leaves_nothing_under_the_final_name(tmp_path: Path) -> None:
+    # GIVEN a folder that cannot be written
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    target = folder / "r.bee"
+    try:
+        # WHEN writing there (root ignores mode bits, so use a missing folder as well)
+        with pytest.raises(Exception) as err:
+            codec.write(sample_recording(), tmp_path / "missing" / "r.bee")
+        assert "cannot write" in str(err.value)
+    finally:
+        folder.chmod(0o700)
+    # THEN no file and no temporary file are left behind
+    assert not target.exists()
+    assert list(folder.iterdir()) == []
+
+
+def test_newer_version_is_refused_with_its_own_message(tmp_path: Path) -> None:
+    data = bytearray(codec.encode(sample_recording()))
+    data[8:10] = struct.pack(">H", codec.FORMAT_VERSION + 1)
+    path = tmp_path / "new.bee"
+    path.write_bytes(bytes(data))
+    with pytest.raises(RecordingFormatError, match="format version 2 is newer"):
+        codec.read(path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty file"),
+        (b"perf data not ours" * 4, "not a bee recording"),
+        (codec.MAGIC + b"\x00", "incomplete header"),
+    ],
+)
+def test_foreign_and_short_files(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "x.bee"
+    path.write_bytes(content)
+    with pytest.raises(RecordingFormatError, match=message) as err:
+        codec.read(path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("cut", [30, 100, 300, -1])
+def test_truncated_files(tmp_path: Path, cut: int) -> None:
+    data = codec.encode(sample_recording())
+    path = tmp_path / "t.bee"
+    path.write_bytes(data[:cut])
+    with pytest.raises(RecordingFormatError, match="truncated"):
+        codec.read(path)
+
+
+def test_flipped_byte_is_caught_by_the_checksum(tmp_path: Path) -> None:
+    data = bytearray(codec.encode(sample_recording()))
+    data[len(data) // 2] ^= 0x40
+    path = tmp_path / "c.bee"
+    path.write_bytes(bytes(data))
+    with pytest.raises(RecordingFormatError, match="checksum"):
+        codec.read(path)
+
+
+def test_directory_is_not_a_recording(tmp_path: Path) -> None:
+    with pytest.raises(RecordingFormatError, match="directory"):
+        codec.read(tmp_path)
+
+
+def _body() -> dict[str, object]:
+    raw = codec.encode(sample_recording(), compress=False)[codec.PREAMBLE_SIZE:]
+    return msgpack.unpackb(raw)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda b: b.pop("samples"), "missing 'samples'"),
+        (lambda b: b["samples"][0].__setitem__(0, 99), r"samples\[0\].process"),
+        (lambda b: b["samples"][0].__setitem__(4, 99), r"samples\[0\].user_stack"),
+        (lambda b: b["stacks"][0].__setitem__(0, 10**6), r"stacks\[0\]"),
+        (lambda b: b["processes"][0][7][0].__setitem__(6, 5), r"maps\[0\].binary"),
+        (lambda b: b["binaries"][0].__setitem__(1, "../../etc/passwd"), "build-id"),
+        (lambda b: b["header"].__setitem__("weight_unit", "parsecs"), "weight_unit"),
+        (lambda b: b["header"].__setitem__("host", 5), "header.host"),
+        (lambda b: b["strings"].append(7), r"strings\[\d+\]"),
+        (lambda b: b["kernel"]["symbols"].reverse(), "not sorted"),
+        (lambda b: b["processes"][0][7][0].__setitem__(1, 0), "ends before it starts"),
+    ],
+)
+def test_semantic_corruption_names_the_field(tmp_path: Path, mutate: object, message: str) -> None:
+    # GIVEN a well-formed file whose content was altered (checksum kept valid)
+    body = _body()
+    mutate(body)  # type: ignore[operator]
+    path = _write_body(tmp_path / "m.bee", body)
+    # WHEN read THEN one error names the field
+    with pytest.raises(RecordingFormatError, match=message):
+        codec.read(path)
+
+
+def test_hostile_array_length_is_refused_before_allocation(tmp_path: Path) -> None:
+    # GIVEN a body claiming an array of 4 billion items in a few bytes
+    raw = b"\x81\xa7strings\xdd\xff\xff\xff\xff"
+    pre = struct.pack(">8sHBBQI", codec.MAGIC, 1, 0, 0, len(raw), zlib.crc32(raw))
+    path = tmp_path / "h.bee"
+    path.write_bytes(pre + raw)
+    with pytest.raises(RecordingFormatError, match="corrupt body"):
+        codec.read(path)
+
+
+def test_unknown_optional_keys_are_ignored(tmp_path: Path) -> None:
+    # GIVEN a file with an extra key and an extra trailing sample column (allowed additions)
+    body = _body()
+    body["future_table"] = [1, 2, 3]
+    body["samples"][0].append("extra")  # type: ignore[index]
+    path = _write_body(tmp_path / "f.bee", body)
+    # THEN it still reads, with the same samples
+    assert codec.read(path).samples == sample_recording().samples
+
+
+def test_older_reader_fields_default(tmp_path: Path) -> None:
+    body = _body()
+    del body["header"]["argv"]  # type: ignore[attr-defined]
+    del body["lost"]
+    rec = codec.read(_write_body(tmp_path / "o.bee", body))
+    assert rec.header.argv == () and rec.lost == {}
+    assert dataclasses.replace(rec, lost=sample_recording().lost).samples == rec.samples

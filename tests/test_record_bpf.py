@@ -1,0 +1,181 @@
+"""`bee record` on real BPF, then `bee report` offline: the foundation's end-to-end tests.
+
+These load BPF programs and need root; see conftest.py for how they are gated.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bee_record import codec
+from tests.conftest import REPO, run_bee
+
+pytestmark = [pytest.mark.bpf]
+
+
+def folded_lines(text: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        stack, _, count = line.rpartition(" ")
+        out[stack] = out.get(stack, 0) + int(count)
+    return out
+
+
+def share(folded: dict[str, int], needle: str) -> float:
+    total = sum(folded.values())
+    return sum(v for k, v in folded.items() if needle in k) / total if total else 0.0
+
+
+@pytest.fixture()
+def chain(build_c: Callable[..., Path]) -> Path:
+    return build_c("chain.c")
+
+
+def test_command_mode_resolves_from_a_renamed_copy_after_the_original_is_deleted(
+    chain: Path, tmp_path: Path
+) -> None:
+    # GIVEN a frame-pointer binary with a known call chain, copied under another name
+    symbols = tmp_path / "symbols"
+    symbols.mkdir()
+    shutil.copy(chain, symbols / "renamed-copy")
+    out = tmp_path / "chain.bee"
+    # WHEN it is recorded through `--` at 499 Hz for 2 s
+    rec = run_bee("record", "-F", "499", "-o", out, "--", chain, "2")
+    assert rec.returncode == 0, rec.stderr
+    assert f"Wrote {out} (" in rec.stderr and " samples, 1 processes, 0 lost)" in rec.stderr
+    chain.unlink()
+    # AND reported with only the copy available
+    rep = run_bee("report", out, "--symbols", symbols, "--format", "folded")
+    assert rep.returncode == 0, rep.stderr
+    folded = folded_lines(rep.stdout)
+    # THEN the chain is named root first and the shares match the workload (3:1)
+    inner = share(folded, "main;bee_outer;bee_middle;bee_inner")
+    side = share(folded, "main;bee_outer;bee_side")
+    assert 0.60 < inner < 0.90, rep.stdout
+    assert 0.10 < side < 0.40, rep.stdout
+    assert all(k.startswith("chain;") for k in folded)
+    assert sum(folded.values()) > 500
+    assert out.stat().st_mode & 0o777 == 0o600
+
+
+def test_command_exit_code_is_returned(tmp_path: Path) -> None:
+    rec = run_bee("record", "-q", "-o", tmp_path / "x.bee", "--", "sh", "-c", "exit 3")
+    assert rec.returncode == 3
+    assert codec.read(tmp_path / "x.bee").header.target.startswith("command sh")
+
+
+def test_pid_mode_records_only_that_process(chain: Path, tmp_path: Path) -> None:
+    # GIVEN a running process
+    proc = subprocess.Popen([chain, "6"])
+    try:
+        out = tmp_path / "pid.bee"
+        # WHEN recorded by pid for 1.5 s
+        rec = run_bee("record", "-p", proc.pid, "-F", "199", "-d", "1.5", "-o", out)
+        assert rec.returncode == 0, rec.stderr
+    finally:
+        proc.kill()
+        proc.wait()
+    recording = codec.read(out)
+    # THEN every sample belongs to that pid and the chain is there
+    assert {recording.processes[s.process].pid for s in recording.samples} == {proc.pid}
+    assert recording.total_samples > 150
+    rep = run_bee("report", out, "-f", "folded")
+    assert share(folded_lines(rep.stdout), "main;bee_outer;bee_middle;bee_inner") > 0.5
+
+
+def test_system_wide_names_kernel_frames(tmp_path: Path) -> None:
+    # GIVEN a syscall-heavy process running beside the recording
+    busy = subprocess.Popen(["dd", "if=/dev/zero", "of=/dev/null", "bs=512", "count=100000000"])
+    try:
+        out = tmp_path / "sys.bee"
+        # WHEN the whole system is recorded
+        rec = run_bee("record", "-F", "199", "-d", "2", "-o", out)
+        assert rec.returncode == 0, rec.stderr
+    finally:
+        busy.kill()
+        busy.wait()
+    recording = codec.read(out)
+    assert recording.header.target == "system"
+    assert recording.kernel.symbols, "kallsyms entries for sampled kernel addresses"
+    rep = run_bee("report", out, "-f", "folded")
+    assert rep.returncode == 0, rep.stderr
+    dd = {k: v for k, v in folded_lines(rep.stdout).items() if k.startswith("dd;")}
+    kernel_frames = {f for k in dd for f in k.split(";") if f.endswith("_[k]")}
+    # THEN dd's stacks end in named kernel frames (e.g. read/write paths)
+    named = {f for f in kernel_frames if not f.startswith("[unknown]")}
+    assert len(named) >= 3, sorted(kernel_frames)
+    assert any("sys_" in f or "syscall" in f for f in named), sorted(named)
+
+
+def test_build_id_mismatch_is_never_used(chain: Path, build_c: Callable[..., Path],
+                                         tmp_path: Path) -> None:
+    # GIVEN a recording, then a different build placed where the original was
+    out = tmp_path / "m.bee"
+    assert run_bee("record", "-q", "-o", out, "--", chain, "1").returncode == 0
+    other = build_c("chain.c", name="other", flags=("-DVARIANT=2", "-O2"))
+    symbols = tmp_path / "sym"
+    symbols.mkdir()
+    shutil.copy(other, symbols / "chain")
+    os.replace(other, chain)
+    # WHEN reported
+    rep = run_bee("report", out, "--symbols", symbols, "-f", "folded")
+    # THEN a warning names the mismatch and no frame is named from the wrong binary
+    assert rep.returncode == 0
+    assert "different build-id" in rep.stderr
+    assert "bee_inner" not in rep.stdout
+    assert "chain+0x" in rep.stdout
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_signal_stops_with_a_complete_file(tmp_path: Path, sig: int) -> None:
+    out = tmp_path / "s.bee"
+    proc = subprocess.Popen([sys.executable, "-m", "bee", "record", "-o", str(out)],
+                            cwd=REPO, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()
+    assert "Recording" in line, line
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Wrote" in err
+    assert codec.read(out).header.duration_ns > 0
+
+
+def test_missing_pid_is_one_line(tmp_path: Path) -> None:
+    rec = run_bee("record", "-p", "999999999", "-o", tmp_path / "x.bee")
+    assert rec.returncode != 0
+    assert rec.stderr.strip() == "bee: no process with pid 999999999"
+
+
+def test_without_privileges_says_what_is_missing(tmp_path: Path) -> None:
+    if shutil.which("setpriv") is None:
+        pytest.fail("setpriv (util-linux) is needed to drop privileges")
+    tmp_path.chmod(0o777)
+    rec = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         "--inh-caps=-all", sys.executable, "-m", "bee", "record", "-d", "1",
+         "-o", str(tmp_path / "x.bee")],
+        capture_output=True, text=True, cwd=REPO, env={**os.environ, "HOME": str(tmp_path)},
+    )
+    assert rec.returncode != 0
+    lines = rec.stderr.strip().splitlines()
+    assert len(lines) == 1, rec.stderr
+    assert "CAP_BPF" in lines[0] and "CAP_PERFMON" in lines[0]
+    assert not (tmp_path / "x.bee").exists()
+
+
+def test_unwritable_output_fails_before_loading_bpf(tmp_path: Path) -> None:
+    rec = run_bee("record", "-o", tmp_path / "missing" / "x.bee", "-d", "1")
+    assert rec.returncode != 0
+    assert rec.stderr.strip().endswith("does not exist")
+    assert "Recording" not in rec.stderr
