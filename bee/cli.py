@@ -19,7 +19,7 @@ from bee_record.errors import BeeError
 class _BeeGroup(TyperGroup):
     """Runs a command and turns a BeeError into one line on stderr and its exit code."""
 
-    def invoke(self, ctx: typer.Context) -> object:
+    def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except BeeError as exc:
@@ -28,6 +28,10 @@ class _BeeGroup(TyperGroup):
         except KeyboardInterrupt:
             typer.echo("bee: interrupted", err=True)
             raise typer.Exit(130) from None
+        except OSError as exc:  # an environment problem not caught closer to its cause
+            where = f": {exc.filename}" if exc.filename else ""
+            typer.echo(f"bee: {exc.strerror or exc}{where}", err=True)
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(
@@ -53,20 +57,35 @@ def record(
         help="Command to start and record until it exits (after --).")] = None,
     pid: Annotated[list[int] | None, typer.Option(
         "--pid", "-p", help="Record this process and its children. Repeatable.")] = None,
-    frequency: Annotated[int, typer.Option("--frequency", "-F", help="Samples per second per CPU.")] = 99,
+    frequency: Annotated[int, typer.Option(
+        "--frequency", "-F", help="Samples per second per CPU.")] = 99,
+    mode: Annotated[str, typer.Option(
+        help="cpu (on-CPU samples) | offcpu (blocked time, sched_switch) | wall (both, in ns)."
+    )] = "cpu",
+    min_block: Annotated[int, typer.Option(
+        help="offcpu/wall: ignore blocks shorter than this many microseconds.")] = 1,
+    max_block: Annotated[int | None, typer.Option(
+        help="offcpu/wall: ignore blocks longer than this many microseconds.")] = None,
+    rotate: Annotated[float | None, typer.Option(
+        help="Write a numbered series of complete files, one per this many seconds.")] = None,
     duration: Annotated[float | None, typer.Option(
-        "--duration", "-d", help="Seconds to record (default: until Ctrl-C, or the targets exit).")] = None,
+        "--duration", "-d",
+        help="Seconds to record (default: until Ctrl-C, or the targets exit).")] = None,
     output: Annotated[Path | None, typer.Option(
         "--output", "-o", help="Recording file (default: bee-HOST-DATE-TIME.bee).")] = None,
     no_cmdline: Annotated[bool, typer.Option(
         "--no-cmdline", help="Do not store command lines (they can hold secrets).")] = False,
-    user_only: Annotated[bool, typer.Option("--user-only", help="Collect user stacks only.")] = False,
-    kernel_only: Annotated[bool, typer.Option("--kernel-only", help="Collect kernel stacks only.")] = False,
-    include_idle: Annotated[bool, typer.Option("--include-idle", help="Also sample the idle task.")] = False,
+    user_only: Annotated[bool, typer.Option(
+        "--user-only", help="Collect user stacks only.")] = False,
+    kernel_only: Annotated[bool, typer.Option(
+        "--kernel-only", help="Collect kernel stacks only.")] = False,
+    include_idle: Annotated[bool, typer.Option(
+        "--include-idle", help="Also sample the idle task.")] = False,
     stack_storage_size: Annotated[int, typer.Option(
         help="Unique stacks the kernel can hold between drains.")] = 16384,
     counts_size: Annotated[int, typer.Option(help="Unique sample keys between drains.")] = 40960,
-    drain_interval: Annotated[float, typer.Option(help="Seconds between drains of kernel maps.")] = 1.0,
+    drain_interval: Annotated[float, typer.Option(
+        help="Seconds between drains of kernel maps.")] = 1.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
     """Record stacks with BPF into one compact file. No symbolization happens here."""
@@ -78,7 +97,8 @@ def record(
         raise BeeError("--user-only and --kernel-only exclude each other")
     opts = RecordOptions(
         output=output, pids=tuple(pid or ()), command=tuple(command or ()),
-        frequency=frequency, duration=duration, keep_cmdline=not no_cmdline,
+        frequency=frequency, mode=mode, min_block_us=min_block, max_block_us=max_block,
+        rotate=rotate, duration=duration, keep_cmdline=not no_cmdline,
         drain_interval=drain_interval, quiet=quiet, argv=tuple(sys.argv),
         sampler=SamplerOptions(
             user_stacks=not kernel_only, kernel_stacks=not user_only, include_idle=include_idle,
@@ -87,7 +107,9 @@ def record(
     )
     result = run(opts)
     if not quiet:
-        typer.echo(f"Wrote {result.path} ({result.samples} samples, {result.processes} processes, "
+        where = result.path if len(result.files) == 1 else (
+            f"{len(result.files)} files {result.files[0]} .. {result.files[-1]}")
+        typer.echo(f"Wrote {where} ({result.samples} samples, {result.processes} processes, "
                    f"{result.lost} lost)", err=True)
         if result.lost_hints:
             typer.echo(f"hint: some data was lost; consider {', '.join(result.lost_hints)}",
@@ -101,20 +123,112 @@ def record(
 def report(
     files: Annotated[list[Path], typer.Argument(help="Recording file(s); several are merged.")],
     format: Annotated[str | None, typer.Option(
-        "--format", "-f", help="folded | top (default: top on a terminal, else folded).")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+        "--format", "-f",
+        help="folded | top | svg | speedscope | pprof (default: top on a terminal, else folded).",
+    )] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write here instead of stdout.")] = None,
     symbols: SymbolsOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-n", help="Rows in the top table.")] = 25,
     by: Annotated[str, typer.Option(help="Top table by function | module.")] = "function",
+    lines: Annotated[bool, typer.Option(help="Add file:line to frames.")] = False,
+    no_inline: Annotated[bool, typer.Option(
+        "--no-inline", help="Hide inlined frames.")] = False,
+    pid: Annotated[list[int] | None, typer.Option(help="Only these processes.")] = None,
+    tid: Annotated[list[int] | None, typer.Option(help="Only these threads.")] = None,
+    comm: Annotated[list[str] | None, typer.Option(
+        help="Only processes or threads with this name.")] = None,
+    cpu: Annotated[list[int] | None, typer.Option(help="Only samples taken on these CPUs.")] = None,
+    user_only: Annotated[bool, typer.Option("--user-only", help="Drop kernel frames.")] = False,
+    kernel_only: Annotated[bool, typer.Option(
+        "--kernel-only", help="Drop user frames.")] = False,
+    focus: Annotated[str | None, typer.Option(
+        help="Keep stacks through a frame matching this regex.")] = None,
+    exclude: Annotated[str | None, typer.Option(
+        help="Drop stacks through a frame matching this regex.")] = None,
+    per_cpu: Annotated[bool, typer.Option("--per-cpu", help="A root frame per CPU.")] = False,
+    per_thread: Annotated[bool, typer.Option(
+        "--per-thread", help="A root frame per thread.")] = False,
+    per_process: Annotated[bool, typer.Option(
+        "--per-process", help="A root frame per process.")] = False,
+    title: Annotated[str, typer.Option(help="SVG title.")] = "Flame Graph",
+    colors: Annotated[str, typer.Option(help="SVG palette: bee, hot, mem, io, java.")] = "bee",
+    width: Annotated[int, typer.Option(help="SVG width in pixels.")] = 1200,
+    minwidth: Annotated[float, typer.Option(help="SVG: hide frames narrower (px).")] = 0.1,
+    reverse: Annotated[bool, typer.Option(help="SVG: reverse stacks.")] = False,
+    inverted: Annotated[bool, typer.Option(help="SVG: icicle graph.")] = False,
+    renderer: Annotated[str, typer.Option(
+        help="SVG renderer: auto (inferno if installed), builtin, inferno.")] = "auto",
 ) -> None:
-    """Symbolize recordings offline and print folded stacks or a top table."""
-    from bee_report.report import ReportOptions
+    """Symbolize recordings offline and render them (table, folded, SVG, exports)."""
+    from bee_report.filters import Filters
+    from bee_report.report import ReportOptions, SvgOptions
     from bee_report.report import run as run_report
+    from bee_report.symbolize import SymbolizeOptions
 
     fmt = format or ("top" if output is None and sys.stdout.isatty() else "folded")
     written = run_report(ReportOptions(
-        files=tuple(files), format=fmt, output=output, symbol_dirs=tuple(symbols or ()),
-        limit=limit, by=by,
+        files=tuple(files), format=fmt, output=output,
+        symbolize=SymbolizeOptions(symbol_dirs=tuple(symbols or ())),
+        filters=Filters(
+            pids=tuple(pid or ()), tids=tuple(tid or ()), comms=tuple(comm or ()),
+            cpus=tuple(cpu or ()), user_only=user_only, kernel_only=kernel_only,
+            focus=focus, exclude=exclude, inline=not no_inline, per_cpu=per_cpu,
+            per_thread=per_thread, per_process=per_process,
+        ),
+        limit=limit, by=by, lines=lines,
+        svg=SvgOptions(title=title, colors=colors, width=width, minwidth=minwidth,
+                       reverse=reverse, inverted=inverted, renderer=renderer),
+    ))
+    if written is not None:
+        typer.echo(f"Wrote {written}", err=True)
+
+
+@app.command()
+def diff(
+    base: Annotated[Path, typer.Argument(help="The baseline recording.")],
+    new: Annotated[Path, typer.Argument(help="The recording to compare with it.")],
+    format: Annotated[str | None, typer.Option(
+        "--format", "-f", help="top | folded | svg (default: top on a terminal, else folded).",
+    )] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write here instead of stdout.")] = None,
+    symbols: SymbolsOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Rows in the top table.")] = 25,
+    by: Annotated[str, typer.Option(help="Top table by function | module.")] = "function",
+    share: Annotated[str, typer.Option(help="Test the self or total share.")] = "self",
+    alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
+    correction: Annotated[str, typer.Option(
+        help="Multiple-comparison correction: bh | holm | none.")] = "bh",
+    normalize: Annotated[bool, typer.Option(
+        help="folded: scale base counts to the new total (difffolded -n).")] = False,
+    ignore_comm: Annotated[bool, typer.Option(
+        "--ignore-comm", help="Match stacks across different process names.")] = False,
+    strip_hex: Annotated[bool, typer.Option(
+        "--strip-hex", help="Ignore hex offsets of unnamed frames (difffolded -s).")] = False,
+    comm: Annotated[list[str] | None, typer.Option(
+        help="Only processes or threads with this name.")] = None,
+    focus: Annotated[str | None, typer.Option(
+        help="Keep stacks through a frame matching this regex.")] = None,
+    exclude: Annotated[str | None, typer.Option(
+        help="Drop stacks through a frame matching this regex.")] = None,
+    title: Annotated[str, typer.Option(help="SVG title.")] = "Flame Graph",
+    renderer: Annotated[str, typer.Option(
+        help="SVG renderer: auto, builtin, inferno.")] = "auto",
+) -> None:
+    """Compare two recordings by symbolized stacks, with significance for the top table."""
+    from bee_report.filters import Filters
+    from bee_report.report import DiffOptions, SvgOptions, run_diff
+    from bee_report.symbolize import SymbolizeOptions
+
+    fmt = format or ("top" if output is None and sys.stdout.isatty() else "folded")
+    written = run_diff(DiffOptions(
+        base=(base,), new=(new,), format=fmt, output=output,
+        symbolize=SymbolizeOptions(symbol_dirs=tuple(symbols or ())),
+        filters=Filters(comms=tuple(comm or ()), focus=focus, exclude=exclude),
+        limit=limit, by=by, share=share, alpha=alpha, correction=correction,
+        normalize=normalize, ignore_comm=ignore_comm, strip_hex=strip_hex,
+        svg=SvgOptions(title=title, renderer=renderer),
     ))
     if written is not None:
         typer.echo(f"Wrote {written}", err=True)

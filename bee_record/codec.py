@@ -8,6 +8,8 @@ corrupt, foreign or newer file is refused with one line naming the file and the 
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import struct
 import tempfile
@@ -136,16 +138,12 @@ def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise RecordError(f"{path}: cannot write: {exc.strerror or exc}") from None
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 
@@ -368,7 +366,7 @@ class _Decoder:
         syms = self.table(k.get("symbols", []), "kernel.symbols", 3, lambda r, w: KernelSymbol(
             self.int_(r[0], f"{w}.address"), self.sref(r[1], f"{w}.name"),
             self.sref(r[2], f"{w}.module")))
-        if any(a.address > b.address for a, b in zip(syms, syms[1:], strict=False)):
+        if any(a.address > b.address for a, b in itertools.pairwise(syms)):
             raise self.fail("kernel.symbols not sorted by address")
         return KernelInfo(
             release=self.str_(k.get("release", ""), "kernel.release"),

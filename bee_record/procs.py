@@ -103,7 +103,7 @@ class ProcessTable:
         """Re-read maps (after dlopen or JIT); keeps mappings no longer present."""
         old = self.processes[idx]
         fresh = self._read_process(old.pid, old.generation, old.comm)
-        if not fresh.maps or fresh.exe != old.exe and old.exe:
+        if not fresh.maps or (fresh.exe != old.exe and old.exe):
             return
         merged = {m.start: m for m in old.maps}
         merged.update({m.start: m for m in fresh.maps})

@@ -13,16 +13,16 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 
 from bee_record import __version__, codec
+from bee_record.collect import Collector, rotated_path
 from bee_record.errors import RecordError
-from bee_record.kallsyms import kernel_info
 from bee_record.procs import ProcessTable
-from bee_record.recording import Header, Recording, Sample
-from bee_record.sampler import LOST_HINTS, RawCount, Sampler, SamplerOptions, check_privileges
+from bee_record.recording import Header
+from bee_record.sampler import LOST_HINTS, Sampler, SamplerOptions, check_privileges
 
 _MIN_FREE_BYTES = 1 << 20
 
@@ -35,10 +35,14 @@ class RecordOptions:
     pids: tuple[int, ...] = ()
     command: tuple[str, ...] = ()
     frequency: int = 99
+    mode: str = "cpu"  # cpu | offcpu | wall
+    min_block_us: int = 1
+    max_block_us: int | None = None
+    rotate: float | None = None  # seconds per file of a numbered series
     duration: float | None = None
     keep_cmdline: bool = True
     drain_interval: float = 1.0
-    sampler: SamplerOptions = SamplerOptions()
+    sampler: SamplerOptions = field(default_factory=SamplerOptions)
     quiet: bool = False
     argv: tuple[str, ...] = ()
 
@@ -48,6 +52,7 @@ class RecordResult:
     """What a finished recording produced."""
 
     path: Path
+    files: tuple[Path, ...]
     samples: int
     processes: int
     lost: int
@@ -66,53 +71,18 @@ def default_output(now: float | None = None) -> Path:
 def check_output(path: Path) -> None:
     """Fail early (before loading BPF) when the output cannot be written."""
     folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise RecordError(f"{path}: is a directory; give a file name with -o")
-    if not folder.is_dir():
-        raise RecordError(f"{path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise RecordError(f"{path}: folder {folder} is not writable")
     try:
+        if path.is_dir():
+            raise RecordError(f"{path}: is a directory; give a file name with -o")
+        if not folder.is_dir():
+            raise RecordError(f"{path}: folder {folder} does not exist")
         st = os.statvfs(folder)
     except OSError as exc:
-        raise RecordError(f"{path}: cannot check free space: {exc.strerror}") from None
+        raise RecordError(f"{path}: cannot use this output: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise RecordError(f"{path}: folder {folder} is not writable")
     if st.f_bavail * st.f_frsize < _MIN_FREE_BYTES:
         raise RecordError(f"{path}: no space left in {folder}")
-
-
-class _Collector:
-    """Turns drained counts into the recording's tables."""
-
-    def __init__(self, table: ProcessTable) -> None:
-        self.table = table
-        self.stacks: dict[tuple[int, ...], int] = {}
-        self.samples: dict[tuple[int, int, int, str, int, int], int] = {}
-        self.kernel_addresses: set[int] = set()
-        self._refreshed: set[int] = set()
-
-    def stack(self, value: tuple[int, ...] | int) -> int:
-        if isinstance(value, int):
-            return value
-        idx = self.stacks.get(value)
-        if idx is None:
-            idx = self.stacks[value] = len(self.stacks)
-        return idx
-
-    def add(self, raw: RawCount) -> None:
-        proc = self.table.index_of(raw.pid, raw.generation, raw.comm)
-        if isinstance(raw.user_stack, tuple) and proc not in self._refreshed and not all(
-            self.table.covers(proc, a) for a in raw.user_stack
-        ):
-            self._refreshed.add(proc)
-            self.table.refresh(proc)
-        if isinstance(raw.kernel_stack, tuple):
-            self.kernel_addresses.update(raw.kernel_stack)
-        key = (proc, raw.tid, raw.cpu, raw.comm, self.stack(raw.user_stack),
-               self.stack(raw.kernel_stack))
-        self.samples[key] = self.samples.get(key, 0) + raw.count
-
-    def end_drain(self) -> None:
-        self._refreshed.clear()
 
 
 class _Stop:
@@ -160,6 +130,49 @@ def _exit_code(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
+MODES = ("cpu", "offcpu", "wall")
+
+
+def _sampler_options(opts: RecordOptions, filter_pids: bool) -> SamplerOptions:
+    if opts.mode not in MODES:
+        raise RecordError(f"--mode {opts.mode}: choose one of {', '.join(MODES)}")
+    if opts.frequency <= 0 or opts.frequency > 100_000:
+        raise RecordError(f"frequency {opts.frequency} Hz is out of range (1 to 100000)")
+    max_ns = (1 << 64) - 1 if opts.max_block_us is None else opts.max_block_us * 1000
+    return replace(
+        opts.sampler, frequency=opts.frequency, filter_pids=filter_pids,
+        on_cpu=opts.mode in ("cpu", "wall"), off_cpu=opts.mode in ("offcpu", "wall"),
+        cpu_weight=1 if opts.mode == "cpu" else 1_000_000_000 // opts.frequency,
+        min_block_ns=opts.min_block_us * 1000, max_block_ns=max_ns,
+    )
+
+
+class _Writer:
+    """Writes the recording, or each file of a --rotate series."""
+
+    def __init__(self, opts: RecordOptions, output: Path, collector: Collector) -> None:
+        self.opts, self.output, self.collector = opts, output, collector
+        self.files: list[Path] = []
+        self.samples = self.lost = self.size = 0
+        self.processes: set[int] = set()
+        self.lost_before: dict[str, int] = {}
+        self.hints: set[str] = set()
+
+    def write(self, start_wall: int, duration: float, lost: dict[str, int]) -> None:
+        seq = len(self.files) + 1 if self.opts.rotate else 0
+        delta = {k: v - self.lost_before.get(k, 0) for k, v in lost.items()}
+        self.lost_before = dict(lost)
+        rec = self.collector.build(_header(self.opts, start_wall, duration, seq), delta)
+        path = Path(rotated_path(self.output, seq)) if seq else self.output
+        self.size += codec.write(rec, path)
+        self.files.append(path)
+        self.samples += rec.total_samples
+        self.lost += rec.total_lost
+        self.processes.update(p.pid for p in rec.processes)
+        self.hints.update(LOST_HINTS[k] for k, v in delta.items() if v and k in LOST_HINTS)
+        self.collector.reset()
+
+
 def record(opts: RecordOptions) -> RecordResult:
     """Run a recording to completion and write it; see RecordOptions."""
     output = opts.output or default_output()
@@ -169,13 +182,11 @@ def record(opts: RecordOptions) -> RecordResult:
             raise RecordError(f"no process with pid {pid}")
     if opts.command and "/" not in opts.command[0] and shutil.which(opts.command[0]) is None:
         raise RecordError(f"command not found: {opts.command[0]}")
+    sampler_opts = _sampler_options(opts, bool(opts.pids or opts.command))
     check_privileges()
-    if opts.frequency <= 0 or opts.frequency > 100_000:
-        raise RecordError(f"frequency {opts.frequency} Hz is out of range (1 to 100000)")
-    filter_pids = bool(opts.pids or opts.command)
-    sampler = Sampler(_with_filter(opts.sampler, opts.frequency, filter_pids))
-    table = ProcessTable(keep_cmdline=opts.keep_cmdline)
-    collector = _Collector(table)
+    sampler = Sampler(sampler_opts)
+    collector = Collector(ProcessTable(keep_cmdline=opts.keep_cmdline))
+    writer = _Writer(opts, output, collector)
     stop = _Stop()
     child = None
     exit_code = 0
@@ -185,21 +196,31 @@ def record(opts: RecordOptions) -> RecordResult:
         if opts.command:
             child, go = _spawn_held(opts.command)
             sampler.add_target(child)
+            collector.skip.add((child, 0))
         stop.install()
         sampler.start()
         start_wall, start = time.time_ns(), time.monotonic()
+        file_wall, file_start = start_wall, start
         if child is not None:
             os.write(go, b"x")
             os.close(go)
         if not opts.quiet:
-            what = f"{opts.frequency} Hz"
-            print(f"Recording at {what}; Ctrl-C to stop.", file=sys.stderr)
+            what = f"{opts.frequency} Hz" if opts.mode != "offcpu" else "off-CPU"
+            print(f"Recording ({opts.mode}, {what}); Ctrl-C to stop.", file=sys.stderr)
         next_drain = start + opts.drain_interval
+        next_rotate = start + opts.rotate if opts.rotate else None
         while stop.signal is None:
-            for pid, gen in sampler.poll(100):
-                table.capture(pid, gen)
+            for pid, gen in sampler.poll(10):
+                collector.table.capture(pid, gen)
             now = time.monotonic()
-            if now >= next_drain:
+            if next_rotate is not None and now >= next_rotate:
+                sampler.drain(collector.add)
+                collector.end_drain()
+                writer.write(file_wall, now - file_start, sampler.lost())
+                file_wall, file_start = time.time_ns(), now
+                next_rotate = now + (opts.rotate or 0)
+                next_drain = now + opts.drain_interval
+            elif now >= next_drain:
                 sampler.drain(collector.add)
                 collector.end_drain()
                 next_drain = now + opts.drain_interval
@@ -212,12 +233,12 @@ def record(opts: RecordOptions) -> RecordResult:
                     break
             elif opts.pids and not any(os.path.isdir(f"/proc/{p}") for p in opts.pids):
                 break
-        duration = time.monotonic() - start
+        end = time.monotonic()
         stop.restore()
         _ignore_signals()  # a second Ctrl-C must not interrupt the write
         sampler.stop()
         for pid, gen in sampler.poll(0):
-            table.capture(pid, gen)
+            collector.table.capture(pid, gen)
         sampler.drain(collector.add)
         sampler.drain(collector.add)
         lost = sampler.lost()
@@ -225,17 +246,10 @@ def record(opts: RecordOptions) -> RecordResult:
         sampler.close()
         if child is not None:
             exit_code = _finish_child(child, stop.signal)
-    rec = _build(opts, collector, table, lost, start_wall, duration)
-    size = codec.write(rec, output)
-    hints = tuple(sorted({LOST_HINTS[k] for k, v in lost.items() if v and k in LOST_HINTS}))
-    return RecordResult(output, rec.total_samples, len({s.process for s in rec.samples}),
-                        rec.total_lost, hints, size, exit_code)
-
-
-def _with_filter(base: SamplerOptions, frequency: int, filter_pids: bool) -> SamplerOptions:
-    from dataclasses import replace
-
-    return replace(base, frequency=frequency, filter_pids=filter_pids)
+    writer.write(file_wall, end - file_start, lost)
+    return RecordResult(writer.files[0], tuple(writer.files), writer.samples,
+                        len(writer.processes), writer.lost, tuple(sorted(writer.hints)),
+                        writer.size, exit_code)
 
 
 def _ignore_signals() -> None:
@@ -254,33 +268,23 @@ def _finish_child(pid: int, sig: int | None) -> int:
             time.sleep(0.05)
         os.kill(pid, signal.SIGKILL)
         return _exit_code(os.waitpid(pid, 0)[1])
-    except ChildProcessError:
-        return 0
-    except ProcessLookupError:
+    except (ChildProcessError, ProcessLookupError):
         return 0
 
 
-def _build(opts: RecordOptions, col: _Collector, table: ProcessTable, lost: dict[str, int],
-           start_wall: int, duration: float) -> Recording:
-    samples = tuple(
-        Sample(process=p, tid=tid, cpu=cpu, comm=comm, user_stack=u, kernel_stack=k,
-               count=n, weight=n)
-        for (p, tid, cpu, comm, u, k), n in sorted(col.samples.items(), key=lambda kv: kv[0])
-    )
+def _header(opts: RecordOptions, start_wall: int, duration: float, sequence: int) -> Header:
     if opts.command:
         target = "command " + (" ".join(opts.command) if opts.keep_cmdline else opts.command[0])
     elif opts.pids:
         target = "pid " + ",".join(map(str, opts.pids))
     else:
         target = "system"
-    header = Header(
+    events = ("cpu-clock",) if opts.mode == "cpu" else ("cpu-clock", "sched:sched_switch")
+    return Header(
         host=socket.gethostname(), kernel_release=os.uname().release, arch=os.uname().machine,
         start_time_ns=start_wall, duration_ns=int(duration * 1e9),
-        frequency_hz=opts.frequency, mode="cpu", weight_unit="samples", events=("cpu-clock",),
+        frequency_hz=opts.frequency if opts.mode != "offcpu" else 0, mode=opts.mode,
+        weight_unit="samples" if opts.mode == "cpu" else "nanoseconds", events=events,
         target=target, bee_version=__version__, argv=opts.argv if opts.keep_cmdline else (),
-    )
-    return Recording(
-        header=header, binaries=tuple(table.binaries), processes=tuple(table.processes),
-        stacks=tuple(col.stacks), samples=samples, kernel=kernel_info(col.kernel_addresses),
-        lost={k: v for k, v in lost.items()},
+        sequence=sequence,
     )

@@ -6,6 +6,7 @@ model and codec (and the whole report side) work on machines without BPF.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import time
@@ -37,6 +38,11 @@ class SamplerOptions:
     """How to configure the BPF program."""
 
     frequency: int = 99
+    on_cpu: bool = True  # sample cpu-clock
+    off_cpu: bool = False  # account off-CPU time from sched:sched_switch
+    cpu_weight: int = 1  # weight of one on-CPU sample (period in ns in wall mode)
+    min_block_ns: int = 1000
+    max_block_ns: int = (1 << 64) - 1
     filter_pids: bool = False
     user_stacks: bool = True
     kernel_stacks: bool = True
@@ -55,10 +61,12 @@ class RawCount:
     tid: int
     cpu: int
     generation: int
+    event: int  # 0 on-CPU sample, 1 off-CPU block
     comm: str
     user_stack: tuple[int, ...] | int  # addresses, or NO_STACK / LOST_STACK
     kernel_stack: tuple[int, ...] | int
     count: int
+    weight: int
 
 
 def check_privileges() -> None:
@@ -126,12 +134,20 @@ class Sampler:
             cflags.append("-DBEE_KERNEL_STACKS")
         if opts.include_idle:
             cflags.append("-DBEE_INCLUDE_IDLE")
+        if opts.on_cpu:
+            cflags += ["-DBEE_ON_CPU", f"-DBEE_CPU_WEIGHT={opts.cpu_weight}ULL"]
+        if opts.off_cpu:
+            cflags += ["-DBEE_OFFCPU", f"-DBEE_MIN_BLOCK_NS={opts.min_block_ns}ULL",
+                       f"-DBEE_MAX_BLOCK_NS={opts.max_block_ns}ULL",
+                       f"-DBEE_OFFSTACK_SIZE={opts.stack_storage_size}"]
         try:
             self.bpf: Any = BPF(text=src, cflags=cflags)
         except Exception as exc:  # bcc raises bare Exception on compile/load failure
             raise RecordError(f"cannot load the BPF program: {_one_line(exc)}") from None
         self._counts = (self.bpf["counts0"], self.bpf["counts1"])
         self._stacks = (self.bpf["stacks0"], self.bpf["stacks1"])
+        self._offstacks = self.bpf["offstacks"] if opts.off_cpu else None
+        self._offcache: dict[int, tuple[int, ...]] = {}
         self._active = self.bpf["active"]
         self._targets = self.bpf["targets"]
         self._lost = self.bpf["lost"]
@@ -144,7 +160,9 @@ class Sampler:
         self._targets[self._targets.Key(pid)] = self._targets.Leaf(1)
 
     def start(self) -> None:
-        """Attach the cpu-clock sampler on every CPU."""
+        """Attach the cpu-clock sampler on every CPU (tracepoints attached at load)."""
+        if not self.opts.on_cpu:
+            return
         try:
             self.bpf.attach_perf_event(
                 ev_type=self._perf_type, ev_config=self._perf_config,
@@ -155,10 +173,8 @@ class Sampler:
 
     def stop(self) -> None:
         """Stop sampling (the maps stay readable until close)."""
-        try:
+        with contextlib.suppress(Exception):  # already detached or never attached
             self.bpf.detach_perf_event(ev_type=self._perf_type, ev_config=self._perf_config)
-        except Exception:
-            pass
 
     def poll(self, timeout_ms: int) -> list[tuple[int, int]]:
         """Wait up to `timeout_ms` for announcements of newly sampled process generations."""
@@ -180,18 +196,20 @@ class Sampler:
             counts.clear()
         cache: dict[int, tuple[int, ...]] = {}
         for k, v in items:
+            if k.event == 1 and self._offstacks is not None:
+                table, seen = self._offstacks, self._offcache
+            else:
+                table, seen = stacks, cache
             resolve(RawCount(
-                pid=k.pid, tid=k.tid, cpu=k.cpu, generation=k.gen,
+                pid=k.pid, tid=k.tid, cpu=k.cpu, generation=k.gen, event=int(k.event),
                 comm=bytes(k.comm).split(b"\0", 1)[0].decode("utf-8", "replace"),
-                user_stack=self._stack(stacks, k.user_stack, cache),
-                kernel_stack=self._stack(stacks, k.kernel_stack, cache),
-                count=int(v.value) if hasattr(v, "value") else int(v),
+                user_stack=self._stack(table, k.user_stack, seen),
+                kernel_stack=self._stack(table, k.kernel_stack, seen),
+                count=int(v.count), weight=int(v.weight),
             ))
         for sid in cache:
-            try:
+            with contextlib.suppress(KeyError):
                 del stacks[stacks.Key(sid)]
-            except KeyError:
-                pass
 
     def lost(self) -> dict[str, int]:
         """Lost-data counters summed over CPUs."""

@@ -25,10 +25,12 @@ def summarize(rec: Recording, name: str) -> str:
         f"kernel:     {h.kernel_release} build-id {rec.kernel.build_id or 'unknown'}",
         f"started:    {started}",
         f"duration:   {h.duration_ns / 1e9:.3f} s",
-        f"mode:       {h.mode} ({', '.join(h.events)}), {h.frequency_hz} Hz, weight in {h.weight_unit}",
+        f"mode:       {h.mode} ({', '.join(h.events)}), {h.frequency_hz} Hz, "
+        f"weight in {h.weight_unit}",
         f"target:     {h.target}",
         f"recorder:   bee {h.bee_version}" + (f", sequence {h.sequence}" if h.sequence else ""),
-        f"samples:    {rec.total_samples} in {len(rec.samples)} keys, {len(rec.stacks)} unique stacks",
+        f"samples:    {rec.total_samples} in {len(rec.samples)} keys, "
+        f"{len(rec.stacks)} unique stacks",
         f"lost:       {rec.total_lost}"
         + "".join(f", {k} {v}" for k, v in sorted(rec.lost.items()) if v),
         f"kernel symbols: {len(rec.kernel.symbols)}",

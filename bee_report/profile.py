@@ -25,6 +25,14 @@ class FrameKind(StrEnum):
 FOLDED_SUFFIX = {FrameKind.KERNEL: "_[k]", FrameKind.JIT: "_[j]", FrameKind.INLINED: "_[i]"}
 
 
+def folded_name(name: str) -> str:
+    """A name made safe for one folded element: no `;`, no line breaks."""
+    name = name.replace(";", ":")
+    if not name.isprintable():
+        name = "".join(c if c.isprintable() else " " for c in name)
+    return name
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One symbolized frame."""
@@ -41,8 +49,7 @@ class Frame:
         name = self.name
         if lines and self.file is not None:
             name = f"{name} [{self.file}:{self.line or 0}]"
-        name = name.replace(";", ":").replace("\n", " ")
-        return name + FOLDED_SUFFIX.get(self.kind, "")
+        return folded_name(name) + FOLDED_SUFFIX.get(self.kind, "")
 
 
 @dataclass(frozen=True, slots=True)

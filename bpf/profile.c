@@ -1,7 +1,9 @@
-// bee: on-CPU stack sampling, compiled by bcc at run time.
+// bee: stack sampling and off-CPU accounting, compiled by bcc at run time.
 //
-// Every cpu-clock sample counts one (pid, tid, cpu, exec generation, user stack,
-// kernel stack, thread name) key in the kernel. Counts and stacks are double-buffered:
+// Every cpu-clock sample counts one (pid, tid, cpu, exec generation, event, user stack,
+// kernel stack, thread name) key in the kernel, with a count and a weight. With
+// BEE_OFFCPU, the sched:sched_switch tracepoint adds the time each thread spent off CPU
+// to the stacks it blocked in (event 1). Counts and stacks are double-buffered:
 // user space flips `active`, waits for in-flight programs to finish, then drains and
 // clears the idle pair, so no sample is lost or counted twice and the maps never fill
 // up during long runs. Only uapi types and tracepoint format fields are used, never
@@ -12,6 +14,9 @@
 //   BEE_FILTER_PIDS   only count processes in `targets` (and their children)
 //   BEE_USER_STACKS / BEE_KERNEL_STACKS   which stacks to collect (both by default)
 //   BEE_INCLUDE_IDLE  also count the idle task (pid 0)
+//   BEE_ON_CPU        attach the cpu-clock sampler program (weight BEE_CPU_WEIGHT each)
+//   BEE_OFFCPU        account off-CPU time from sched_switch, for blocks within
+//                     [BEE_MIN_BLOCK_NS, BEE_MAX_BLOCK_NS]
 
 #include <uapi/linux/ptrace.h>
 #include <uapi/linux/bpf_perf_event.h>
@@ -30,7 +35,22 @@
 #define BEE_TARGETS_SIZE 65536
 #endif
 
+#ifndef BEE_CPU_WEIGHT
+#define BEE_CPU_WEIGHT 1
+#endif
+#ifndef BEE_MIN_BLOCK_NS
+#define BEE_MIN_BLOCK_NS 1000
+#endif
+#ifndef BEE_MAX_BLOCK_NS
+#define BEE_MAX_BLOCK_NS 0xffffffffffffffffULL
+#endif
+#ifndef BEE_OFFSTACK_SIZE
+#define BEE_OFFSTACK_SIZE 16384
+#endif
+
 #define BEE_EFAULT 14
+#define BEE_EVENT_CPU 0
+#define BEE_EVENT_OFFCPU 1
 
 // Indices of the per-CPU lost-data counters, mirrored in bee_record/sampler.py.
 #define LOST_USER_STACK 0
@@ -44,9 +64,21 @@ struct bee_key {
     u32 tid;
     u32 cpu;
     u32 gen;
+    u32 event;
     s32 user_stack;
     s32 kernel_stack;
     char comm[TASK_COMM_LEN];
+};
+
+struct bee_val {
+    u64 count;
+    u64 weight;
+};
+
+// A thread that went off CPU: when, and the stacks it blocked in (in `offstacks`).
+struct bee_off {
+    u64 ts;
+    struct bee_key key;
 };
 
 struct bee_proc {
@@ -59,8 +91,8 @@ struct bee_announce {
     u32 gen;
 };
 
-BPF_HASH(counts0, struct bee_key, u64, BEE_COUNTS_SIZE);
-BPF_HASH(counts1, struct bee_key, u64, BEE_COUNTS_SIZE);
+BPF_HASH(counts0, struct bee_key, struct bee_val, BEE_COUNTS_SIZE);
+BPF_HASH(counts1, struct bee_key, struct bee_val, BEE_COUNTS_SIZE);
 BPF_STACK_TRACE(stacks0, BEE_STACK_SIZE);
 BPF_STACK_TRACE(stacks1, BEE_STACK_SIZE);
 BPF_ARRAY(active, u32, 1);
@@ -68,6 +100,12 @@ BPF_HASH(procs, u32, struct bee_proc, BEE_PROCS_SIZE);
 BPF_HASH(targets, u32, u8, BEE_TARGETS_SIZE);
 BPF_PERCPU_ARRAY(lost, u64, LOST_SLOTS);
 BPF_PERF_OUTPUT(announce);
+#ifdef BEE_OFFCPU
+// Off-CPU stacks live in their own map, never cleared during the recording: a thread can
+// stay blocked across many drains, so its stack id must stay valid until it wakes.
+BPF_STACK_TRACE(offstacks, BEE_OFFSTACK_SIZE);
+BPF_HASH(offstart, u32, struct bee_off, BEE_PROCS_SIZE);
+#endif
 
 static __always_inline void bee_lost(int slot)
 {
@@ -78,36 +116,54 @@ static __always_inline void bee_lost(int slot)
 
 // Add `value` to countsN[*key], counting a loss when the map is full. One function
 // per buffer: bcc rewrites map accesses by name and cannot take a map through a pointer.
-static __always_inline void bee_add0(struct bee_key *key, u64 value)
+static __always_inline void bee_add0(struct bee_key *key, u64 weight)
 {
-    u64 *v = counts0.lookup(key);
+    struct bee_val *v = counts0.lookup(key);
     if (v) {
-        __sync_fetch_and_add(v, value);
+        __sync_fetch_and_add(&v->count, 1);
+        __sync_fetch_and_add(&v->weight, weight);
         return;
     }
-    if (counts0.insert(key, &value) != 0) {
+    struct bee_val init = {.count = 1, .weight = weight};
+    if (counts0.insert(key, &init) != 0) {
         v = counts0.lookup(key);
-        if (v)
-            __sync_fetch_and_add(v, value);
-        else
+        if (v) {
+            __sync_fetch_and_add(&v->count, 1);
+            __sync_fetch_and_add(&v->weight, weight);
+        } else {
             bee_lost(LOST_COUNTS_FULL);
+        }
     }
 }
 
-static __always_inline void bee_add1(struct bee_key *key, u64 value)
+static __always_inline void bee_add1(struct bee_key *key, u64 weight)
 {
-    u64 *v = counts1.lookup(key);
+    struct bee_val *v = counts1.lookup(key);
     if (v) {
-        __sync_fetch_and_add(v, value);
+        __sync_fetch_and_add(&v->count, 1);
+        __sync_fetch_and_add(&v->weight, weight);
         return;
     }
-    if (counts1.insert(key, &value) != 0) {
+    struct bee_val init = {.count = 1, .weight = weight};
+    if (counts1.insert(key, &init) != 0) {
         v = counts1.lookup(key);
-        if (v)
-            __sync_fetch_and_add(v, value);
-        else
+        if (v) {
+            __sync_fetch_and_add(&v->count, 1);
+            __sync_fetch_and_add(&v->weight, weight);
+        } else {
             bee_lost(LOST_COUNTS_FULL);
+        }
     }
+}
+
+static __always_inline void bee_add(struct bee_key *key, u64 weight)
+{
+    u32 zero = 0;
+    u32 *which = active.lookup(&zero);
+    if (which && *which)
+        bee_add1(key, weight);
+    else
+        bee_add0(key, weight);
 }
 
 // Tell user space about a process generation the first time it is sampled, so its
@@ -133,7 +189,8 @@ static __always_inline u32 bee_generation(void *ctx, u32 pid)
     return p->gen;
 }
 
-static __always_inline int bee_sample(void *ctx, u64 weight)
+// Fill the identity part of a key for the current task; returns 0 to skip it.
+static __always_inline int bee_identity(void *ctx, struct bee_key *key)
 {
     u64 id = bpf_get_current_pid_tgid();
     u32 pid = id >> 32;
@@ -146,58 +203,98 @@ static __always_inline int bee_sample(void *ctx, u64 weight)
     if (!targets.lookup(&pid))
         return 0;
 #endif
-    struct bee_key key = {};
-    key.pid = pid;
-    key.tid = tid;
-    key.cpu = bpf_get_smp_processor_id();
-    key.gen = pid ? bee_generation(ctx, pid) : 0;
-    bpf_get_current_comm(&key.comm, sizeof(key.comm));
-
-    u32 zero = 0;
-    u32 *which = active.lookup(&zero);
-    u32 buf = which ? *which : 0;
-
-    key.user_stack = -1;
-    key.kernel_stack = -1;
-    if (buf == 0) {
-#ifdef BEE_USER_STACKS
-        key.user_stack = stacks0.get_stackid(ctx, BPF_F_USER_STACK);
-#endif
-#ifdef BEE_KERNEL_STACKS
-        key.kernel_stack = stacks0.get_stackid(ctx, 0);
-#endif
-    } else {
-#ifdef BEE_USER_STACKS
-        key.user_stack = stacks1.get_stackid(ctx, BPF_F_USER_STACK);
-#endif
-#ifdef BEE_KERNEL_STACKS
-        key.kernel_stack = stacks1.get_stackid(ctx, 0);
-#endif
-    }
-    // A kernel thread has no user stack (-EFAULT): that is not a loss.
-    if (key.user_stack == -BEE_EFAULT)
-        key.user_stack = -1;
-    else if (key.user_stack < -1) {
-        bee_lost(LOST_USER_STACK);
-        key.user_stack = -2;
-    }
-    if (key.kernel_stack == -BEE_EFAULT)
-        key.kernel_stack = -1;
-    else if (key.kernel_stack < -1) {
-        bee_lost(LOST_KERNEL_STACK);
-        key.kernel_stack = -2;
-    }
-    if (buf == 0)
-        bee_add0(&key, weight);
-    else
-        bee_add1(&key, weight);
-    return 0;
+    key->pid = pid;
+    key->tid = tid;
+    key->cpu = bpf_get_smp_processor_id();
+    key->gen = pid ? bee_generation(ctx, pid) : 0;
+    bpf_get_current_comm(&key->comm, sizeof(key->comm));
+    return 1;
 }
 
+// Map stack-id errors: -EFAULT means "no stack of this kind" (a kernel thread has no
+// user stack), anything else is a loss.
+static __always_inline s32 bee_stack_result(s32 id, int slot)
+{
+    if (id >= 0)
+        return id;
+    if (id == -BEE_EFAULT)
+        return -1;
+    bee_lost(slot);
+    return -2;
+}
+
+#ifdef BEE_ON_CPU
 int bee_on_cpu(struct bpf_perf_event_data *ctx)
 {
-    return bee_sample(ctx, 1);
+    struct bee_key key = {};
+    if (!bee_identity(ctx, &key))
+        return 0;
+    key.event = BEE_EVENT_CPU;
+    key.user_stack = -1;
+    key.kernel_stack = -1;
+    u32 zero = 0;
+    u32 *which = active.lookup(&zero);
+    if (which && *which) {
+#ifdef BEE_USER_STACKS
+        key.user_stack = bee_stack_result(stacks1.get_stackid(ctx, BPF_F_USER_STACK),
+                                          LOST_USER_STACK);
+#endif
+#ifdef BEE_KERNEL_STACKS
+        key.kernel_stack = bee_stack_result(stacks1.get_stackid(ctx, 0), LOST_KERNEL_STACK);
+#endif
+        bee_add1(&key, BEE_CPU_WEIGHT);
+    } else {
+#ifdef BEE_USER_STACKS
+        key.user_stack = bee_stack_result(stacks0.get_stackid(ctx, BPF_F_USER_STACK),
+                                          LOST_USER_STACK);
+#endif
+#ifdef BEE_KERNEL_STACKS
+        key.kernel_stack = bee_stack_result(stacks0.get_stackid(ctx, 0), LOST_KERNEL_STACK);
+#endif
+        bee_add0(&key, BEE_CPU_WEIGHT);
+    }
+    return 0;
 }
+#endif
+
+#ifdef BEE_OFFCPU
+// The task going off CPU is `current`: remember when and where it blocked. The task
+// coming back gets the time since then added to those stacks.
+TRACEPOINT_PROBE(sched, sched_switch)
+{
+    u64 now = bpf_ktime_get_ns();
+    u32 prev = args->prev_pid;
+    if (prev) {
+        struct bee_off off = {};
+        off.ts = now;
+        if (bee_identity(args, &off.key)) {
+            off.key.event = BEE_EVENT_OFFCPU;
+            off.key.user_stack = -1;
+            off.key.kernel_stack = -1;
+#ifdef BEE_USER_STACKS
+            off.key.user_stack = bee_stack_result(
+                offstacks.get_stackid(args, BPF_F_USER_STACK), LOST_USER_STACK);
+#endif
+#ifdef BEE_KERNEL_STACKS
+            off.key.kernel_stack = bee_stack_result(offstacks.get_stackid(args, 0),
+                                                    LOST_KERNEL_STACK);
+#endif
+            offstart.update(&prev, &off);
+        }
+    }
+    u32 next = args->next_pid;
+    struct bee_off *was = offstart.lookup(&next);
+    if (!was)
+        return 0;
+    u64 delta = now - was->ts;
+    struct bee_key key = was->key;
+    offstart.delete(&next);
+    if (delta < BEE_MIN_BLOCK_NS || delta > BEE_MAX_BLOCK_NS)
+        return 0;
+    bee_add(&key, delta);
+    return 0;
+}
+#endif
 
 // A process that execs gets a new generation: its next sample announces it again so
 // user space captures the new comm and maps.
@@ -208,6 +305,11 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     if (p) {
         p->gen++;
         p->announced = 0;
+    } else {
+        // Not sampled before its exec: the new image is generation 1 all the same, so
+        // user space can tell pre-exec samples (e.g. of the `--` command's fork) apart.
+        struct bee_proc fresh = {.gen = 1};
+        procs.insert(&pid, &fresh);
     }
     return 0;
 }

@@ -11,8 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bee_record import codec  # noqa: E402
-from bee_record.recording import (  # noqa: E402
+from bee_record import codec
+from bee_record.recording import (
     LOST_STACK,
     NO_STACK,
     Binary,

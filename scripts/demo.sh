@@ -7,7 +7,7 @@ bash scripts/setup.sh
 VENV="${BEE_VENV:-.venv}"
 OUT="${1:-out}"
 mkdir -p "$OUT"
-gcc -O1 -g -fno-omit-frame-pointer -fno-optimize-sibling-calls \
+gcc -O0 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -fno-optimize-sibling-calls \
     -o "$OUT/chain" tests/fixtures/src/chain.c
 "$VENV/bin/bee" record -F 499 -o "$OUT/chain.bee" -- "$OUT/chain" 3
 "$VENV/bin/bee" info "$OUT/chain.bee"

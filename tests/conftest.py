@@ -58,7 +58,8 @@ def build_c(tmp_path: Path) -> Callable[..., Path]:
         compiler = "g++" if src.suffix in (".cc", ".cpp") else "gcc"
         if shutil.which(compiler) is None:
             pytest.fail(f"{compiler} is required to build test fixtures")
-        base = ("-O1", "-g", "-fno-omit-frame-pointer", "-fno-optimize-sibling-calls")
+        base = ("-O0", "-g", "-fno-omit-frame-pointer", "-mno-omit-leaf-frame-pointer",
+                "-fno-optimize-sibling-calls")
         subprocess.run([compiler, *base, *flags, "-o", str(out), str(src)], check=True)
         return out
 

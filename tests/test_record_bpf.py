@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -75,7 +76,7 @@ def test_command_exit_code_is_returned(tmp_path: Path) -> None:
 
 def test_pid_mode_records_only_that_process(chain: Path, tmp_path: Path) -> None:
     # GIVEN a running process
-    proc = subprocess.Popen([chain, "6"])
+    proc = subprocess.Popen([chain, "60"])
     try:
         out = tmp_path / "pid.bee"
         # WHEN recorded by pid for 1.5 s
@@ -157,9 +158,11 @@ def test_missing_pid_is_one_line(tmp_path: Path) -> None:
     assert rec.stderr.strip() == "bee: no process with pid 999999999"
 
 
-def test_without_privileges_says_what_is_missing(tmp_path: Path) -> None:
+def test_without_privileges_says_what_is_missing() -> None:
     if shutil.which("setpriv") is None:
         pytest.fail("setpriv (util-linux) is needed to drop privileges")
+    # a folder the unprivileged user can write to (pytest's own tmp tree is root-only)
+    tmp_path = Path(tempfile.mkdtemp(prefix="bee-nobody-"))
     tmp_path.chmod(0o777)
     rec = subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
@@ -172,6 +175,7 @@ def test_without_privileges_says_what_is_missing(tmp_path: Path) -> None:
     assert len(lines) == 1, rec.stderr
     assert "CAP_BPF" in lines[0] and "CAP_PERFMON" in lines[0]
     assert not (tmp_path / "x.bee").exists()
+    shutil.rmtree(tmp_path)
 
 
 def test_unwritable_output_fails_before_loading_bpf(tmp_path: Path) -> None:

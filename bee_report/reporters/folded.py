@@ -6,12 +6,21 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from bee_report.profile import Profile, StackSample
+from bee_report.profile import FrameKind, Profile, StackSample, folded_name
 
 
 def stack_key(sample: StackSample, lines: bool = False) -> tuple[str, ...]:
-    """The folded frames of one sample, root (process name) first."""
-    return (sample.comm or "[unknown]", *(f.folded(lines) for f in sample.frames))
+    """The folded frames of one sample, root first.
+
+    Grouping frames (`cpu_3`, `pid_42`, from `--per-cpu` and the like) come first, then
+    the process name, then the stack's frames from the outermost to the leaf.
+    """
+    frames = sample.frames
+    n = 0
+    while n < len(frames) and frames[n].kind is FrameKind.ROOT:
+        n += 1
+    return (*(folded_name(f.name) for f in frames[:n]), folded_name(sample.comm or "[unknown]"),
+            *(f.folded(lines) for f in frames[n:]))
 
 
 def fold(profile: Profile, lines: bool = False) -> Counter[tuple[str, ...]]:

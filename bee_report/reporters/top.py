@@ -19,7 +19,7 @@ class TopRow:
     total_weight: int
 
 
-def _label(frame: Frame, by: str) -> str:
+def frame_label(frame: Frame, by: str) -> str:
     if by == "module":
         return frame.module or "[unknown]"
     suffix = " [k]" if frame.kind is FrameKind.KERNEL else ""
@@ -35,7 +35,7 @@ def top_rows(profile: Profile, by: str = "function") -> list[TopRow]:
     for s in profile:
         if not s.frames:
             continue
-        labels = [_label(f, by) for f in s.frames]
+        labels = [frame_label(f, by) for f in s.frames]
         self_w[labels[-1]] += s.weight
         for name in set(labels):
             total_w[name] += s.weight
@@ -44,7 +44,7 @@ def top_rows(profile: Profile, by: str = "function") -> list[TopRow]:
     return rows
 
 
-def _fmt_weight(value: int, unit: str) -> str:
+def fmt_weight(value: int, unit: str) -> str:
     if unit == "nanoseconds":
         for div, suffix in ((1e9, "s"), (1e6, "ms"), (1e3, "us")):
             if value >= div:
@@ -58,7 +58,7 @@ def render(profile: Profile, by: str = "function", limit: int = 25) -> str:
     total = profile.total
     rows = top_rows(profile, by)
     unit = profile.unit
-    head = f"{total} {unit}" if unit != "nanoseconds" else f"{_fmt_weight(total, unit)} total"
+    head = f"{total} {unit}" if unit != "nanoseconds" else f"{fmt_weight(total, unit)} total"
     lines = [f"# {head} in {len(profile.samples)} stacks"
              + (f", {profile.lost} lost" if profile.lost else "")]
     title = "MODULE" if by == "module" else "FUNCTION"
@@ -66,6 +66,6 @@ def render(profile: Profile, by: str = "function", limit: int = 25) -> str:
     for r in rows[: max(limit, 0)]:
         sp = 100.0 * r.self_weight / total if total else 0.0
         tp = 100.0 * r.total_weight / total if total else 0.0
-        lines.append(f"{_fmt_weight(r.self_weight, unit):>10} {sp:>6.2f}% "
-                     f"{_fmt_weight(r.total_weight, unit):>10} {tp:>6.2f}%  {r.name}")
+        lines.append(f"{fmt_weight(r.self_weight, unit):>10} {sp:>6.2f}% "
+                     f"{fmt_weight(r.total_weight, unit):>10} {tp:>6.2f}%  {r.name}")
     return "\n".join(lines) + "\n"

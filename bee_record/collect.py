@@ -1,0 +1,170 @@
+"""Accumulate drained counts and turn them into standalone Recordings.
+
+A Collector interns stacks and sums samples between file writes. `build()` makes a
+Recording that stands alone: only the processes and binaries its samples use, the JIT
+(perf map) entries covering its unmapped user addresses, and the kallsyms entries its
+kernel addresses need. With `--rotate`, `reset()` starts the next file of the series.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+
+from bee_record.kallsyms import kernel_info
+from bee_record.procs import ProcessTable
+from bee_record.recording import Binary, Header, JitSymbol, Process, Recording, Sample
+from bee_record.sampler import RawCount
+
+_MAX_PERF_MAP_BYTES = 256 << 20
+
+
+@dataclass
+class _Acc:
+    count: int = 0
+    weight: int = 0
+
+
+class Collector:
+    """Turns drained counts into the recording's tables."""
+
+    def __init__(self, table: ProcessTable) -> None:
+        self.table = table
+        self.stacks: dict[tuple[int, ...], int] = {}
+        self.samples: dict[tuple[int, int, int, str, int, int, int], _Acc] = {}
+        self._refreshed: set[int] = set()
+        #: (pid, generation) pairs whose samples are dropped, e.g. the `--` command's
+        #: child before its exec (it still runs bee's own code then).
+        self.skip: set[tuple[int, int]] = set()
+
+    def _stack(self, value: tuple[int, ...] | int) -> int:
+        if isinstance(value, int):
+            return value
+        idx = self.stacks.get(value)
+        if idx is None:
+            idx = self.stacks[value] = len(self.stacks)
+        return idx
+
+    def add(self, raw: RawCount) -> None:
+        """Account one drained count (capturing its process if not seen yet)."""
+        if (raw.pid, raw.generation) in self.skip:
+            return
+        proc = self.table.index_of(raw.pid, raw.generation, raw.comm)
+        if isinstance(raw.user_stack, tuple) and proc not in self._refreshed and not all(
+            self.table.covers(proc, a) for a in raw.user_stack
+        ):
+            self._refreshed.add(proc)
+            self.table.refresh(proc)
+        key = (proc, raw.tid, raw.cpu, raw.comm, self._stack(raw.user_stack),
+               self._stack(raw.kernel_stack), raw.event)
+        acc = self.samples.get(key)
+        if acc is None:
+            acc = self.samples[key] = _Acc()
+        acc.count += raw.count
+        acc.weight += raw.weight
+
+    def end_drain(self) -> None:
+        """Allow one more maps refresh per process in the next drain."""
+        self._refreshed.clear()
+
+    def reset(self) -> None:
+        """Start a new file: forget samples and stacks, keep known processes."""
+        self.stacks = {}
+        self.samples = {}
+
+    def build(self, header: Header, lost: dict[str, int]) -> Recording:
+        """A standalone Recording of what was collected since the last reset."""
+        stacks = list(self.stacks)
+        used_procs = sorted({k[0] for k in self.samples})
+        proc_map = {old: new for new, old in enumerate(used_procs)}
+        procs = [self.table.processes[i] for i in used_procs]
+        procs = [_with_jit(p, self._user_addresses(i, stacks)) for i, p in
+                 zip(used_procs, procs, strict=True)]
+        procs, binaries = _prune_binaries(procs, self.table.binaries)
+        kernel_addrs = {a for k in self.samples if k[5] >= 0 for a in stacks[k[5]]}
+        samples = tuple(
+            Sample(process=proc_map[p], tid=tid, cpu=cpu, comm=comm, user_stack=u,
+                   kernel_stack=k, count=acc.count, weight=acc.weight, event=ev)
+            for (p, tid, cpu, comm, u, k, ev), acc in sorted(self.samples.items(),
+                                                             key=lambda kv: kv[0])
+        )
+        return Recording(
+            header=header, binaries=tuple(binaries), processes=tuple(procs),
+            stacks=tuple(stacks), samples=samples, kernel=kernel_info(kernel_addrs),
+            lost=dict(lost),
+        )
+
+    def _user_addresses(self, proc: int, stacks: list[tuple[int, ...]]) -> set[int]:
+        return {a for k in self.samples if k[0] == proc and k[4] >= 0 for a in stacks[k[4]]}
+
+
+def _prune_binaries(procs: list[Process], binaries: list[Binary]
+                    ) -> tuple[list[Process], list[Binary]]:
+    """Keep only the binaries the processes map, re-indexed."""
+    used = sorted({m.binary for p in procs for m in p.maps if m.binary >= 0})
+    remap = {old: new for new, old in enumerate(used)}
+    out = [replace(p, maps=tuple(replace(m, binary=remap.get(m.binary, -1)) for m in p.maps))
+           for p in procs]
+    return out, [binaries[i] for i in used]
+
+
+def _with_jit(proc: Process, addresses: Iterable[int]) -> Process:
+    """Attach the perf-map entries that cover user addresses outside every mapping."""
+    starts = [m.start for m in proc.maps]
+    unmapped = []
+    for a in addresses:
+        i = bisect.bisect_right(starts, a) - 1
+        if i < 0 or a >= proc.maps[i].end:
+            unmapped.append(a)
+    if not unmapped:
+        return proc
+    entries = read_perf_map(proc.pid, proc.ns_pid)
+    if not entries:
+        return proc
+    entry_starts = [e.start for e in entries]
+    keep: dict[int, JitSymbol] = {}
+    for a in unmapped:
+        i = bisect.bisect_right(entry_starts, a) - 1
+        if i >= 0 and a < entries[i].start + max(entries[i].size, 1):
+            keep[entries[i].start] = entries[i]
+    merged = {j.start: j for j in proc.jit}
+    merged.update(keep)
+    return replace(proc, jit=tuple(sorted(merged.values(), key=lambda j: j.start)))
+
+
+def read_perf_map(pid: int, ns_pid: int, proc: str = "/proc") -> list[JitSymbol]:
+    """Entries of the process's perf map (`/tmp/perf-NSPID.map` in its mount namespace)."""
+    for path in (f"{proc}/{pid}/root/tmp/perf-{ns_pid}.map", f"/tmp/perf-{pid}.map"):
+        try:
+            with open(path, "rb") as f:
+                data = f.read(_MAX_PERF_MAP_BYTES)
+        except OSError:
+            continue
+        return parse_perf_map(data)
+    return []
+
+
+def parse_perf_map(data: bytes) -> list[JitSymbol]:
+    """Parse `START SIZE NAME` lines (hex start and size), sorted by start; later wins."""
+    out: dict[int, JitSymbol] = {}
+    for line in data.decode("utf-8", "replace").splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) < 3:
+            continue
+        try:
+            start, size = int(parts[0], 16), int(parts[1], 16)
+        except ValueError:
+            continue
+        out[start] = JitSymbol(start, size, parts[2].strip())
+    return sorted(out.values(), key=lambda j: j.start)
+
+
+def rotated_path(path: os.PathLike[str] | str, sequence: int) -> str:
+    """`out.bee` -> `out.0001.bee` for the files of a --rotate series."""
+    base = os.fspath(path)
+    stem, dot, suffix = base.rpartition(".")
+    if not dot or "/" in suffix:
+        return f"{base}.{sequence:04d}"
+    return f"{stem}.{sequence:04d}.{suffix}"

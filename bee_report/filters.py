@@ -1,0 +1,88 @@
+"""Filters and views applied to a Profile before any reporter runs.
+
+Filters keep or drop samples (`--pid`, `--tid`, `--comm`, `--cpu`, `--focus`,
+`--exclude`) or frames (`--user-only`, `--kernel-only`, `--no-inline`); views add
+grouping root frames (`--per-cpu`, `--per-thread`, `--per-process`). Every output format
+sees the same filtered profile.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from bee_record.errors import ReportError
+from bee_report.profile import Frame, FrameKind, Profile, StackSample
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Which samples and frames to keep."""
+
+    pids: tuple[int, ...] = ()
+    tids: tuple[int, ...] = ()
+    comms: tuple[str, ...] = ()
+    cpus: tuple[int, ...] = ()
+    user_only: bool = False
+    kernel_only: bool = False
+    focus: str | None = None
+    exclude: str | None = None
+    inline: bool = True
+    per_cpu: bool = False
+    per_thread: bool = False
+    per_process: bool = False
+
+
+def _regex(pattern: str | None, option: str) -> re.Pattern[str] | None:
+    if pattern is None:
+        return None
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ReportError(f"{option} {pattern!r}: invalid regular expression: {exc}") from None
+
+
+def _keep_frame(frame: Frame, f: Filters) -> bool:
+    if f.user_only and frame.kind is FrameKind.KERNEL:
+        return False
+    if f.kernel_only and frame.kind is not FrameKind.KERNEL:
+        return False
+    return f.inline or frame.kind is not FrameKind.INLINED
+
+
+def _roots(s: StackSample, f: Filters) -> tuple[Frame, ...]:
+    roots = []
+    if f.per_process:
+        roots.append(Frame(f"pid_{s.pid}", FrameKind.ROOT))
+    if f.per_thread:
+        roots.append(Frame(f"tid_{s.tid} {s.thread}".rstrip(), FrameKind.ROOT))
+    if f.per_cpu:
+        roots.append(Frame(f"cpu_{s.cpu}", FrameKind.ROOT))
+    return tuple(roots)
+
+
+def apply(profile: Profile, f: Filters) -> Profile:
+    """A new profile with only what the filters keep, and grouping roots added."""
+    if f.user_only and f.kernel_only:
+        raise ReportError("--user-only and --kernel-only exclude each other")
+    focus = _regex(f.focus, "--focus")
+    exclude = _regex(f.exclude, "--exclude")
+    pids, tids, comms, cpus = set(f.pids), set(f.tids), set(f.comms), set(f.cpus)
+    strip = f.user_only or f.kernel_only or not f.inline
+    grouped = f.per_cpu or f.per_thread or f.per_process
+    out = []
+    for s in profile:
+        if (pids and s.pid not in pids) or (tids and s.tid not in tids):
+            continue
+        if (cpus and s.cpu not in cpus) or (comms and not ({s.comm, s.thread} & comms)):
+            continue
+        if focus is not None and not any(focus.search(fr.name) for fr in s.frames):
+            continue
+        if exclude is not None and any(exclude.search(fr.name) for fr in s.frames):
+            continue
+        if strip:
+            s = replace(s, frames=tuple(fr for fr in s.frames if _keep_frame(fr, f)))
+        if grouped:
+            s = replace(s, frames=_roots(s, f) + s.frames)
+        out.append(s)
+    return profile.filtered(out)
