@@ -66,6 +66,11 @@ def record(
         help="offcpu/wall: ignore blocks shorter than this many microseconds.")] = 1,
     max_block: Annotated[int | None, typer.Option(
         help="offcpu/wall: ignore blocks longer than this many microseconds.")] = None,
+    event: Annotated[list[str] | None, typer.Option(
+        "--event", "-e", help="Count a stack at each hit: tracepoint:CAT:NAME, "
+        "uprobe:PATH:SYMBOL, uretprobe:PATH:SYMBOL, kprobe:FUNC. Repeatable.")] = None,
+    cgroup: Annotated[Path | None, typer.Option(
+        help="Only record tasks in this cgroup v2 (path under /sys/fs/cgroup).")] = None,
     rotate: Annotated[float | None, typer.Option(
         help="Write a numbered series of complete files, one per this many seconds.")] = None,
     duration: Annotated[float | None, typer.Option(
@@ -98,7 +103,8 @@ def record(
     opts = RecordOptions(
         output=output, pids=tuple(pid or ()), command=tuple(command or ()),
         frequency=frequency, mode=mode, min_block_us=min_block, max_block_us=max_block,
-        rotate=rotate, duration=duration, keep_cmdline=not no_cmdline,
+        rotate=rotate, events=tuple(event or ()), cgroup=cgroup,
+        duration=duration, keep_cmdline=not no_cmdline,
         drain_interval=drain_interval, quiet=quiet, argv=tuple(sys.argv),
         sampler=SamplerOptions(
             user_stacks=not kernel_only, kernel_stacks=not user_only, include_idle=include_idle,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import bisect
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from bee_record.kallsyms import kernel_info
@@ -38,6 +37,12 @@ class Collector:
         #: (pid, generation) pairs whose samples are dropped, e.g. the `--` command's
         #: child before its exec (it still runs bee's own code then).
         self.skip: set[tuple[int, int]] = set()
+        #: JIT: user addresses outside file mappings not yet named by a perf map, and the
+        #: perf-map entries found so far, per process index. Read while the process lives
+        #: (its /tmp may be a private mount that disappears with it).
+        self.jit_pending: dict[int, set[int]] = {}
+        self.jit: dict[int, dict[int, JitSymbol]] = {}
+        self._perf_map_size: dict[int, int] = {}
 
     def _stack(self, value: tuple[int, ...] | int) -> int:
         if isinstance(value, int):
@@ -57,6 +62,13 @@ class Collector:
         ):
             self._refreshed.add(proc)
             self.table.refresh(proc)
+        if isinstance(raw.user_stack, tuple):
+            for a in raw.user_stack:
+                path = self.table.mapped_path(proc, a)
+                if path is None or is_anonymous(path):
+                    known = self.jit.get(proc)
+                    if known is None or not _covered(known, a):
+                        self.jit_pending.setdefault(proc, set()).add(a)
         key = (proc, raw.tid, raw.cpu, raw.comm, self._stack(raw.user_stack),
                self._stack(raw.kernel_stack), raw.event)
         acc = self.samples.get(key)
@@ -65,9 +77,25 @@ class Collector:
         acc.count += raw.count
         acc.weight += raw.weight
 
-    def end_drain(self) -> None:
-        """Allow one more maps refresh per process in the next drain."""
+    def end_drain(self, final: bool = False) -> None:
+        """Name pending JIT addresses from perf maps; allow new maps refreshes."""
         self._refreshed.clear()
+        for proc, pending in list(self.jit_pending.items()):
+            p = self.table.processes[proc]
+            size = perf_map_size(p.pid, p.ns_pid)
+            if size is None or (not final and size == self._perf_map_size.get(proc)):
+                continue
+            self._perf_map_size[proc] = size
+            entries = read_perf_map(p.pid, p.ns_pid)
+            starts = [e.start for e in entries]
+            known = self.jit.setdefault(proc, {})
+            for a in list(pending):
+                i = bisect.bisect_right(starts, a) - 1
+                if i >= 0 and a < entries[i].start + max(entries[i].size, 1):
+                    known[entries[i].start] = entries[i]
+                    pending.discard(a)
+            if not pending:
+                del self.jit_pending[proc]
 
     def reset(self) -> None:
         """Start a new file: forget samples and stacks, keep known processes."""
@@ -79,9 +107,9 @@ class Collector:
         stacks = list(self.stacks)
         used_procs = sorted({k[0] for k in self.samples})
         proc_map = {old: new for new, old in enumerate(used_procs)}
-        procs = [self.table.processes[i] for i in used_procs]
-        procs = [_with_jit(p, self._user_addresses(i, stacks)) for i, p in
-                 zip(used_procs, procs, strict=True)]
+        self.end_drain(final=True)
+        procs = [replace(self.table.processes[i], jit=tuple(
+            sorted(self.jit.get(i, {}).values(), key=lambda j: j.start))) for i in used_procs]
         procs, binaries = _prune_binaries(procs, self.table.binaries)
         kernel_addrs = {a for k in self.samples if k[5] >= 0 for a in stacks[k[5]]}
         samples = tuple(
@@ -96,9 +124,6 @@ class Collector:
             lost=dict(lost),
         )
 
-    def _user_addresses(self, proc: int, stacks: list[tuple[int, ...]]) -> set[int]:
-        return {a for k in self.samples if k[0] == proc and k[4] >= 0 for a in stacks[k[4]]}
-
 
 def _prune_binaries(procs: list[Process], binaries: list[Binary]
                     ) -> tuple[list[Process], list[Binary]]:
@@ -110,33 +135,32 @@ def _prune_binaries(procs: list[Process], binaries: list[Binary]
     return out, [binaries[i] for i in used]
 
 
-def _with_jit(proc: Process, addresses: Iterable[int]) -> Process:
-    """Attach the perf-map entries that cover user addresses outside every mapping."""
-    starts = [m.start for m in proc.maps]
-    unmapped = []
-    for a in addresses:
-        i = bisect.bisect_right(starts, a) - 1
-        if i < 0 or a >= proc.maps[i].end:
-            unmapped.append(a)
-    if not unmapped:
-        return proc
-    entries = read_perf_map(proc.pid, proc.ns_pid)
-    if not entries:
-        return proc
-    entry_starts = [e.start for e in entries]
-    keep: dict[int, JitSymbol] = {}
-    for a in unmapped:
-        i = bisect.bisect_right(entry_starts, a) - 1
-        if i >= 0 and a < entries[i].start + max(entries[i].size, 1):
-            keep[entries[i].start] = entries[i]
-    merged = {j.start: j for j in proc.jit}
-    merged.update(keep)
-    return replace(proc, jit=tuple(sorted(merged.values(), key=lambda j: j.start)))
+def _covered(known: dict[int, JitSymbol], address: int) -> bool:
+    return any(j.start <= address < j.start + max(j.size, 1) for j in known.values())
 
 
-def read_perf_map(pid: int, ns_pid: int, proc: str = "/proc") -> list[JitSymbol]:
+def is_anonymous(path: str) -> bool:
+    """True for mappings without a file (where JIT compilers put code)."""
+    return not path or path.startswith("[anon")
+
+
+def _perf_map_paths(pid: int, ns_pid: int) -> tuple[str, str]:
+    return f"/proc/{pid}/root/tmp/perf-{ns_pid}.map", f"/tmp/perf-{pid}.map"
+
+
+def perf_map_size(pid: int, ns_pid: int) -> int | None:
+    """Size of the process's perf map, or None when it has none (or cannot be seen)."""
+    for path in _perf_map_paths(pid, ns_pid):
+        try:
+            return os.stat(path).st_size
+        except OSError:
+            continue
+    return None
+
+
+def read_perf_map(pid: int, ns_pid: int) -> list[JitSymbol]:
     """Entries of the process's perf map (`/tmp/perf-NSPID.map` in its mount namespace)."""
-    for path in (f"{proc}/{pid}/root/tmp/perf-{ns_pid}.map", f"/tmp/perf-{pid}.map"):
+    for path in _perf_map_paths(pid, ns_pid):
         try:
             with open(path, "rb") as f:
                 data = f.read(_MAX_PERF_MAP_BYTES)

@@ -99,6 +99,16 @@ class ProcessTable:
         i = bisect.bisect_right(live.starts, address) - 1
         return i >= 0 and address < live.process.maps[i].end
 
+    def mapped_path(self, idx: int, address: int) -> str | None:
+        """Path of the known mapping of process `idx` holding `address` (None: unmapped)."""
+        maps = self.processes[idx].maps
+        live = self._live.get(idx)
+        starts = live.starts if live is not None else [m.start for m in maps]
+        i = bisect.bisect_right(starts, address) - 1
+        if i >= 0 and address < maps[i].end:
+            return maps[i].path
+        return None
+
     def refresh(self, idx: int) -> None:
         """Re-read maps (after dlopen or JIT); keeps mappings no longer present."""
         old = self.processes[idx]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 
-from bee_record import __version__, codec
+from bee_record import __version__, codec, probes
 from bee_record.collect import Collector, rotated_path
 from bee_record.errors import RecordError
 from bee_record.procs import ProcessTable
@@ -39,6 +39,8 @@ class RecordOptions:
     min_block_us: int = 1
     max_block_us: int | None = None
     rotate: float | None = None  # seconds per file of a numbered series
+    events: tuple[str, ...] = ()  # -e probe specs; they switch the mode to "event"
+    cgroup: Path | None = None  # cgroup v2 folder to restrict recording to
     duration: float | None = None
     keep_cmdline: bool = True
     drain_interval: float = 1.0
@@ -130,19 +132,60 @@ def _exit_code(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-MODES = ("cpu", "offcpu", "wall")
+MODES = ("cpu", "offcpu", "wall", "event")
+def cgroup2_root() -> Path:
+    """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or .../unified)."""
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 2 and parts[2] == "cgroup2":
+                    return Path(parts[1])
+    except OSError:
+        pass
+    raise RecordError("--cgroup needs a cgroup v2 hierarchy mounted (none found)")
+
+
+def cgroup_id(path: Path) -> tuple[int, int]:
+    """(cgroup v2 id, depth below the root) of a cgroup folder, for the BPF filter."""
+    root = cgroup2_root()
+    full = path if path.is_absolute() else root / path
+    try:
+        rel = full.resolve().relative_to(root)
+        st = os.stat(full)
+    except ValueError:
+        raise RecordError(f"--cgroup {path}: not under the cgroup v2 root {root}") from None
+    except OSError as exc:
+        raise RecordError(f"--cgroup {path}: {exc.strerror}") from None
+    if not (full / "cgroup.procs").exists():
+        raise RecordError(f"--cgroup {path}: not a cgroup folder")
+    return st.st_ino, len(rel.parts)
+
+
+def _mode(opts: RecordOptions) -> str:
+    if opts.events and opts.mode not in ("cpu", "event"):
+        raise RecordError("-e events cannot be combined with --mode offcpu or wall")
+    return "event" if opts.events else opts.mode
 
 
 def _sampler_options(opts: RecordOptions, filter_pids: bool) -> SamplerOptions:
-    if opts.mode not in MODES:
-        raise RecordError(f"--mode {opts.mode}: choose one of {', '.join(MODES)}")
+    mode = _mode(opts)
+    if opts.mode not in MODES or (opts.mode == "event" and not opts.events):
+        raise RecordError(f"--mode {opts.mode}: choose one of {', '.join(MODES[:3])}, "
+                          "or give -e events")
     if opts.frequency <= 0 or opts.frequency > 100_000:
         raise RecordError(f"frequency {opts.frequency} Hz is out of range (1 to 100000)")
+    if len(opts.events) > probes.MAX_PROBES:
+        raise RecordError(f"at most {probes.MAX_PROBES} -e events")
+    parsed = tuple(probes.parse(e) for e in opts.events)
+    for p in parsed:
+        probes.check(p)
     max_ns = (1 << 64) - 1 if opts.max_block_us is None else opts.max_block_us * 1000
     return replace(
         opts.sampler, frequency=opts.frequency, filter_pids=filter_pids,
-        on_cpu=opts.mode in ("cpu", "wall"), off_cpu=opts.mode in ("offcpu", "wall"),
-        cpu_weight=1 if opts.mode == "cpu" else 1_000_000_000 // opts.frequency,
+        on_cpu=mode in ("cpu", "wall"), off_cpu=mode in ("offcpu", "wall"), probes=parsed,
+        cgroup=cgroup_id(opts.cgroup) if opts.cgroup is not None else None,
+        cpu_weight=1 if mode == "cpu" else 1_000_000_000 // opts.frequency,
         min_block_ns=opts.min_block_us * 1000, max_block_ns=max_ns,
     )
 
@@ -205,8 +248,10 @@ def record(opts: RecordOptions) -> RecordResult:
             os.write(go, b"x")
             os.close(go)
         if not opts.quiet:
-            what = f"{opts.frequency} Hz" if opts.mode != "offcpu" else "off-CPU"
-            print(f"Recording ({opts.mode}, {what}); Ctrl-C to stop.", file=sys.stderr)
+            mode = _mode(opts)
+            what = {"offcpu": "off-CPU time", "event": ", ".join(opts.events)}.get(
+                mode, f"{opts.frequency} Hz")
+            print(f"Recording ({mode}, {what}); Ctrl-C to stop.", file=sys.stderr)
         next_drain = start + opts.drain_interval
         next_rotate = start + opts.rotate if opts.rotate else None
         while stop.signal is None:
@@ -279,12 +324,17 @@ def _header(opts: RecordOptions, start_wall: int, duration: float, sequence: int
         target = "pid " + ",".join(map(str, opts.pids))
     else:
         target = "system"
-    events = ("cpu-clock",) if opts.mode == "cpu" else ("cpu-clock", "sched:sched_switch")
+    mode = _mode(opts)
+    events: tuple[str, ...] = ("cpu-clock",)
+    if mode != "cpu":
+        events = ("cpu-clock", "sched:sched_switch",
+                  *(probes.parse(e).event_name for e in opts.events))
+    unit = {"cpu": "samples", "event": "events"}.get(mode, "nanoseconds")
     return Header(
         host=socket.gethostname(), kernel_release=os.uname().release, arch=os.uname().machine,
         start_time_ns=start_wall, duration_ns=int(duration * 1e9),
-        frequency_hz=opts.frequency if opts.mode != "offcpu" else 0, mode=opts.mode,
-        weight_unit="samples" if opts.mode == "cpu" else "nanoseconds", events=events,
+        frequency_hz=opts.frequency if mode in ("cpu", "wall") else 0, mode=mode,
+        weight_unit=unit, events=events,
         target=target, bee_version=__version__, argv=opts.argv if opts.keep_cmdline else (),
         sequence=sequence,
     )

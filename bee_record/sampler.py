@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any
 
 from bee_record.errors import RecordError
+from bee_record.probes import Probe, attach
 from bee_record.recording import LOST_STACK, NO_STACK
 
 #: Names of the per-CPU lost counters, in the order of the LOST_* slots in profile.c.
@@ -51,6 +52,8 @@ class SamplerOptions:
     counts_size: int = 40960
     procs_size: int = 65536
     perf_buffer_pages: int = 64
+    probes: tuple[Probe, ...] = ()  # -e event probes, counted as events 2, 3, ...
+    cgroup: tuple[int, int] | None = None  # (cgroup v2 id, level) to restrict to
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,11 @@ class Sampler:
             cflags.append("-DBEE_INCLUDE_IDLE")
         if opts.on_cpu:
             cflags += ["-DBEE_ON_CPU", f"-DBEE_CPU_WEIGHT={opts.cpu_weight}ULL"]
+        if opts.probes:
+            cflags.append(f"-DBEE_EVENTS={len(opts.probes)}")
+        if opts.cgroup is not None:
+            cflags += [f"-DBEE_CGROUP_ID={opts.cgroup[0]}ULL",
+                       f"-DBEE_CGROUP_LEVEL={opts.cgroup[1]}"]
         if opts.off_cpu:
             cflags += ["-DBEE_OFFCPU", f"-DBEE_MIN_BLOCK_NS={opts.min_block_ns}ULL",
                        f"-DBEE_MAX_BLOCK_NS={opts.max_block_ns}ULL",
@@ -160,7 +168,12 @@ class Sampler:
         self._targets[self._targets.Key(pid)] = self._targets.Leaf(1)
 
     def start(self) -> None:
-        """Attach the cpu-clock sampler on every CPU (tracepoints attached at load)."""
+        """Attach event probes and the cpu-clock sampler on every CPU.
+
+        The sched tracepoints of off-CPU mode are attached when the program loads.
+        """
+        for i, probe in enumerate(self.opts.probes):
+            attach(self.bpf, probe, f"bee_on_event_{i}")
         if not self.opts.on_cpu:
             return
         try:

@@ -43,6 +43,8 @@ class Frame:
     file: str | None = None
     line: int | None = None
     address: int = 0  # runtime address (0 for synthetic frames)
+    path: str = ""  # full path of the binary on the target ("" when not a file)
+    build_id: str | None = None  # build-id of that binary, when recorded
 
     def folded(self, lines: bool = False) -> str:
         """The frame as it appears in folded stacks (with its kind suffix)."""
@@ -75,6 +77,9 @@ class Profile:
     unit: str = "samples"
     sources: list[str] = field(default_factory=list)
     lost: int = 0
+    frequency_hz: int = 0  # sampling frequency (0 when mixed or event-driven)
+    start_time_ns: int = 0  # earliest recording start (Unix epoch ns)
+    duration_ns: int = 0  # sum of the recordings' durations
 
     @property
     def total(self) -> int:
@@ -83,7 +88,8 @@ class Profile:
 
     def filtered(self, keep: Iterable[StackSample]) -> Profile:
         """A profile with the same metadata and only the given samples."""
-        return Profile(list(keep), self.unit, list(self.sources), self.lost)
+        return Profile(list(keep), self.unit, list(self.sources), self.lost,
+                       self.frequency_hz, self.start_time_ns, self.duration_ns)
 
     def __iter__(self) -> Iterator[StackSample]:
         return iter(self.samples)

@@ -90,11 +90,13 @@ def render(profile: Profile, opts: ReportOptions) -> str | bytes:
     if opts.format == "speedscope":
         from bee_report.reporters import speedscope
 
-        return speedscope.render(profile, per_thread=opts.filters.per_thread)
+        return speedscope.render(profile, per_thread=opts.filters.per_thread, lines=opts.lines)
     if opts.format == "pprof":
         from bee_report.reporters import pprof
 
-        return pprof.render(profile)
+        period = 1_000_000_000 // profile.frequency_hz if profile.frequency_hz else 0
+        return pprof.render(profile, period_ns=period, duration_nanos=profile.duration_ns,
+                            time_nanos=profile.start_time_ns)
     raise ReportError(f"--format {opts.format}: choose one of {', '.join(FORMATS)}")
 
 

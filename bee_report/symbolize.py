@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bee_record.collect import is_anonymous
 from bee_record.errors import BeeError
 from bee_record.recording import LOST_STACK, Binary, KernelInfo, Process, Recording
 from bee_report.demangle import demangle
@@ -93,8 +94,12 @@ class Symbolizer:
         units = {rec.header.weight_unit for _, rec in recordings}
         if len(units) > 1:
             raise BeeError(f"cannot merge recordings weighted in different units: {sorted(units)}")
+        freqs = {rec.header.frequency_hz for _, rec in recordings}
         out = Profile(unit=units.pop() if units else "samples",
-                      sources=[name for name, _ in recordings])
+                      sources=[name for name, _ in recordings],
+                      frequency_hz=freqs.pop() if len(freqs) == 1 else 0,
+                      start_time_ns=min((r.header.start_time_ns for _, r in recordings), default=0),
+                      duration_ns=sum(r.header.duration_ns for _, r in recordings))
         for _, rec in recordings:
             out.samples.extend(self._recording(rec))
             out.lost += rec.total_lost
@@ -112,6 +117,8 @@ class Symbolizer:
                 frames = stack_cache[key] = self._frames(rec, procs, kernel, s.process,
                                                          s.user_stack, s.kernel_stack)
             proc = rec.processes[s.process]
+            if rec.header.mode == "event":  # several probes: one root frame per event
+                frames = (Frame(rec.header.events[s.event], FrameKind.ROOT), *frames)
             samples.append(StackSample(
                 frames=frames, weight=s.weight, count=s.count, pid=proc.pid, tid=s.tid,
                 cpu=s.cpu, comm=proc.comm, thread=s.comm, event=rec.header.events[s.event],
@@ -137,7 +144,7 @@ class Symbolizer:
     def _user(self, rec: Recording, pm: _ProcessMaps, addr: int, leaf: bool) -> tuple[Frame, ...]:
         look = addr if leaf else addr - 1
         i = bisect.bisect_right(pm.starts, look) - 1
-        if i < 0 or look >= pm.maps[i].end:
+        if i < 0 or look >= pm.maps[i].end or is_anonymous(pm.maps[i].path):
             j = bisect.bisect_right(pm.jit_starts, look) - 1
             if j >= 0 and look < pm.jit[j].start + max(pm.jit[j].size, 1):
                 return (Frame(pm.jit[j].name, FrameKind.JIT, "[jit]", address=addr),)
@@ -145,17 +152,19 @@ class Symbolizer:
         m = pm.maps[i]
         module = os.path.basename(m.path) or m.path or UNKNOWN
         offset = look - m.start + m.offset
-        img = self._image(rec.binaries[m.binary]) if m.binary >= 0 else None
-        if img is None:
-            return (Frame(f"{module}+0x{offset:x}", FrameKind.USER, module, address=addr),)
-        vaddr = img.elf.file_offset_to_vaddr(offset)
-        if vaddr is None:
-            return (Frame(f"{module}+0x{offset:x}", FrameKind.USER, module, address=addr),)
+        binary = rec.binaries[m.binary] if m.binary >= 0 else None
+        bid = binary.build_id if binary is not None else None
+        img = self._image(binary) if binary is not None else None
+        vaddr = img.elf.file_offset_to_vaddr(offset) if img is not None else None
+        if img is None or vaddr is None:
+            return (Frame(f"{module}+0x{offset:x}", FrameKind.USER, module, address=addr,
+                          path=m.path, build_id=bid),)
         hit = img.cache.get(vaddr)
         if hit is None:
             sym = img.functions.lookup(vaddr)
             name = demangle(sym.name) if sym is not None else f"{module}+0x{offset:x}"
-            hit = img.cache[vaddr] = (Frame(name, FrameKind.USER, module, address=addr),)
+            hit = img.cache[vaddr] = (Frame(name, FrameKind.USER, module, address=addr,
+                                            path=m.path, build_id=bid),)
         return hit
 
     def _image(self, binary: Binary) -> _Image | None:

@@ -17,6 +17,8 @@ PKGS=(python3 python3-venv python3-pip python3-bpfcc bpfcc-tools linux-perf
       binutils gcc g++ make llvm libc6-dbg python3.11-dbg nodejs chromium)
 # rustc: only from apt when no toolchain is already on PATH.
 command -v rustc >/dev/null 2>&1 || PKGS+=(rustc)
+# npm: only from apt when no npm is already on PATH (used to fetch speedscope for tests).
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -62,6 +64,12 @@ fi
 # pip's notices about this machine's local index folders are noise; real errors still show.
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]" \
     2> >(grep -v "^WARNING: Location" >&2)
+
+# speedscope's own importer, used by the tests to load our exports (pinned version).
+if [ ! -f tests/.node/node_modules/speedscope/package.json ]; then
+    npm install --silent --no-audit --no-fund --prefix tests/.node --save-exact \
+        speedscope@1.25.0 >/dev/null
+fi
 
 # bcc attaches tracepoints through tracefs.
 if [ ! -d /sys/kernel/tracing/events ] && [ ! -d /sys/kernel/debug/tracing/events ]; then
