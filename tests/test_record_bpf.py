@@ -5,6 +5,7 @@ These load BPF programs and need root; see conftest.py for how they are gated.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -183,3 +184,75 @@ def test_unwritable_output_fails_before_loading_bpf(tmp_path: Path) -> None:
     assert rec.returncode != 0
     assert rec.stderr.strip().endswith("does not exist")
     assert "Recording" not in rec.stderr
+
+
+def test_second_ctrl_c_during_the_write_keeps_the_file(tmp_path: Path) -> None:
+    out = tmp_path / "twice.bee"
+    proc = subprocess.Popen([sys.executable, "-m", "bee", "record", "-o", str(out)],
+                            cwd=REPO, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    assert "Recording" in proc.stderr.readline()
+    time.sleep(1.2)
+    proc.send_signal(signal.SIGINT)
+    for _ in range(5):  # keep pressing Ctrl-C while it drains and writes
+        time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert codec.read(out).total_samples > 0
+
+
+def test_pid_that_exits_mid_recording_keeps_its_samples(chain: Path, tmp_path: Path) -> None:
+    proc = subprocess.Popen([chain, "60"])
+    out = tmp_path / "gone.bee"
+    rec_proc = subprocess.Popen(
+        [sys.executable, "-m", "bee", "record", "-p", str(proc.pid), "-F", "199", "-d", "30",
+         "-o", str(out)], cwd=REPO, stderr=subprocess.PIPE, text=True)
+    assert rec_proc.stderr is not None
+    assert "Recording" in rec_proc.stderr.readline()
+    time.sleep(1.0)
+    proc.kill()
+    proc.wait()
+    # THEN the recording ends by itself (long before -d 30) with the samples taken
+    _, err = rec_proc.communicate(timeout=20)
+    assert rec_proc.returncode == 0, err
+    recording = codec.read(out)
+    assert recording.total_samples > 100
+    assert recording.header.duration_ns < 10e9
+
+
+def test_disk_full_during_the_write_leaves_no_file(tmp_path: Path) -> None:
+    # GIVEN an output folder on a 2 MiB tmpfs that fills up while recording
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "none", str(mnt)], check=True)
+    try:
+        out = mnt / "full.bee"
+        proc = subprocess.Popen([sys.executable, "-m", "bee", "record", "-o", str(out)],
+                                cwd=REPO, stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
+        assert "Recording" in proc.stderr.readline()
+        with open(mnt / "filler", "wb") as f, contextlib.suppress(OSError):
+            while True:
+                f.write(b"\0" * 65536)
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        # THEN one clear line, a non-zero exit, and nothing left but the filler
+        assert proc.returncode != 0
+        assert err.strip().splitlines()[-1].startswith(f"bee: {out}: cannot write: No space")
+        assert sorted(p.name for p in mnt.iterdir()) == ["filler"]
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_full_disk_is_refused_before_loading_bpf(tmp_path: Path) -> None:
+    mnt = tmp_path / "tiny"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "none", str(mnt)], check=True)
+    try:
+        rec = run_bee("record", "-d", "1", "-o", mnt / "x.bee")
+        assert rec.returncode != 0
+        assert rec.stderr.strip() == f"bee: {mnt / 'x.bee'}: no space left in {mnt}"
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)

@@ -1,0 +1,123 @@
+"""Untrusted recordings: random and mutated files never give a traceback.
+
+A bounded number of hypothesis cases runs in CI; `fuzz/fuzz_recording.py` is the atheris
+target for longer runs (see the README's testing section).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import msgpack
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bee_record import codec
+from bee_record.errors import BeeError, RecordingFormatError
+from bee_report.report import ReportOptions, render
+from bee_report.symbolize import Symbolizer
+from formats.make_sample import sample_recording
+
+SAMPLE = codec.encode(sample_recording(), compress=False)
+BODY = msgpack.unpackb(SAMPLE[codec.PREAMBLE_SIZE:])
+FUZZ = settings(max_examples=300, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _file(tmp: Path, raw: bytes, compress: bool = False) -> Path:
+    if compress:
+        raw = zlib.compress(raw)
+    pre = struct.pack(">8sHBBQI", codec.MAGIC, 1, 1 if compress else 0, 0, len(raw),
+                      zlib.crc32(raw))
+    path = tmp / "f.bee"
+    path.write_bytes(pre + raw)
+    return path
+
+
+def _read_and_report(path: Path) -> None:
+    """Read, symbolize and render every text format; only BeeError may escape."""
+    try:
+        rec = codec.read(path)
+    except RecordingFormatError:
+        return
+    sym = Symbolizer()
+    try:
+        profile = sym.profile([(str(path), rec)])
+        for fmt in ("folded", "top", "speedscope", "pprof"):
+            render(profile, ReportOptions(files=(path,), format=fmt))
+    except BeeError:
+        pass
+    finally:
+        sym.close()
+
+
+@FUZZ
+@given(data=st.binary(max_size=2048))
+def test_random_bytes_after_a_valid_preamble(tmp_path_factory: Any, data: bytes) -> None:
+    _read_and_report(_file(tmp_path_factory.mktemp("r"), data))
+
+
+@FUZZ
+@given(flips=st.lists(st.tuples(st.integers(0, len(SAMPLE) - 1 - codec.PREAMBLE_SIZE),
+                                st.integers(1, 255)), min_size=1, max_size=8))
+def test_byte_flips_with_a_valid_checksum(tmp_path_factory: Any,
+                                          flips: list[tuple[int, int]]) -> None:
+    # GIVEN the sample's body with bytes flipped and the checksum recomputed, so the
+    # damage reaches the msgpack decoder and the validator
+    body = bytearray(SAMPLE[codec.PREAMBLE_SIZE:])
+    for pos, mask in flips:
+        body[pos] ^= mask
+    _read_and_report(_file(tmp_path_factory.mktemp("f"), bytes(body), compress=True))
+
+
+_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1),
+                  st.text(max_size=20), st.binary(max_size=20), st.floats())
+_tree = st.recursive(_leaf, lambda c: st.lists(c, max_size=5) | st.dictionaries(
+    st.text(max_size=10), c, max_size=5), max_leaves=30)
+
+
+@FUZZ
+@given(key=st.sampled_from(sorted(BODY)), value=_tree)
+def test_any_table_replaced_by_any_value(tmp_path_factory: Any, key: str, value: Any) -> None:
+    body = dict(BODY)
+    body[key] = value
+    raw = msgpack.packb(body, use_bin_type=True)
+    _read_and_report(_file(tmp_path_factory.mktemp("t"), raw))
+
+
+@FUZZ
+@given(table=st.sampled_from(["samples", "processes", "binaries", "stacks"]),
+       row=st.integers(0, 3), col=st.integers(0, 9), value=_leaf)
+def test_any_cell_replaced(tmp_path_factory: Any, table: str, row: int, col: int,
+                           value: Any) -> None:
+    body = msgpack.unpackb(SAMPLE[codec.PREAMBLE_SIZE:])
+    rows = body[table]
+    if row < len(rows) and col < len(rows[row]):
+        rows[row][col] = value
+    raw = msgpack.packb(body, use_bin_type=True)
+    _read_and_report(_file(tmp_path_factory.mktemp("c"), raw))
+
+
+def test_deep_nesting_is_refused(tmp_path: Path) -> None:
+    # GIVEN a body nested far deeper than any recording (msgpack arrays of arrays)
+    raw = b"\x91" * 100_000 + b"\xc0"
+    with_path = _file(tmp_path, raw)
+    try:
+        codec.read(with_path)
+    except RecordingFormatError as exc:
+        assert str(with_path) in str(exc)
+    else:
+        raise AssertionError("a 100000-deep body was accepted")
+
+
+def test_huge_string_claim_is_refused_before_allocation(tmp_path: Path) -> None:
+    raw = b"\x81\xa7strings\x91\xdb\xff\xff\xff\xf0"  # one str claiming 4 GiB
+    try:
+        codec.read(_file(tmp_path, raw))
+    except RecordingFormatError as exc:
+        assert "corrupt body" in str(exc)
+    else:
+        raise AssertionError("accepted")
