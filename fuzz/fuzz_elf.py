@@ -1,0 +1,45 @@
+"""atheris target: the ELF reader (headers, sections, notes, symbols, compressed data).
+
+    .venv/bin/python fuzz/fuzz_elf.py -atheris_runs=200000 CORPUS_DIR
+
+Seed the corpus with a few small ELF files (e.g. a compiled tests/fixtures/elf/funcs.c).
+Anything but a BeeError escaping is a finding.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import atheris
+
+with atheris.instrument_imports():
+    from bee_record.errors import BeeError
+    from bee_report.elf import ElfFile
+
+
+def one_input(data: bytes) -> None:
+    """Parse one input as an ELF file and exercise every accessor."""
+    try:
+        elf = ElfFile.from_bytes(data, "fuzz.elf")
+        for section in elf.sections:
+            elf.section_data(section)
+        _ = (elf.build_id, elf.debuglink, elf.has_debug_info)
+        table = elf.functions()
+        for seg in elf.segments:
+            table.lookup(seg.vaddr + 1)
+            elf.file_offset_to_vaddr(seg.offset)
+        inner = elf.gnu_debugdata()
+        if inner is not None:
+            inner.functions()
+    except BeeError:
+        pass
+
+
+def main() -> None:
+    """Entry point for atheris."""
+    atheris.Setup(sys.argv, one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
