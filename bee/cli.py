@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from typer.core import TyperGroup
 
 from bee_record.errors import BeeError
+
+if TYPE_CHECKING:
+    from bee_report.symbolize import SymbolizeOptions
 
 
 class _BeeGroup(TyperGroup):
@@ -43,6 +46,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+NoCacheOpt = Annotated[bool, typer.Option(
+    "--no-cache", help="Bypass the per-build-id symbol cache ($XDG_CACHE_HOME/bee).")]
+OfflineOpt = Annotated[bool, typer.Option(
+    "--offline", help="Never download debug info from DEBUGINFOD_URLS.")]
+
+
+def _symbolize_options(symbols: list[Path] | None, no_cache: bool, offline: bool,
+                       dwarf: bool = True) -> SymbolizeOptions:
+    from bee_report.symbolize import SymbolizeOptions, default_cache_dir
+    from bee_report.unpack import resolve_symbol_dirs
+
+    cache = default_cache_dir()
+    dirs = resolve_symbol_dirs(symbols or (), cache)
+    return SymbolizeOptions(symbol_dirs=dirs, dwarf=dwarf,
+                            cache_dir=None if no_cache else cache, offline=offline)
+
 
 SymbolsOpt = Annotated[
     list[Path] | None,
@@ -165,17 +185,19 @@ def report(
     inverted: Annotated[bool, typer.Option(help="SVG: icicle graph.")] = False,
     renderer: Annotated[str, typer.Option(
         help="SVG renderer: auto (inferno if installed), builtin, inferno.")] = "auto",
+    no_cache: NoCacheOpt = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Symbolize recordings offline and render them (table, folded, SVG, exports)."""
     from bee_report.filters import Filters
     from bee_report.report import ReportOptions, SvgOptions
     from bee_report.report import run as run_report
-    from bee_report.symbolize import SymbolizeOptions
 
     fmt = format or ("top" if output is None and sys.stdout.isatty() else "folded")
     written = run_report(ReportOptions(
         files=tuple(files), format=fmt, output=output,
-        symbolize=SymbolizeOptions(symbol_dirs=tuple(symbols or ())),
+        symbolize=_symbolize_options(symbols, no_cache, offline,
+                                     dwarf=lines or not no_inline),
         filters=Filters(
             pids=tuple(pid or ()), tids=tuple(tid or ()), comms=tuple(comm or ()),
             cpus=tuple(cpu or ()), user_only=user_only, kernel_only=kernel_only,
@@ -221,16 +243,17 @@ def diff(
     title: Annotated[str, typer.Option(help="SVG title.")] = "Flame Graph",
     renderer: Annotated[str, typer.Option(
         help="SVG renderer: auto, builtin, inferno.")] = "auto",
+    no_cache: NoCacheOpt = False,
+    offline: OfflineOpt = False,
 ) -> None:
     """Compare two recordings by symbolized stacks, with significance for the top table."""
     from bee_report.filters import Filters
     from bee_report.report import DiffOptions, SvgOptions, run_diff
-    from bee_report.symbolize import SymbolizeOptions
 
     fmt = format or ("top" if output is None and sys.stdout.isatty() else "folded")
     written = run_diff(DiffOptions(
         base=(base,), new=(new,), format=fmt, output=output,
-        symbolize=SymbolizeOptions(symbol_dirs=tuple(symbols or ())),
+        symbolize=_symbolize_options(symbols, no_cache, offline),
         filters=Filters(comms=tuple(comm or ()), focus=focus, exclude=exclude),
         limit=limit, by=by, share=share, alpha=alpha, correction=correction,
         normalize=normalize, ignore_comm=ignore_comm, strip_hex=strip_hex,
@@ -238,6 +261,29 @@ def diff(
     ))
     if written is not None:
         typer.echo(f"Wrote {written}", err=True)
+
+
+@app.command()
+def symbolize(
+    addresses: Annotated[list[str] | None, typer.Argument(
+        help="ELF virtual addresses in hex (default: one per line on stdin).")] = None,
+    exe: Annotated[Path, typer.Option("--exe", "-e", help="The binary.")] = Path("a.out"),
+    symbols: SymbolsOpt = None,
+    no_inline: Annotated[bool, typer.Option(
+        "--no-inline", help="Only the outermost function.")] = False,
+    no_cache: NoCacheOpt = False,
+    offline: OfflineOpt = False,
+) -> None:
+    """Print function and file:line per address, in the layout of addr2line -a -f -i -C."""
+    from bee_report.addr2line import parse_address
+    from bee_report.addr2line import symbolize as run
+
+    source = addresses if addresses else (line for line in sys.stdin if line.strip())
+    opts = _symbolize_options(symbols, no_cache, offline)
+    out = sys.stdout
+    for line in run(exe, (parse_address(a) for a in source), opts, inlines=not no_inline):
+        out.write(line + "\n")
+    out.flush()
 
 
 @app.command()

@@ -50,6 +50,7 @@ MANIFEST_NAME = "MANIFEST.json"
 MANIFEST_VERSION = 1
 _HEX = re.compile(r"^[0-9a-f]{2,128}$")
 _MAX_PROCESS_TRIES = 8  # map_files/root candidates tried per binary
+_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +109,14 @@ def archive(
     if output.exists() and output.resolve() == recording.resolve():
         raise RecordError(f"{output}: refusing to overwrite the recording with its archive")
     rec = codec.read(recording)
-    wanted, missing = hit_binaries(rec)
+    wanted, missing = _hit_binaries(rec)
     mtime = rec.header.start_time_ns // 1_000_000_000
     entries: dict[str, dict[str, Any]] = {}
     n_bin = n_dbg = 0
     with _atomic_output(output) as out:
         gz = gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6)
-        with gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        with gz, tarfile.TarFile(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT,
+                                 copybufsize=_CHUNK) as tar:
             for build_id in sorted(wanted):
                 want = wanted[build_id]
                 name = f".build-id/{build_id[:2]}/{build_id[2:]}"
@@ -159,7 +161,7 @@ def archive(
     return ArchiveResult(output, n_bin, n_dbg, size, tuple(missing))
 
 
-def hit_binaries(rec: Recording) -> tuple[dict[str, _Wanted], list[Missing]]:
+def _hit_binaries(rec: Recording) -> tuple[dict[str, _Wanted], list[Missing]]:
     """Build-id -> what is known of each hit binary, and hit binaries that cannot be archived."""
     maps = [sorted(p.maps, key=lambda m: m.start) for p in rec.processes]
     starts = [[m.start for m in ms] for ms in maps]
@@ -285,4 +287,4 @@ def _atomic_output(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
         raise
 
 
-__all__ = ["DEBUG_DIRS", "MANIFEST_NAME", "ArchiveResult", "Missing", "archive", "hit_binaries"]
+__all__ = ["DEBUG_DIRS", "MANIFEST_NAME", "ArchiveResult", "Missing", "archive"]

@@ -50,19 +50,6 @@ class Locator:
             self._found[key] = self._find(path, build_id)
         return self._found[key]
 
-    def find_debug(self, build_id: str | None) -> Path | None:
-        """A separate debug file (`.debug`) for `build_id`, verified, or None."""
-        if not valid_build_id(build_id):
-            return None
-        assert build_id is not None
-        roots = [*self.symbol_dirs, Path("/usr/lib/debug")]
-        candidates = [p for r in roots for p in build_id_paths(r, build_id, ".debug")]
-        candidates += [r / build_id / "debuginfo" for r in self.symbol_dirs]
-        for candidate in candidates:
-            if candidate.is_file() and build_id_of_path(str(candidate)) == build_id:
-                return candidate
-        return None
-
     def _find(self, path: str, build_id: str | None) -> Path | None:
         if build_id is not None and not valid_build_id(build_id):
             warn(f"{path}: recorded build-id is not hex; binary not looked up")

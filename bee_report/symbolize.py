@@ -20,11 +20,15 @@ from pathlib import Path
 from bee_record.collect import is_anonymous
 from bee_record.errors import BeeError
 from bee_record.recording import LOST_STACK, Binary, KernelInfo, Process, Recording
+from bee_report.debuginfo import best_symbol_source, find_debug_file
+from bee_report.debuginfod import Debuginfod
 from bee_report.demangle import demangle
 from bee_report.diag import warn
+from bee_report.dwarf import DebugInfo
 from bee_report.elf import ElfFile, FunctionTable
 from bee_report.locate import Locator
 from bee_report.profile import Frame, FrameKind, Profile, StackSample
+from bee_report.progress import Progress
 
 KERNEL_MODULE = "[kernel.kallsyms]"
 UNKNOWN = "[unknown]"
@@ -36,6 +40,15 @@ class SymbolizeOptions:
 
     symbol_dirs: tuple[Path, ...] = ()
     use_original_paths: bool = True
+    dwarf: bool = True  # source lines and inlined frames from DWARF when available
+    cache_dir: Path | None = None  # per-build-id cache; None: no cache
+    offline: bool = False  # never ask debuginfod servers
+
+
+def default_cache_dir() -> Path:
+    """`$XDG_CACHE_HOME/bee`, or `~/.cache/bee`."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bee"
 
 
 @dataclass
@@ -44,6 +57,7 @@ class _Image:
 
     elf: ElfFile
     functions: FunctionTable
+    debug: DebugInfo | None = None
     cache: dict[int, tuple[Frame, ...]] = field(default_factory=dict)
 
 
@@ -81,6 +95,11 @@ class Symbolizer:
         self.opts = opts or SymbolizeOptions()
         self.locator = Locator(self.opts.symbol_dirs, self.opts.use_original_paths)
         self._images: dict[tuple[str, str | None], _Image | None] = {}
+        self._debuginfod: Debuginfod | None = None
+        if not self.opts.offline and os.environ.get("DEBUGINFOD_URLS", "").strip():
+            self._debuginfod = Debuginfod.from_environment(
+                cache_dir=self.opts.cache_dir or default_cache_dir())
+        self._progress: Progress | None = None
 
     def close(self) -> None:
         """Release mapped files."""
@@ -100,9 +119,15 @@ class Symbolizer:
                       frequency_hz=freqs.pop() if len(freqs) == 1 else 0,
                       start_time_ns=min((r.header.start_time_ns for _, r in recordings), default=0),
                       duration_ns=sum(r.header.duration_ns for _, r in recordings))
-        for _, rec in recordings:
-            out.samples.extend(self._recording(rec))
-            out.lost += rec.total_lost
+        total = sum(len({a for s in rec.samples if s.user_stack >= 0
+                         for a in rec.stacks[s.user_stack]}) for _, rec in recordings)
+        self._progress = Progress(total, "symbolizing")
+        try:
+            for _, rec in recordings:
+                out.samples.extend(self._recording(rec))
+                out.lost += rec.total_lost
+        finally:
+            self._progress.close()
         return out
 
     def _recording(self, rec: Recording) -> list[StackSample]:
@@ -161,11 +186,26 @@ class Symbolizer:
                           path=m.path, build_id=bid),)
         hit = img.cache.get(vaddr)
         if hit is None:
-            sym = img.functions.lookup(vaddr)
-            name = demangle(sym.name) if sym is not None else f"{module}+0x{offset:x}"
-            hit = img.cache[vaddr] = (Frame(name, FrameKind.USER, module, address=addr,
-                                            path=m.path, build_id=bid),)
+            hit = img.cache[vaddr] = self._lookup(img, vaddr, module, offset, addr, m.path, bid)
         return hit
+
+    def _lookup(self, img: _Image, vaddr: int, module: str, offset: int, addr: int,
+                path: str, bid: str | None) -> tuple[Frame, ...]:
+        """Frames of one ELF address, outermost first (inlined callees after it)."""
+        if self._progress is not None:
+            self._progress.advance()
+        sym = img.functions.lookup(vaddr)
+        fallback = demangle(sym.name) if sym is not None else f"{module}+0x{offset:x}"
+        chain = img.debug.lookup(vaddr) if img.debug is not None else ()
+        if not chain:
+            return (Frame(fallback, FrameKind.USER, module, address=addr, path=path,
+                          build_id=bid),)
+        return tuple(
+            Frame(sf.function or (fallback if not sf.inlined else "[inlined]"),
+                  FrameKind.INLINED if sf.inlined else FrameKind.USER, module, sf.file,
+                  sf.line, addr, path, bid)
+            for sf in reversed(chain)
+        )
 
     def _image(self, binary: Binary) -> _Image | None:
         key = (binary.path, binary.build_id)
@@ -187,14 +227,17 @@ class Symbolizer:
         except BeeError as exc:
             warn(str(exc))
             return None
-        functions = elf.functions()
-        if len(functions) == 0 or elf.section(".symtab") is None:
-            debug = self.locator.find_debug(binary.build_id)
-            if debug is not None:
-                try:
-                    dbg = ElfFile.open(debug)
-                    if len(dbg.functions()) > len(functions):
-                        functions = dbg.functions()
-                except BeeError as exc:
-                    warn(str(exc))
-        return _Image(elf, functions)
+        debug_path = find_debug_file(path, elf, binary.path, binary.build_id,
+                                     self.opts.symbol_dirs, self._debuginfod)
+        source = best_symbol_source(elf, debug_path)
+        if source.debug is not None:
+            source.debug.close()
+        debug = None
+        dwarf_file = debug_path or (path if elf.has_debug_info else None)
+        if self.opts.dwarf and dwarf_file is not None:
+            try:
+                debug = DebugInfo.load(dwarf_file, binary.build_id or elf.build_id,
+                                       self.opts.cache_dir)
+            except BeeError as exc:
+                warn(f"{exc}; no source lines or inlined frames for {binary.path}")
+        return _Image(elf, source.functions, debug)

@@ -15,6 +15,8 @@
 //   BEE_USER_STACKS / BEE_KERNEL_STACKS   which stacks to collect (both by default)
 //   BEE_INCLUDE_IDLE  also count the idle task (pid 0)
 //   BEE_ON_CPU        attach the cpu-clock sampler program (weight BEE_CPU_WEIGHT each)
+//   BEE_EVENTS        number of event probe programs bee_on_event_0.. to define
+//   BEE_CGROUP_ID, BEE_CGROUP_LEVEL   only count tasks in this cgroup v2 (or below)
 //   BEE_OFFCPU        account off-CPU time from sched_switch, for blocks within
 //                     [BEE_MIN_BLOCK_NS, BEE_MAX_BLOCK_NS]
 
@@ -43,6 +45,9 @@
 #endif
 #ifndef BEE_MAX_BLOCK_NS
 #define BEE_MAX_BLOCK_NS 0xffffffffffffffffULL
+#endif
+#ifndef BEE_EVENTS
+#define BEE_EVENTS 0
 #endif
 #ifndef BEE_OFFSTACK_SIZE
 #define BEE_OFFSTACK_SIZE 16384
@@ -203,6 +208,10 @@ static __always_inline int bee_identity(void *ctx, struct bee_key *key)
     if (!targets.lookup(&pid))
         return 0;
 #endif
+#ifdef BEE_CGROUP_ID
+    if (bpf_get_current_ancestor_cgroup_id(BEE_CGROUP_LEVEL) != BEE_CGROUP_ID)
+        return 0;
+#endif
     key->pid = pid;
     key->tid = tid;
     key->cpu = bpf_get_smp_processor_id();
@@ -223,13 +232,13 @@ static __always_inline s32 bee_stack_result(s32 id, int slot)
     return -2;
 }
 
-#ifdef BEE_ON_CPU
-int bee_on_cpu(struct bpf_perf_event_data *ctx)
+// Count one event for the current task with its stacks from the active buffer.
+static __always_inline int bee_count_current(void *ctx, u32 event, u64 weight)
 {
     struct bee_key key = {};
     if (!bee_identity(ctx, &key))
         return 0;
-    key.event = BEE_EVENT_CPU;
+    key.event = event;
     key.user_stack = -1;
     key.kernel_stack = -1;
     u32 zero = 0;
@@ -242,7 +251,7 @@ int bee_on_cpu(struct bpf_perf_event_data *ctx)
 #ifdef BEE_KERNEL_STACKS
         key.kernel_stack = bee_stack_result(stacks1.get_stackid(ctx, 0), LOST_KERNEL_STACK);
 #endif
-        bee_add1(&key, BEE_CPU_WEIGHT);
+        bee_add1(&key, weight);
     } else {
 #ifdef BEE_USER_STACKS
         key.user_stack = bee_stack_result(stacks0.get_stackid(ctx, BPF_F_USER_STACK),
@@ -251,10 +260,45 @@ int bee_on_cpu(struct bpf_perf_event_data *ctx)
 #ifdef BEE_KERNEL_STACKS
         key.kernel_stack = bee_stack_result(stacks0.get_stackid(ctx, 0), LOST_KERNEL_STACK);
 #endif
-        bee_add0(&key, BEE_CPU_WEIGHT);
+        bee_add0(&key, weight);
     }
     return 0;
 }
+
+#ifdef BEE_ON_CPU
+int bee_on_cpu(struct bpf_perf_event_data *ctx)
+{
+    return bee_count_current(ctx, BEE_EVENT_CPU, BEE_CPU_WEIGHT);
+}
+#endif
+
+// Event probes (-e tracepoint:..., -e uprobe:..., -e uretprobe:..., -e kprobe:...): one
+// program per probe, each counting its own event index (2, 3, ...).
+#define BEE_EVENT_PROGRAM(i)                                                  \
+    int bee_on_event_##i(void *ctx) { return bee_count_current(ctx, 2 + i, 1); }
+#if BEE_EVENTS > 0
+BEE_EVENT_PROGRAM(0)
+#endif
+#if BEE_EVENTS > 1
+BEE_EVENT_PROGRAM(1)
+#endif
+#if BEE_EVENTS > 2
+BEE_EVENT_PROGRAM(2)
+#endif
+#if BEE_EVENTS > 3
+BEE_EVENT_PROGRAM(3)
+#endif
+#if BEE_EVENTS > 4
+BEE_EVENT_PROGRAM(4)
+#endif
+#if BEE_EVENTS > 5
+BEE_EVENT_PROGRAM(5)
+#endif
+#if BEE_EVENTS > 6
+BEE_EVENT_PROGRAM(6)
+#endif
+#if BEE_EVENTS > 7
+BEE_EVENT_PROGRAM(7)
 #endif
 
 #ifdef BEE_OFFCPU

@@ -151,22 +151,33 @@ def test_jit_inside_pid_and_mount_namespaces(tmp_path: Path) -> None:
 def test_rotation_writes_standalone_files_that_merge(
     build_c: Callable[..., Path], tmp_path: Path
 ) -> None:
+    # GIVEN a workload whose CPU time is measured by its parent (a small python wrapper)
     chain = build_c("chain.c")
+    cpu_file = tmp_path / "cpu"
+    wrapper = ("import resource, subprocess, sys\n"
+               f"subprocess.run([{str(chain)!r}, '3.2'])\n"
+               "r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+               f"open({str(cpu_file)!r}, 'w').write(str(r.ru_utime + r.ru_stime))")
     out = tmp_path / "rot.bee"
-    rec = run_bee("record", "-F", "199", "--rotate", "1", "-o", out, "--", chain, "3.2")
+    # WHEN recorded in a series of one-second files
+    rec = run_bee("record", "-F", "199", "--rotate", "1", "-o", out, "--",
+                  sys.executable, "-c", wrapper)
     assert rec.returncode == 0, rec.stderr
     files = sorted(tmp_path.glob("rot.*.bee"))
     assert len(files) >= 3, files
     recs = [codec.read(f) for f in files]
     assert [r.header.sequence for r in recs] == list(range(1, len(files) + 1))
-    # each file stands alone: its own processes, binaries and names
+    # THEN each file stands alone: its own processes, binaries and names
     for f in files[:-1]:
-        alone = folded_lines(run_bee("report", f, "-f", "folded").stdout)
+        alone = folded_lines(run_bee("report", f, "-f", "folded", "--comm", "chain").stdout)
         assert share(alone, "main;bee_outer;bee_middle;bee_inner") > 0.5
-    total = sum(r.total_samples for r in recs)
-    assert 0.7 * 199 * 3.2 < total < 1.1 * 199 * 3.2
+    # AND together they hold the workload's CPU time once: nothing lost or counted twice
+    chain_samples = sum(s.count for r in recs for s in r.samples
+                        if r.processes[s.process].comm == "chain")
+    expected = float(cpu_file.read_text()) * 199
+    assert 0.9 * expected < chain_samples < 1.1 * expected, (chain_samples, expected)
     merged = folded_lines(run_bee("report", *files, "-f", "folded").stdout)
-    assert sum(merged.values()) == total
+    assert sum(merged.values()) == sum(r.total_samples for r in recs)
 
 
 def test_hundreds_of_short_lived_processes_resolve(

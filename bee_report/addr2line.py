@@ -1,0 +1,74 @@
+"""`bee symbolize`: ELF virtual addresses to names and source lines, printed as
+`addr2line -a -f -i -C` prints them, so the two can be compared line by line.
+
+Debug info is found the same way as for `bee report` (build-id trees, `.gnu_debuglink`,
+MiniDebugInfo, debuginfod) and cached per build-id. Line discriminators are not printed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from bee_record.errors import BeeError, ReportError
+from bee_report.debuginfo import best_symbol_source, find_debug_file
+from bee_report.debuginfod import Debuginfod
+from bee_report.demangle import demangle
+from bee_report.diag import warn
+from bee_report.dwarf import DebugInfo
+from bee_report.elf import ElfFile
+from bee_report.symbolize import SymbolizeOptions, default_cache_dir
+
+
+def parse_address(text: str) -> int:
+    """A hexadecimal address, with or without `0x` (as addr2line reads them)."""
+    raw = text.strip().lower()
+    raw = raw[2:] if raw.startswith("0x") else raw
+    try:
+        value = int(raw, 16)
+    except ValueError:
+        raise ReportError(f"{text.strip()!r} is not a hexadecimal address") from None
+    if value >= 1 << 64:
+        raise ReportError(f"{text.strip()!r} is larger than 64 bits")
+    return value
+
+
+def symbolize(binary: Path, addresses: Iterable[int], opts: SymbolizeOptions,
+              inlines: bool = True) -> Iterator[str]:
+    """Lines of output for each address: the address, then function and file:line pairs."""
+    if not binary.is_file():
+        raise ReportError(f"{binary}: no such file")
+    elf = ElfFile.open(binary)
+    debuginfod = None
+    if not opts.offline and os.environ.get("DEBUGINFOD_URLS", "").strip():
+        debuginfod = Debuginfod.from_environment(cache_dir=opts.cache_dir or default_cache_dir())
+    debug_path = find_debug_file(binary, elf, str(binary), elf.build_id, opts.symbol_dirs,
+                                 debuginfod)
+    source = best_symbol_source(elf, debug_path)
+    if source.debug is not None:
+        source.debug.close()
+    dwarf_file = debug_path or (binary if elf.has_debug_info else None)
+    debug = None
+    if dwarf_file is not None:
+        try:
+            debug = DebugInfo.load(dwarf_file, elf.build_id, opts.cache_dir)
+        except BeeError as exc:
+            warn(str(exc))
+    try:
+        for addr in addresses:
+            yield f"0x{addr:016x}"
+            chain = debug.lookup(addr) if debug is not None else ()
+            if not inlines:
+                chain = chain[-1:]
+            if chain:
+                for sf in chain:
+                    yield sf.function or "??"
+                    yield f"{sf.file}:{sf.line if sf.line is not None else '?'}" if sf.file \
+                        else "??:0"
+                continue
+            sym = source.functions.lookup(addr)
+            yield demangle(sym.name) if sym is not None else "??"
+            yield "??:?" if sym is not None else "??:0"
+    finally:
+        elf.close()
