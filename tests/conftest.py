@@ -79,7 +79,8 @@ def cli() -> Callable[..., object]:
 
 def run_bee(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     """Run `python -m bee ARGS` as a separate process (needed for BPF and signals)."""
+    kwargs.setdefault("cwd", REPO)
     return subprocess.run(  # type: ignore[call-overload, no-any-return]
         [sys.executable, "-m", "bee", *map(str, args)],
-        capture_output=True, text=True, cwd=REPO, **kwargs,
+        capture_output=True, text=True, **kwargs,
     )

@@ -122,7 +122,7 @@ def _node() -> str:
 def test_jit_frames_from_node_perf_map(tmp_path: Path) -> None:
     out = tmp_path / "jit.bee"
     rec = run_bee("record", "-F", "199", "-o", out, "--", _node(), "--perf-basic-prof",
-                  SRC / "jit.js", "1.5")
+                  SRC / "jit.js", "1.5", cwd=tmp_path)
     assert rec.returncode == 0, rec.stderr
     recording = codec.read(out)
     assert any("beeHotFunction" in j.name for p in recording.processes for j in p.jit)
@@ -139,7 +139,7 @@ def test_jit_inside_pid_and_mount_namespaces(tmp_path: Path) -> None:
               f"{SRC / 'jit.js'} 1.5")
     out = tmp_path / "ns.bee"
     rec = run_bee("record", "-F", "199", "-o", out, "--", "unshare", "--pid", "--fork",
-                  "--mount", "--mount-proc", "sh", "-c", script)
+                  "--mount", "--mount-proc", "sh", "-c", script, cwd=tmp_path)
     assert rec.returncode == 0, rec.stderr
     recording = codec.read(out)
     node = [p for p in recording.processes if p.comm == "node"]
