@@ -61,12 +61,16 @@ def _roots(s: StackSample, f: Filters) -> tuple[Frame, ...]:
     return tuple(roots)
 
 
-def apply(profile: Profile, f: Filters) -> Profile:
-    """A new profile with only what the filters keep, and grouping roots added."""
+def validate(f: Filters) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    """Check the options before any work; returns the compiled focus and exclude."""
     if f.user_only and f.kernel_only:
         raise ReportError("--user-only and --kernel-only exclude each other")
-    focus = _regex(f.focus, "--focus")
-    exclude = _regex(f.exclude, "--exclude")
+    return _regex(f.focus, "--focus"), _regex(f.exclude, "--exclude")
+
+
+def apply(profile: Profile, f: Filters) -> Profile:
+    """A new profile with only what the filters keep, and grouping roots added."""
+    focus, exclude = validate(f)
     pids, tids, comms, cpus = set(f.pids), set(f.tids), set(f.comms), set(f.cpus)
     strip = f.user_only or f.kernel_only or not f.inline
     grouped = f.per_cpu or f.per_thread or f.per_process

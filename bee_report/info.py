@@ -18,7 +18,7 @@ def describe(path: Path) -> str:
 def summarize(rec: Recording, name: str) -> str:
     """Header, counts, processes and binaries (with build-ids and hit counts)."""
     h = rec.header
-    started = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(h.start_time_ns / 1e9))
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(h.start_time_ns / 1e9))
     lines = [
         f"file:       {name}",
         f"host:       {h.host} ({h.arch})",

@@ -5,7 +5,8 @@ Candidates, in order, each verified by build-id before use:
    (`<build-id>/executable`), the recorded path under the folder (a sysroot), the
    file name at the folder's top, then any ELF file anywhere below it (indexed once);
 2. the recorded original path.
-A candidate whose build-id differs is never used; one warning per binary says so.
+A candidate whose build-id differs is never used (`mismatched` says which, for the
+one warning the caller prints per binary).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ class Locator:
         self.use_original_paths = use_original_paths
         self._index: dict[str, Path] | None = None
         self._found: dict[tuple[str, str | None], Path | None] = {}
+        #: Files rejected for a different build-id, by (path, build-id) looked up.
+        self.mismatched: dict[tuple[str, str | None], Path] = {}
 
     def find(self, path: str, build_id: str | None) -> Path | None:
         """The local file for a recorded binary, or None (a warning says why when useful)."""
@@ -67,8 +70,7 @@ class Locator:
             if hit is not None:
                 return hit
         if mismatched:
-            warn(f"{path}: {mismatched[0]} has a different build-id than recorded "
-                 f"({build_id}); not used")
+            self.mismatched[(path, build_id)] = mismatched[0]
         return None
 
     def _candidates(self, path: str, build_id: str | None) -> Iterator[Path]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from bee_record import codec
 from bee_record.errors import ReportError
 from bee_record.recording import Recording
-from bee_report.filters import Filters, apply
+from bee_report.filters import Filters, apply, validate
 from bee_report.profile import Profile
 from bee_report.symbolize import SymbolizeOptions, Symbolizer
 
@@ -119,6 +119,7 @@ def run(opts: ReportOptions) -> Path | None:
     """Produce the report; returns the output path when one was written."""
     if opts.format not in FORMATS:
         raise ReportError(f"--format {opts.format}: choose one of {', '.join(FORMATS)}")
+    validate(opts.filters)
     profile = apply(build_profile(opts.files, opts.symbolize), opts.filters)
     return emit(render(profile, opts), opts.output)
 
@@ -155,6 +156,7 @@ def run_diff(opts: DiffOptions) -> Path | None:
 
     if opts.format not in DIFF_FORMATS:
         raise ReportError(f"--format {opts.format}: choose one of {', '.join(DIFF_FORMATS)}")
+    validate(opts.filters)
     base = apply(build_profile(opts.base, opts.symbolize), opts.filters)
     new = apply(build_profile(opts.new, opts.symbolize), opts.filters)
     text: str

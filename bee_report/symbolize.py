@@ -215,6 +215,9 @@ class Symbolizer:
         path = self.locator.find(binary.path, binary.build_id)
         if path is not None:
             img = self._load(path, binary)
+        elif key in self.locator.mismatched:
+            warn(f"{binary.path}: {self.locator.mismatched[key]} has a different build-id "
+                 f"than recorded ({binary.build_id}); not used, frames shown as module+offset")
         elif binary.path:
             warn(f"{binary.path}: not found (build-id {binary.build_id or 'none'}); "
                  "frames shown as module+offset; pass --symbols DIR")

@@ -67,7 +67,7 @@ def sample_recording() -> Recording:
         binaries=(
             Binary("/opt/app/bin/app", "0123456789abcdef0123456789abcdef01234567", 16384),
             Binary("/usr/lib/x86_64-linux-gnu/libc.so.6",
-                   "93ac61ec5a8eb1396f9fbd350e3169a558528a40", 1922136),
+                   "ffeeddccbbaa99887766554433221100ffeeddcc", 1922136),
         ),
         processes=(app, kworker),
         stacks=stacks,

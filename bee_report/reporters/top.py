@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from bee_report.profile import Frame, FrameKind, Profile
 
-BY_CHOICES = ("function", "module")
+BY_CHOICES = ("function", "module", "line")
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,8 +20,12 @@ class TopRow:
 
 
 def frame_label(frame: Frame, by: str) -> str:
+    """The row name a frame counts towards in a table `by` function, module or line."""
     if by == "module":
         return frame.module or "[unknown]"
+    if by == "line":
+        where = f"{frame.file}:{frame.line or '?'}" if frame.file else frame.module or "?"
+        return f"{frame.name} ({where})"
     suffix = " [k]" if frame.kind is FrameKind.KERNEL else ""
     suffix = " [inlined]" if frame.kind is FrameKind.INLINED else suffix
     suffix = " [jit]" if frame.kind is FrameKind.JIT else suffix
@@ -61,7 +65,7 @@ def render(profile: Profile, by: str = "function", limit: int = 25) -> str:
     head = f"{total} {unit}" if unit != "nanoseconds" else f"{fmt_weight(total, unit)} total"
     lines = [f"# {head} in {len(profile.samples)} stacks"
              + (f", {profile.lost} lost" if profile.lost else "")]
-    title = "MODULE" if by == "module" else "FUNCTION"
+    title = {"module": "MODULE", "line": "FUNCTION (FILE:LINE)"}.get(by, "FUNCTION")
     lines.append(f"{'SELF':>10} {'SELF%':>7} {'TOTAL':>10} {'TOTAL%':>7}  {title}")
     for r in rows[: max(limit, 0)]:
         sp = 100.0 * r.self_weight / total if total else 0.0
