@@ -1,0 +1,1 @@
+"""One module per `bee` command; each wires typer options to its stage, nothing more."""

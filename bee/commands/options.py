@@ -1,0 +1,34 @@
+"""Options shared by the report-side commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from bee_report.symbolize import SymbolizeOptions
+
+NoCacheOpt = Annotated[bool, typer.Option(
+    "--no-cache", help="Bypass the per-build-id symbol cache ($XDG_CACHE_HOME/bee).")]
+OfflineOpt = Annotated[bool, typer.Option(
+    "--offline", help="Never download debug info from DEBUGINFOD_URLS.")]
+
+
+def symbolize_options(symbols: list[Path] | None, no_cache: bool, offline: bool,
+                       dwarf: bool = True) -> SymbolizeOptions:
+    from bee_report.symbolize import SymbolizeOptions, default_cache_dir
+    from bee_report.unpack import resolve_symbol_dirs
+
+    cache = default_cache_dir()
+    dirs = resolve_symbol_dirs(symbols or (), cache)
+    return SymbolizeOptions(symbol_dirs=dirs, dwarf=dwarf,
+                            cache_dir=None if no_cache else cache, offline=offline)
+
+
+SymbolsOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--symbols", "-s", help="Folder (or archive) of binaries and debug files; "
+                 "matched by build-id. Repeatable."),
+]

@@ -1,0 +1,77 @@
+"""`bee report`: symbolize recordings and render one output format."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bee.commands.options import NoCacheOpt, OfflineOpt, SymbolsOpt, symbolize_options
+
+
+def report(
+    files: Annotated[list[Path], typer.Argument(help="Recording file(s); several are merged.")],
+    format: Annotated[str | None, typer.Option(
+        "--format", "-f",
+        help="folded | top | svg | speedscope | pprof (default: top on a terminal, else folded).",
+    )] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="Write here instead of stdout.")] = None,
+    symbols: SymbolsOpt = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="Rows in the top table.")] = 25,
+    by: Annotated[str, typer.Option(help="Top table by function | module.")] = "function",
+    lines: Annotated[bool, typer.Option(help="Add file:line to frames.")] = False,
+    no_inline: Annotated[bool, typer.Option(
+        "--no-inline", help="Hide inlined frames.")] = False,
+    pid: Annotated[list[int] | None, typer.Option(help="Only these processes.")] = None,
+    tid: Annotated[list[int] | None, typer.Option(help="Only these threads.")] = None,
+    comm: Annotated[list[str] | None, typer.Option(
+        help="Only processes or threads with this name.")] = None,
+    cpu: Annotated[list[int] | None, typer.Option(help="Only samples taken on these CPUs.")] = None,
+    user_only: Annotated[bool, typer.Option("--user-only", help="Drop kernel frames.")] = False,
+    kernel_only: Annotated[bool, typer.Option(
+        "--kernel-only", help="Drop user frames.")] = False,
+    focus: Annotated[str | None, typer.Option(
+        help="Keep stacks through a frame matching this regex.")] = None,
+    exclude: Annotated[str | None, typer.Option(
+        help="Drop stacks through a frame matching this regex.")] = None,
+    per_cpu: Annotated[bool, typer.Option("--per-cpu", help="A root frame per CPU.")] = False,
+    per_thread: Annotated[bool, typer.Option(
+        "--per-thread", help="A root frame per thread.")] = False,
+    per_process: Annotated[bool, typer.Option(
+        "--per-process", help="A root frame per process.")] = False,
+    title: Annotated[str, typer.Option(help="SVG title.")] = "Flame Graph",
+    colors: Annotated[str, typer.Option(help="SVG palette: bee, hot, mem, io, java.")] = "bee",
+    width: Annotated[int, typer.Option(help="SVG width in pixels.")] = 1200,
+    minwidth: Annotated[float, typer.Option(help="SVG: hide frames narrower (px).")] = 0.1,
+    reverse: Annotated[bool, typer.Option(help="SVG: reverse stacks.")] = False,
+    inverted: Annotated[bool, typer.Option(help="SVG: icicle graph.")] = False,
+    renderer: Annotated[str, typer.Option(
+        help="SVG renderer: auto (inferno if installed), builtin, inferno.")] = "auto",
+    no_cache: NoCacheOpt = False,
+    offline: OfflineOpt = False,
+) -> None:
+    """Symbolize recordings offline and render them (table, folded, SVG, exports)."""
+    from bee_report.filters import Filters
+    from bee_report.report import ReportOptions, SvgOptions
+    from bee_report.report import run as run_report
+
+    fmt = format or ("top" if output is None and sys.stdout.isatty() else "folded")
+    written = run_report(ReportOptions(
+        files=tuple(files), format=fmt, output=output,
+        symbolize=symbolize_options(symbols, no_cache, offline,
+                                     dwarf=lines or not no_inline),
+        filters=Filters(
+            pids=tuple(pid or ()), tids=tuple(tid or ()), comms=tuple(comm or ()),
+            cpus=tuple(cpu or ()), user_only=user_only, kernel_only=kernel_only,
+            focus=focus, exclude=exclude, inline=not no_inline, per_cpu=per_cpu,
+            per_thread=per_thread, per_process=per_process,
+        ),
+        limit=limit, by=by, lines=lines,
+        svg=SvgOptions(title=title, colors=colors, width=width, minwidth=minwidth,
+                       reverse=reverse, inverted=inverted, renderer=renderer),
+    ))
+    if written is not None:
+        typer.echo(f"Wrote {written}", err=True)

@@ -1,0 +1,33 @@
+"""`bee symbolize`: addresses to names and lines, in addr2line's layout."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bee.commands.options import NoCacheOpt, OfflineOpt, SymbolsOpt, symbolize_options
+
+
+def symbolize(
+    addresses: Annotated[list[str] | None, typer.Argument(
+        help="ELF virtual addresses in hex (default: one per line on stdin).")] = None,
+    exe: Annotated[Path, typer.Option("--exe", "-e", help="The binary.")] = Path("a.out"),
+    symbols: SymbolsOpt = None,
+    no_inline: Annotated[bool, typer.Option(
+        "--no-inline", help="Only the outermost function.")] = False,
+    no_cache: NoCacheOpt = False,
+    offline: OfflineOpt = False,
+) -> None:
+    """Print function and file:line per address, in the layout of addr2line -a -f -i -C."""
+    from bee_report.addr2line import parse_address
+    from bee_report.addr2line import symbolize as run
+
+    source = addresses if addresses else (line for line in sys.stdin if line.strip())
+    opts = symbolize_options(symbols, no_cache, offline)
+    out = sys.stdout
+    for line in run(exe, (parse_address(a) for a in source), opts, inlines=not no_inline):
+        out.write(line + "\n")
+    out.flush()
