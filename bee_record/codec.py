@@ -99,6 +99,7 @@ def encode(rec: Recording, compress: bool = True) -> bytes:
             "release": rec.kernel.release,
             "build_id": rec.kernel.build_id,
             "symbols": [[k.address, s(k.name), s(k.module)] for k in rec.kernel.symbols],
+            **({"vdso": rec.kernel.vdso} if rec.kernel.vdso else {}),
         },
         "lost": dict(rec.lost),
     }
@@ -368,10 +369,13 @@ class _Decoder:
             self.sref(r[2], f"{w}.module")))
         if any(a.address > b.address for a, b in itertools.pairwise(syms)):
             raise self.fail("kernel.symbols not sorted by address")
+        vdso = k.get("vdso", b"")
+        if type(vdso) is not bytes:
+            raise self.fail("kernel.vdso is not binary")
         return KernelInfo(
             release=self.str_(k.get("release", ""), "kernel.release"),
             build_id=self.build_id(k.get("build_id"), "kernel.build_id"),
-            symbols=tuple(syms),
+            symbols=tuple(syms), vdso=vdso,
         )
 
 

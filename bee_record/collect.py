@@ -112,6 +112,9 @@ class Collector:
             sorted(self.jit.get(i, {}).values(), key=lambda j: j.start))) for i in used_procs]
         procs, binaries = _prune_binaries(procs, self.table.binaries)
         kernel_addrs = {a for k in self.samples if k[5] >= 0 for a in stacks[k[5]]}
+        in_vdso = any(m.path == "[vdso]" and any(m.start <= a < m.end for a in stacks[k[4]])
+                      for k in self.samples if k[4] >= 0
+                      for m in self.table.processes[k[0]].maps)
         samples = tuple(
             Sample(process=proc_map[p], tid=tid, cpu=cpu, comm=comm, user_stack=u,
                    kernel_stack=k, count=acc.count, weight=acc.weight, event=ev)
@@ -120,7 +123,8 @@ class Collector:
         )
         return Recording(
             header=header, binaries=tuple(binaries), processes=tuple(procs),
-            stacks=tuple(stacks), samples=samples, kernel=kernel_info(kernel_addrs),
+            stacks=tuple(stacks), samples=samples,
+            kernel=kernel_info(kernel_addrs, with_vdso=in_vdso),
             lost=dict(lost),
         )
 

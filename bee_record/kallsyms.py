@@ -60,8 +60,33 @@ def needed_symbols(table: list[KernelSymbol], addresses: Iterable[int]) -> list[
     return [table[i] for i in sorted(keep)]
 
 
-def kernel_info(addresses: Iterable[int]) -> KernelInfo:
+def read_vdso(proc: str = "/proc/self") -> bytes:
+    """The vDSO image as mapped in `proc` (this process by default), or b"".
+
+    Every 64-bit process on a kernel maps the same vDSO, so bee's own copy serves to name
+    `[vdso]` frames of the processes it sampled.
+    """
+    try:
+        with open(f"{proc}/maps") as f:
+            for line in f:
+                if line.rstrip().endswith("[vdso]"):
+                    lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+                    break
+            else:
+                return b""
+        if hi - lo > 1 << 20:
+            return b""
+        with open(f"{proc}/mem", "rb") as mem:
+            mem.seek(lo)
+            data = mem.read(hi - lo)
+    except (OSError, ValueError):
+        return b""
+    return data if data[:4] == b"\x7fELF" else b""
+
+
+def kernel_info(addresses: Iterable[int], with_vdso: bool = False) -> KernelInfo:
     """Build the recording's kernel section for the given sampled kernel addresses."""
     addrs = list(addresses)
     symbols = needed_symbols(read_kallsyms(), addrs) if addrs else []
-    return KernelInfo(os.uname().release, kernel_build_id(), tuple(symbols))
+    return KernelInfo(os.uname().release, kernel_build_id(), tuple(symbols),
+                      read_vdso() if with_vdso else b"")

@@ -97,6 +97,7 @@ class KernelInfo:
     release: str
     build_id: str | None
     symbols: tuple[KernelSymbol, ...]  # sorted by address
+    vdso: bytes = b""  # the 64-bit vDSO image, when sampled addresses fall in [vdso]
 
 
 @dataclass(frozen=True, slots=True)

@@ -179,7 +179,12 @@ class Symbolizer:
         offset = look - m.start + m.offset
         binary = rec.binaries[m.binary] if m.binary >= 0 else None
         bid = binary.build_id if binary is not None else None
-        img = self._image(binary) if binary is not None else None
+        if binary is not None:
+            img = self._image(binary)
+        elif m.path == "[vdso]":
+            img = self._vdso(rec.kernel.vdso)
+        else:
+            img = None
         vaddr = img.elf.file_offset_to_vaddr(offset) if img is not None else None
         if img is None or vaddr is None:
             return (Frame(f"{module}+0x{offset:x}", FrameKind.USER, module, address=addr,
@@ -206,6 +211,20 @@ class Symbolizer:
                   sf.line, addr, path, bid)
             for sf in reversed(chain)
         )
+
+    def _vdso(self, image: bytes) -> _Image | None:
+        """The recorded vDSO image, opened once per distinct image."""
+        key = ("[vdso]", str(hash(image)))
+        if key not in self._images:
+            img = None
+            if image:
+                try:
+                    elf = ElfFile.from_bytes(image, "[vdso]")
+                    img = _Image(elf, elf.functions())
+                except BeeError as exc:
+                    warn(str(exc))
+            self._images[key] = img
+        return self._images[key]
 
     def _image(self, binary: Binary) -> _Image | None:
         key = (binary.path, binary.build_id)

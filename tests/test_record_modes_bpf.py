@@ -61,6 +61,9 @@ def test_wall_mode_adds_up_to_wall_time(build_c: Callable[..., Path], tmp_path: 
     assert 1.3e9 < total < 1.8e9, total
     spin, nap = weights(mine, "bee_spin"), weights(mine, "nanosleep")
     assert 0.3 < spin / total < 0.7 and 0.3 < nap / total < 0.7, (spin, nap, total)
+    # AND its clock_gettime calls are named inside the vDSO image carried by the recording
+    assert codec.read(out).kernel.vdso[:4] == b"\x7fELF"
+    assert weights(mine, ";clock_gettime") > 0 and weights(mine, "[vdso]+0x") == 0
 
 
 def test_per_cpu_and_per_thread_roots(build_c: Callable[..., Path], tmp_path: Path) -> None:
