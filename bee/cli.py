@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
-from bee.commands import diff, info, record, report, symbolize
+from bee.commands import archive, diff, info, record, report, symbolize
 from bee_record.errors import BeeError
 
 
@@ -46,6 +46,7 @@ app.command()(report.report)
 app.command()(diff.diff)
 app.command()(symbolize.symbolize)
 app.command()(info.info)
+app.command()(archive.archive)
 
 
 def main() -> None:

@@ -232,7 +232,7 @@ def _open_verified(
             got = build_id_of_file(f) if stat.S_ISREG(st.st_mode) else None
             if got != build_id:
                 what = "not a regular file" if not stat.S_ISREG(st.st_mode) else (
-                    f"build-id {got}" if got else "no build-id")
+                    f"has build-id {got}" if got else "has no build-id")
                 reasons.append(f"{cand}: {what}")
                 continue
             f.seek(0)

@@ -98,9 +98,15 @@ class Collector:
                 del self.jit_pending[proc]
 
     def reset(self) -> None:
-        """Start a new file: forget samples and stacks, keep known processes."""
+        """Start a new file: forget samples, stacks and exited processes."""
         self.stacks = {}
         self.samples = {}
+        remap = self.table.prune_exited()
+        self.jit = {remap[k]: v for k, v in self.jit.items() if k in remap}
+        self.jit_pending = {remap[k]: v for k, v in self.jit_pending.items() if k in remap}
+        self._perf_map_size = {remap[k]: v for k, v in self._perf_map_size.items()
+                               if k in remap}
+        self.skip = {k for k in self.skip if os.path.isdir(f"/proc/{k[0]}")}
 
     def build(self, header: Header, lost: dict[str, int]) -> Recording:
         """A standalone Recording of what was collected since the last reset."""

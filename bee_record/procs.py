@@ -99,6 +99,20 @@ class ProcessTable:
         i = bisect.bisect_right(live.starts, address) - 1
         return i >= 0 and address < live.process.maps[i].end
 
+    def prune_exited(self) -> dict[int, int]:
+        """Forget processes that have exited (between files of a --rotate series).
+
+        Keeps memory flat over long runs with process churn. Returns the old -> new index
+        map of the processes kept. Binaries are kept (few, and shared).
+        """
+        keep = [i for i, p in enumerate(self.processes)
+                if os.path.isdir(f"{self.proc}/{p.pid}")]
+        remap = {old: new for new, old in enumerate(keep)}
+        self.processes = [self.processes[i] for i in keep]
+        self._index = {k: remap[v] for k, v in self._index.items() if v in remap}
+        self._live = {remap[k]: v for k, v in self._live.items() if k in remap}
+        return remap
+
     def mapped_path(self, idx: int, address: int) -> str | None:
         """Path of the known mapping of process `idx` holding `address` (None: unmapped)."""
         maps = self.processes[idx].maps

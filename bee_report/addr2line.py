@@ -41,10 +41,11 @@ def symbolize(binary: Path, addresses: Iterable[int], opts: SymbolizeOptions,
         raise ReportError(f"{binary}: no such file")
     elf = ElfFile.open(binary)
     debuginfod = None
-    if not opts.offline and os.environ.get("DEBUGINFOD_URLS", "").strip():
-        debuginfod = Debuginfod.from_environment(cache_dir=opts.cache_dir or default_cache_dir())
+    if os.environ.get("DEBUGINFOD_URLS", "").strip():
+        debuginfod = Debuginfod.from_environment(cache_dir=opts.cache_dir or default_cache_dir(),
+                                                 offline=opts.offline)
     debug_path = find_debug_file(binary, elf, str(binary), elf.build_id, opts.symbol_dirs,
-                                 debuginfod)
+                                 None if elf.has_debug_info else debuginfod)
     source = best_symbol_source(elf, debug_path)
     if source.debug is not None:
         source.debug.close()

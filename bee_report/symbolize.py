@@ -96,9 +96,9 @@ class Symbolizer:
         self.locator = Locator(self.opts.symbol_dirs, self.opts.use_original_paths)
         self._images: dict[tuple[str, str | None], _Image | None] = {}
         self._debuginfod: Debuginfod | None = None
-        if not self.opts.offline and os.environ.get("DEBUGINFOD_URLS", "").strip():
+        if os.environ.get("DEBUGINFOD_URLS", "").strip():
             self._debuginfod = Debuginfod.from_environment(
-                cache_dir=self.opts.cache_dir or default_cache_dir())
+                cache_dir=self.opts.cache_dir or default_cache_dir(), offline=self.opts.offline)
         self._progress: Progress | None = None
 
     def close(self) -> None:
@@ -232,6 +232,8 @@ class Symbolizer:
             return self._images[key]
         img = None
         path = self.locator.find(binary.path, binary.build_id)
+        if path is None and self._debuginfod is not None and binary.build_id is not None:
+            path = self._debuginfod.fetch(binary.build_id, "executable")
         if path is not None:
             img = self._load(path, binary)
         elif key in self.locator.mismatched:
@@ -250,7 +252,8 @@ class Symbolizer:
             warn(str(exc))
             return None
         debug_path = find_debug_file(path, elf, binary.path, binary.build_id,
-                                     self.opts.symbol_dirs, self._debuginfod)
+                                     self.opts.symbol_dirs,
+                                     None if elf.has_debug_info else self._debuginfod)
         source = best_symbol_source(elf, debug_path)
         if source.debug is not None:
             source.debug.close()

@@ -101,7 +101,8 @@ BPF_HASH(counts1, struct bee_key, struct bee_val, BEE_COUNTS_SIZE);
 BPF_STACK_TRACE(stacks0, BEE_STACK_SIZE);
 BPF_STACK_TRACE(stacks1, BEE_STACK_SIZE);
 BPF_ARRAY(active, u32, 1);
-BPF_HASH(procs, u32, struct bee_proc, BEE_PROCS_SIZE);
+// LRU: entries of long-gone processes make room for new ones on hosts with heavy churn.
+BPF_TABLE("lru_hash", u32, struct bee_proc, procs, BEE_PROCS_SIZE);
 BPF_HASH(targets, u32, u8, BEE_TARGETS_SIZE);
 BPF_PERCPU_ARRAY(lost, u64, LOST_SLOTS);
 BPF_PERF_OUTPUT(announce);
@@ -354,6 +355,22 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
         // user space can tell pre-exec samples (e.g. of the `--` command's fork) apart.
         struct bee_proc fresh = {.gen = 1};
         procs.insert(&pid, &fresh);
+    }
+    return 0;
+}
+
+// When a process exits, its pid may be recycled: bump the generation so that a new
+// process with the same pid is announced and captured as a process of its own.
+TRACEPOINT_PROBE(sched, sched_process_exit)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u32 pid = id >> 32;
+    if (pid != (u32)id)
+        return 0;  // a thread, not the whole process
+    struct bee_proc *p = procs.lookup(&pid);
+    if (p) {
+        p->gen++;
+        p->announced = 0;
     }
     return 0;
 }

@@ -29,6 +29,14 @@ def test_bee_record_never_imports_report_code() -> None:
     assert banned == set()
 
 
+def test_bee_archive_never_imports_report_code() -> None:
+    mods = _modules("sys.argv = ['bee', 'archive', 'formats/sample-v1.bee',\n"
+                    "            '-o', '/nonexistent/x']\n"
+                    "from bee.cli import main\nmain()")
+    assert "bee_record.archive" in mods
+    assert not {m for m in mods if m.split(".")[0] in {"bee_report", "elftools", "symbolic"}}
+
+
 def test_codec_imports_without_bcc_or_report_code() -> None:
     mods = _modules("import bee_record.codec, bee_record.recording")
     assert "msgpack" in mods

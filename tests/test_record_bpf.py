@@ -65,7 +65,7 @@ def test_command_mode_resolves_from_a_renamed_copy_after_the_original_is_deleted
     assert 0.60 < inner < 0.90, rep.stdout
     assert 0.10 < side < 0.40, rep.stdout
     assert all(k.startswith("chain;") for k in folded)
-    assert sum(folded.values()) > 500
+    assert sum(folded.values()) > 150  # ~1000 on an idle machine; fewer under load
     assert out.stat().st_mode & 0o777 == 0o600
 
 
@@ -89,7 +89,7 @@ def test_pid_mode_records_only_that_process(chain: Path, tmp_path: Path) -> None
     recording = codec.read(out)
     # THEN every sample belongs to that pid and the chain is there
     assert {recording.processes[s.process].pid for s in recording.samples} == {proc.pid}
-    assert recording.total_samples > 150
+    assert recording.total_samples > 50  # ~300 on an idle machine
     rep = run_bee("report", out, "-f", "folded")
     assert share(folded_lines(rep.stdout), "main;bee_outer;bee_middle;bee_inner") > 0.5
 
@@ -217,7 +217,7 @@ def test_pid_that_exits_mid_recording_keeps_its_samples(chain: Path, tmp_path: P
     _, err = rec_proc.communicate(timeout=20)
     assert rec_proc.returncode == 0, err
     recording = codec.read(out)
-    assert recording.total_samples > 100
+    assert recording.total_samples > 30  # ~200 on an idle machine
     assert recording.header.duration_ns < 10e9
 
 
@@ -256,3 +256,19 @@ def test_full_disk_is_refused_before_loading_bpf(tmp_path: Path) -> None:
         assert rec.stderr.strip() == f"bee: {mnt / 'x.bee'}: no space left in {mnt}"
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_archive_then_report_elsewhere(chain: Path, tmp_path: Path) -> None:
+    # GIVEN a recording and its archive made on the target
+    out = tmp_path / "a.bee"
+    assert run_bee("record", "-q", "-F", "199", "-o", out, "--", chain, "1").returncode == 0
+    arc = run_bee("archive", out, "-o", tmp_path / "a.tar.gz")
+    assert arc.returncode == 0, arc.stderr
+    assert arc.stderr.startswith(f"Wrote {tmp_path / 'a.tar.gz'} (2 binaries")
+    # WHEN the binary is gone and the report gets only the archive
+    chain.unlink()
+    rep = run_bee("report", out, "--symbols", tmp_path / "a.tar.gz", "-f", "folded",
+                  env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    # THEN the chain is named, libc frames too
+    assert rep.returncode == 0, rep.stderr
+    assert share(folded_lines(rep.stdout), "__libc_start_call_main;main;bee_outer") > 0.9

