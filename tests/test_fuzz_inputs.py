@@ -1,0 +1,98 @@
+"""Untrusted archives and debug files: mutated inputs never give a traceback.
+
+Bounded hypothesis runs for CI; `fuzz/fuzz_archive.py` and `fuzz/fuzz_elf.py` are the
+atheris targets for longer runs (counts in the README's testing section).
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bee_record.errors import BeeError
+from bee_report.dwarf import DebugInfo
+from bee_report.unpack import symbols_from_archive
+from tests.conftest import SRC
+
+FUZZ = settings(max_examples=150, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def _tar_gz() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in ((".build-id/ab/cdef", b"\x7fELF" + b"\0" * 60),
+                           ("MANIFEST.json", b"{}")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _raw_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("x/y")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"abc"))
+    return buf.getvalue()
+
+
+TARGZ, TAR = _tar_gz(), _raw_tar()
+
+
+@FUZZ
+@given(base=st.sampled_from([TARGZ, TAR]),
+       flips=st.lists(st.tuples(st.integers(0, 10_000), st.integers(1, 255)), max_size=6),
+       cut=st.integers(0, 12_000))
+def test_mutated_archives(tmp_path_factory: Any, base: bytes, flips: list[tuple[int, int]],
+                          cut: int) -> None:
+    data = bytearray(base[:cut] if cut < len(base) else base)
+    for pos, mask in flips:
+        if data:
+            data[pos % len(data)] ^= mask
+    tmp = tmp_path_factory.mktemp("a")
+    path = tmp / "x.tar.gz"
+    path.write_bytes(bytes(data))
+    try:
+        folder = symbols_from_archive(path, tmp / "cache")
+    except BeeError:
+        return
+    # anything extracted stays inside the extraction folder
+    for p in folder.rglob("*"):
+        assert p.resolve().is_relative_to(folder.resolve())
+
+
+@pytest.fixture(scope="module")
+def dwarf_binary(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    out = tmp_path_factory.mktemp("d") / "chain"
+    subprocess.run(["gcc", "-O1", "-g", "-o", str(out), str(SRC / "chain.c")], check=True)
+    return out.read_bytes()
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flips=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(1, 255)), min_size=1,
+                      max_size=10))
+def test_mutated_dwarf(tmp_path_factory: Any, dwarf_binary: bytes,
+                       flips: list[tuple[int, int]]) -> None:
+    # GIVEN a binary with DWARF whose bytes are flipped (mostly inside the debug sections)
+    data = bytearray(dwarf_binary)
+    for pos, mask in flips:
+        data[pos % len(data)] ^= mask
+    path = tmp_path_factory.mktemp("m") / "m"
+    path.write_bytes(bytes(data))
+    # WHEN loaded and looked up THEN only a BeeError may come out
+    try:
+        info = DebugInfo.load(path, None, None)
+        if info is not None:
+            for addr in range(0x1000, 0x1400, 7):
+                info.lookup(addr)
+    except BeeError:
+        pass
