@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from bee_record.buildid import build_id_of_path
 from bee_report.diag import warn
@@ -26,6 +26,15 @@ _MAX_INDEX_FILES = 200_000
 def valid_build_id(build_id: str | None) -> bool:
     """True when `build_id` is lowercase hex and so safe to use in a path."""
     return build_id is not None and _HEX.match(build_id) is not None
+
+
+def safe_recorded_path(path: str) -> bool:
+    """True for an absolute path without `..`, NUL or control characters.
+
+    Recorded paths come from untrusted files; only such paths are joined to folders.
+    """
+    return (path.startswith("/") and ".." not in PurePosixPath(path).parts
+            and path.isprintable())
 
 
 def build_id_paths(root: Path, build_id: str, suffix: str = "") -> list[Path]:
@@ -74,6 +83,10 @@ class Locator:
         return None
 
     def _candidates(self, path: str, build_id: str | None) -> Iterator[Path]:
+        if not safe_recorded_path(path):
+            warn(f"{path!r}: recorded path is not a plain absolute path; looked up by "
+                 "build-id only")
+            path = ""
         rel = path.lstrip("/")
         name = os.path.basename(path)
         for root in self.symbol_dirs:

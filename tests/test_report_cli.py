@@ -178,3 +178,21 @@ def test_outputs_to_files_say_wrote(tmp_path: Path, cli: Callable[..., Any]) -> 
         result = cli("report", SAMPLE, "-f", fmt, "-o", out, "--renderer", "builtin")
         assert result.exit_code == 0, result.stderr
         assert f"Wrote {out}" in result.stderr and out.stat().st_size > 100
+
+
+def test_hostile_recorded_paths_are_not_joined_to_folders(tmp_path: Path) -> None:
+    # GIVEN a recording whose binary path climbs out of any folder it is joined to
+    from bee_report.locate import Locator, safe_recorded_path
+
+    assert not safe_recorded_path("/../../etc/passwd")
+    assert not safe_recorded_path("relative/bin")
+    assert not safe_recorded_path("/usr/bin/x\x00y")
+    assert safe_recorded_path("/usr/lib/x86_64-linux-gnu/libc.so.6")
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"not for you")
+    symbols = tmp_path / "sym" / "a" / "b"
+    symbols.mkdir(parents=True)
+    loc = Locator([symbols], use_original_paths=True)
+    # WHEN looked up THEN nothing outside the symbols folder is tried
+    assert list(loc._candidates("/../../../secret", None)) == []
+    assert loc.find("/../../../secret", None) is None
