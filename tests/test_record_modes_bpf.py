@@ -279,3 +279,19 @@ def test_no_cmdline_omits_command_lines(tmp_path: Path) -> None:
     recording = codec.read(out)
     assert recording.processes and all(p.cmdline is None for p in recording.processes)
     assert b"hunter2" not in codec.encode(recording, compress=False)
+
+
+def test_min_block_drops_shorter_blocks(tmp_path: Path) -> None:
+    # GIVEN 10 sleeps of 20 ms and 2 of 300 ms
+    code = ("import time\nfor _ in range(10): time.sleep(0.02)\n"
+            "for _ in range(2): time.sleep(0.3)")
+    out = tmp_path / "mb.bee"
+    # WHEN only blocks of at least 100 ms are kept
+    rec = run_bee("record", "--mode", "offcpu", "--min-block", "100000", "-o", out, "--",
+                  sys.executable, "-c", code)
+    assert rec.returncode == 0, rec.stderr
+    comm = Path(sys.executable).name[:15]
+    mine = [s for s in codec.read(out).samples if s.comm == comm]
+    # THEN the two long sleeps remain, each weighing its own duration
+    assert sum(s.count for s in mine) == 2
+    assert 0.55e9 < sum(s.weight for s in mine) < 0.8e9
