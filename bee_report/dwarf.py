@@ -21,7 +21,7 @@ addr2line drops inlined frames that llvm-symbolizer and we show).
 
 How: Sentry's ``symbolic`` (Rust, gimli; DWARF 2-5, compressed sections) builds a SymCache:
 address ranges -> (file, line, function, inlined-into) with the inline tree resolved. We read
-that buffer ourselves (:class:`bee_report.symcache.SymCacheView`): it keeps the raw
+that buffer ourselves (:class:`bee_report.symcache_view.SymCacheView`): it keeps the raw
 comp_dir/directory/name of each file, so paths come out as binutils joins them
 (``./malloc/./malloc/malloc.c``), and a cache entry is used straight from ``mmap``.
 
@@ -42,23 +42,26 @@ Known differences from addr2line 2.40: for DWARF 5 it reports line rows before a
 first DW_LNS_set_file under file 0 where the default is file 1 (a binutils bug that
 llvm-symbolizer does not share; we print file 1); when several DWARF functions share one
 range it takes the last one, symbolic the first (we re-read GNU as units, the only ones
-that do this, to take the last too); line rows of code that no DWARF function covers
-(assembly without subprograms, some LTO clones) give no file:line here.
+that do this, to take the last too: :mod:`bee_report.dwarf_units`); line rows of code that
+no DWARF function covers (assembly without subprograms, some LTO clones) give no file:line
+here.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
-import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bee_report import symcache
+from bee_report.dwarf_units import assembler_names
 from bee_report.elf import ElfError, ElfFile
-from bee_report.symcache import NONE, DebugInfoError, SymCacheView, Tables, u32
+from bee_report.symcache import NONE, DebugInfoError, Tables, u32
+from bee_report.symcache_symbols import hide_function_symbols, symbol_tables
+from bee_report.symcache_view import SymCacheView
 
 __all__ = ["DebugInfo", "DebugInfoError", "SourceFrame"]
 
@@ -66,7 +69,6 @@ _PROGRESS_EVERY = 1024
 _MAX_DEPTH = 256  # inline depth guard against a SymCache with a cycle
 _LANG_UNKNOWN, _LANG_C = 0, 1  # symbolic's codes; binutils takes DW_AT_name as final there
 _COLD = re.compile(rb"\.cold(?:\.\d+)?$")
-_DW_LANG_MIPS_ASSEMBLER = 0x8001  # what GNU as writes
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,48 +267,6 @@ class DebugInfo:
         return self._paths[file_i]
 
 
-def _assembler_names(elf: ElfFile, addresses: list[int]) -> dict[int, bytes]:
-    """low_pc -> name of the last subprogram there in GNU as units, for ``addresses``.
-
-    binutils picks the last of several DWARF functions on one range (gas writes one per
-    alias: ``capget``, ``__GI_capget``), symbolic the first.
-    """
-
-    def section(name: str) -> bytes:
-        found = elf.section(name) or elf.section(".z" + name[1:])
-        return elf.section_data(found) if found is not None else b""
-
-    names: dict[int, bytes] = {}
-    try:
-        info = section(".debug_info") if addresses else b""
-        abbrev = section(".debug_abbrev") if info else b""
-        if not info or not abbrev:
-            return {}
-        strs = {0x0E: section(".debug_str"), 0x1F: section(".debug_line_str")}
-        aranges = section(".debug_aranges")
-        offsets = symcache.unit_offsets(aranges, addresses) if aranges else None
-        pos = 0
-        while offsets or (offsets is None and pos + 11 < len(info)):
-            unit = symcache.DwarfUnit(info, offsets.pop(0) if offsets else pos, abbrev)
-            pos = unit.end
-            top = unit.die() if unit.ok else None
-            if top is None or top[1].get(0x13, (0, 0))[1] != _DW_LANG_MIPS_ASSEMBLER:
-                continue  # DW_AT_language: only GNU as writes duplicates
-            while (die := unit.die()) is not None:
-                tag, attrs = die
-                (form, name), low = attrs.get(0x03, (0, None)), attrs.get(0x11, (0, None))[1]
-                if tag != 0x2E or low is None or name is None:  # DW_TAG_subprogram
-                    continue
-                if isinstance(name, int):
-                    table = strs.get(form)
-                    name = table[name : table.index(b"\0", name)] if table else None
-                if name:
-                    names[low] = name
-    except (ValueError, IndexError, KeyError, struct.error, ElfError):
-        pass  # malformed or exotic DWARF: keep what was read, symbolic's names stand
-    return names
-
-
 def _run_symbolic(data: bytes, where: Path) -> bytes | None:
     """SymCache bytes of the ELF image ``data``; None if symbolic finds no debug info."""
     from symbolic.debuginfo import Archive
@@ -331,7 +291,7 @@ def build(debug_path: Path) -> tuple[Tables | None, str | None]:
         elf = ElfFile.from_bytes(raw, str(debug_path))
         if not elf.has_debug_info:
             return None, elf.build_id
-        blob = _run_symbolic(symcache.hide_function_symbols(raw, elf), debug_path)
+        blob = _run_symbolic(hide_function_symbols(raw, elf), debug_path)
         return (None if blob is None else _tables(elf, blob, debug_path)), elf.build_id
     except OSError as e:
         raise DebugInfoError(f"{debug_path}: cannot read: {e.strerror or e}") from None
@@ -343,7 +303,7 @@ def _tables(elf: ElfFile, blob: bytes, debug_path: Path) -> Tables:
     load_address = next((p.vaddr for p in elf.segments if p.p_type == 1), 0)  # PT_LOAD
     dwarf5 = any(elf.section(n) for n in (".debug_line_str", ".zdebug_line_str"))
     names: dict[bytes, int] = {}
-    syms, func_starts = symcache.symbol_tables(elf, names)
+    syms, func_starts = symbol_tables(elf, names)
     view = SymCacheView(memoryview(blob), debug_path)
     limits = [NONE] * len(view.ranges)
     for start in func_starts:  # FUNC symbols inside a range end its DWARF part
@@ -366,7 +326,7 @@ def _tables(elf: ElfFile, blob: bytes, debug_path: Path) -> Tables:
         for f in range(view.function_count)
         if view.functions[4 * f + 3] == _LANG_UNKNOWN and view.functions[4 * f + 2] != NONE
     ]
-    asm = _assembler_names(elf, unknown)
+    asm = assembler_names(elf, unknown)
     ordered = sorted(names, key=names.__getitem__)
     override = [NONE] * view.function_count
     for f in range(view.function_count):

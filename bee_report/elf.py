@@ -7,22 +7,53 @@ orders are understood. Every file is treated as untrusted: any malformed structu
 non-ELF input) raises :class:`ElfError` with a one-line message naming the file, and
 no lower-level exception (IndexError, struct.error, zlib.error, ...) escapes.
 
-Symbol lookup lives in :mod:`bee_report.elf_symbols` (:class:`FunctionTable`); it is
-re-exported here.
+This module holds :class:`ElfFile` itself. The pieces it is built from live beside it
+and are re-exported here: header constants, :class:`Segment`, :class:`Section` and the
+header-table parsers in :mod:`bee_report.elf_headers`; section decompression, notes,
+.gnu_debuglink and .gnu_debugdata in :mod:`bee_report.elf_sections`; symbol lookup
+(:class:`FunctionTable`) in :mod:`bee_report.elf_symbols`.
 """
 
 from __future__ import annotations
 
-import lzma
 import mmap
 import os
 import struct
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Final
 
+from bee_report.elf_headers import (
+    ET_CORE,
+    ET_DYN,
+    ET_EXEC,
+    ET_REL,
+    PN_XNUM,
+    PT_LOAD,
+    PT_NOTE,
+    SHN_XINDEX,
+    SHT_DYNSYM,
+    SHT_NOBITS,
+    SHT_NOTE,
+    SHT_SYMTAB,
+    SHT_SYMTAB_SHNDX,
+    ElfLayout,
+    Section,
+    Segment,
+    parse_sections,
+    parse_segments,
+)
+from bee_report.elf_sections import (
+    ELFCOMPRESS_ZLIB,
+    ELFCOMPRESS_ZSTD,
+    MAX_SECTION_BYTES,
+    NT_GNU_BUILD_ID,
+    SHF_COMPRESSED,
+    build_id_in_notes,
+    parse_debuglink,
+    section_contents,
+    unpack_debugdata,
+)
 from bee_report.elf_symbols import (
     ElfError,
     FunctionArrays,
@@ -30,16 +61,28 @@ from bee_report.elf_symbols import (
     RawSymbol,
     Symbol,
     build_function_table,
-    c_string,
     read_function_symbols,
 )
 
 __all__ = [
+    "ELFCOMPRESS_ZLIB",
+    "ELFCOMPRESS_ZSTD",
     "ET_CORE",
     "ET_DYN",
     "ET_EXEC",
     "ET_REL",
     "MAX_SECTION_BYTES",
+    "NT_GNU_BUILD_ID",
+    "PN_XNUM",
+    "PT_LOAD",
+    "PT_NOTE",
+    "SHF_COMPRESSED",
+    "SHN_XINDEX",
+    "SHT_DYNSYM",
+    "SHT_NOBITS",
+    "SHT_NOTE",
+    "SHT_SYMTAB",
+    "SHT_SYMTAB_SHNDX",
     "ElfError",
     "ElfFile",
     "FunctionArrays",
@@ -49,77 +92,7 @@ __all__ = [
     "Symbol",
 ]
 
-ET_REL: Final = 1
-ET_EXEC: Final = 2
-ET_DYN: Final = 3
-ET_CORE: Final = 4
-
-PT_LOAD: Final = 1
-PT_NOTE: Final = 4
-
-SHT_SYMTAB: Final = 2
-SHT_NOTE: Final = 7
-SHT_NOBITS: Final = 8
-SHT_DYNSYM: Final = 11
-SHT_SYMTAB_SHNDX: Final = 18
-
-SHF_COMPRESSED: Final = 0x800
-ELFCOMPRESS_ZLIB: Final = 1
-ELFCOMPRESS_ZSTD: Final = 2
-
-NT_GNU_BUILD_ID: Final = 3
-SHN_XINDEX: Final = 0xFFFF
-PN_XNUM: Final = 0xFFFF
-
-MAX_SECTION_BYTES: Final = 1 << 30
-"""Largest section (raw or decompressed) :meth:`ElfFile.section_data` will return."""
-
 _PAGE_SIZE: Final = 4096
-_XZ_MEMLIMIT: Final = 256 << 20  # refuse xz streams needing a huge dictionary
-
-
-@dataclass(frozen=True, slots=True)
-class Segment:
-    """One program header (``readelf -lW`` row). ``flags`` is p_flags (PF_X=1, W=2, R=4)."""
-
-    p_type: int
-    flags: int
-    offset: int
-    vaddr: int
-    filesz: int
-    memsz: int
-    align: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Section:
-    """One section header (``readelf -SW`` row); ``name`` is resolved from .shstrtab."""
-
-    name: str
-    sh_type: int
-    flags: int
-    addr: int
-    offset: int
-    size: int
-    link: int
-    info: int
-    entsize: int
-    addralign: int = 0
-
-
-class _Layout:
-    """struct formats for one ELF class and byte order."""
-
-    def __init__(self, is_64: bool, little_endian: bool) -> None:
-        e = "<" if little_endian else ">"
-        w = "Q" if is_64 else "I"
-        self.ehdr = struct.Struct(e + ("HHIQQQIHHHHHH" if is_64 else "HHIIIIIHHHHHH"))
-        # Normalised below to (type, flags, offset, vaddr, paddr, filesz, memsz, align).
-        self.phdr = struct.Struct(e + ("IIQQQQQQ" if is_64 else "IIIIIIII"))
-        self.shdr = struct.Struct(e + "II" + w * 4 + "II" + w * 2)
-        self.chdr = struct.Struct(e + ("IIQQ" if is_64 else "III"))
-        self.u32 = struct.Struct(e + "I")
-        self.note = struct.Struct(e + "III")
 
 
 class ElfFile:
@@ -225,15 +198,7 @@ class ElfFile:
         NOBITS sections give ``b""``. Raises ElfError if the data lies outside the file,
         is (or decompresses to) more than :data:`MAX_SECTION_BYTES`, or is corrupt.
         """
-        raw = self._raw_section(section)
-        if section.flags & SHF_COMPRESSED:
-            return self._decompress_elf(section, raw)
-        if section.name.startswith(".zdebug") and raw[:4] == b"ZLIB":
-            if len(raw) < 12:
-                raise self._error(f"section {section.name}: truncated .zdebug header")
-            (size,) = struct.unpack_from(">Q", raw, 4)
-            return self._inflate(section, raw[12:], size)
-        return raw
+        return section_contents(section, self._raw_section(section), self._lay, self._error)
 
     def file_offset_to_vaddr(self, offset: int) -> int | None:
         """Virtual address of file ``offset`` via the PT_LOAD whose file range holds it."""
@@ -284,16 +249,7 @@ class ElfFile:
         sec = self.section(".gnu_debugdata")
         if sec is None or sec.sh_type == SHT_NOBITS:
             return None
-        packed = self.section_data(sec)
-        dec = lzma.LZMADecompressor(memlimit=_XZ_MEMLIMIT)
-        try:
-            data = dec.decompress(packed, max_length=MAX_SECTION_BYTES + 1)
-        except lzma.LZMAError as exc:
-            raise self._error(f".gnu_debugdata: bad xz data ({exc})") from exc
-        if len(data) > MAX_SECTION_BYTES:
-            raise self._error(".gnu_debugdata: decompresses to more than 1 GiB")
-        if not dec.eof:
-            raise self._error(".gnu_debugdata: truncated xz data")
+        data = unpack_debugdata(self.section_data(sec), self._error)
         return ElfFile.from_bytes(data, f"{self.path}[.gnu_debugdata]")
 
     def functions(self) -> FunctionTable:
@@ -335,7 +291,7 @@ class ElfFile:
             raise self._error(f"unknown ELF data encoding {ei_data}")
         self.is_64 = ei_class == 2
         self.little_endian = ei_data == 1
-        lay = self._lay = _Layout(self.is_64, self.little_endian)
+        lay = self._lay = ElfLayout(self.is_64, self.little_endian)
         self._range("ELF header", 16, lay.ehdr.size)
         (
             self.elf_type,
@@ -366,57 +322,20 @@ class ElfFile:
         if phnum == PN_XNUM and sec0 is not None:
             phnum = sec0[7]  # real count in sh_info
 
-        self.segments = self._parse_segments(phoff, phentsize, phnum)
-        self.sections = self._parse_sections(shoff, shentsize, shnum if shoff else 0, shstrndx)
+        rng, err = self._range, self._error
+        self.segments = parse_segments(
+            buf, lay, phoff, phentsize, phnum, check_range=rng, error=err
+        )
+        shnum = shnum if shoff else 0
+        self.sections = parse_sections(
+            buf, lay, shoff, shentsize, shnum, shstrndx, check_range=rng, error=err
+        )
         for sec in self.sections:
             self._by_name.setdefault(sec.name, sec)
         self.build_id = self._find_build_id()
         self.debuglink = self._find_debuglink()
         info = self.section(".debug_info") or self.section(".zdebug_info")
         self.has_debug_info = info is not None and info.sh_type != SHT_NOBITS and info.size > 0
-
-    def _parse_segments(self, phoff: int, phentsize: int, phnum: int) -> tuple[Segment, ...]:
-        if phnum == 0:
-            return ()
-        lay = self._lay
-        if phentsize < lay.phdr.size:
-            raise self._error(f"program header entry size {phentsize} too small")
-        self._range(f"program header table ({phnum} entries)", phoff, phnum * phentsize)
-        out = []
-        for i in range(phnum):
-            f = lay.phdr.unpack_from(self._buf, phoff + i * phentsize)
-            if self.is_64:
-                p_type, flags, off, vaddr, _pa, filesz, memsz, align = f
-            else:
-                p_type, off, vaddr, _pa, filesz, memsz, flags, align = f
-            out.append(Segment(p_type, flags, off, vaddr, filesz, memsz, align))
-        return tuple(out)
-
-    def _parse_sections(
-        self, shoff: int, shentsize: int, shnum: int, shstrndx: int
-    ) -> tuple[Section, ...]:
-        if shnum == 0:
-            return ()
-        lay = self._lay
-        self._range(f"section header table ({shnum} entries)", shoff, shnum * shentsize)
-        rows = [lay.shdr.unpack_from(self._buf, shoff + i * shentsize) for i in range(shnum)]
-        names = b""
-        if shstrndx:
-            if shstrndx >= shnum:
-                raise self._error(f"section name table index {shstrndx} out of range")
-            strsec = rows[shstrndx]
-            if strsec[1] != SHT_NOBITS:
-                self._range("section name table", strsec[4], strsec[5])
-                names = self._buf[strsec[4] : strsec[4] + strsec[5]]
-        out = []
-        for i, (name_off, typ, flags, addr, off, size, link, info, align, entsize) in enumerate(
-            rows
-        ):
-            name: str | None = c_string(names, name_off) if names else ""
-            if name is None:
-                raise self._error(f"section {i}: bad name offset {name_off:#x}")
-            out.append(Section(name, typ, flags, addr, off, size, link, info, entsize, align))
-        return tuple(out)
 
     def _raw_section(self, section: Section) -> bytes:
         self._check_open()
@@ -427,61 +346,6 @@ class ElfFile:
         self._range(f"section {section.name}", section.offset, section.size)
         return self._buf[section.offset : section.offset + section.size]
 
-    def _decompress_elf(self, section: Section, raw: bytes) -> bytes:
-        chdr = self._lay.chdr
-        if len(raw) < chdr.size:
-            raise self._error(f"section {section.name}: truncated compression header")
-        fields = chdr.unpack_from(raw, 0)
-        ch_type, ch_size = fields[0], fields[2 if self.is_64 else 1]
-        payload = raw[chdr.size :]
-        if ch_type == ELFCOMPRESS_ZLIB:
-            return self._inflate(section, payload, ch_size)
-        if ch_type == ELFCOMPRESS_ZSTD:
-            return self._unzstd(section, payload, ch_size)
-        raise self._error(f"section {section.name}: unknown compression type {ch_type}")
-
-    def _inflate(self, section: Section, payload: bytes, size: int) -> bytes:
-        if size > MAX_SECTION_BYTES:
-            raise self._error(f"section {section.name}: decompressed size {size} too large")
-        try:
-            out = zlib.decompressobj().decompress(payload, size + 1)
-        except zlib.error as exc:
-            raise self._error(f"section {section.name}: bad zlib data ({exc})") from exc
-        if len(out) != size:
-            raise self._error(
-                f"section {section.name}: decompressed to {len(out)} bytes, header says {size}"
-            )
-        return out
-
-    def _unzstd(self, section: Section, payload: bytes, size: int) -> bytes:
-        try:
-            import zstandard
-        except ImportError:
-            raise self._error(
-                f"section {section.name}: zstd compression unsupported "
-                "(the 'zstandard' module is not installed)"
-            ) from None
-        if size > MAX_SECTION_BYTES:
-            raise self._error(f"section {section.name}: decompressed size {size} too large")
-        chunks: list[bytes] = []
-        total = 0
-        try:
-            reader = zstandard.ZstdDecompressor().stream_reader(payload)
-            while total <= size:  # bounded: never more than size + 1 bytes
-                chunk = bytes(reader.read(min(1 << 20, size + 1 - total)))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                total += len(chunk)
-        except zstandard.ZstdError as exc:
-            raise self._error(f"section {section.name}: bad zstd data ({exc})") from exc
-        out = b"".join(chunks)
-        if len(out) != size:
-            raise self._error(
-                f"section {section.name}: decompressed to {len(out)} bytes, header says {size}"
-            )
-        return out
-
     def _find_build_id(self) -> str | None:
         """NT_GNU_BUILD_ID from SHT_NOTE sections, else PT_NOTE segments; bad notes skipped."""
         areas = [(s.offset, s.size, s.addralign) for s in self.sections if s.sh_type == SHT_NOTE]
@@ -489,7 +353,7 @@ class ElfFile:
         for off, size, align in areas:
             if off < 0 or size <= 0 or off + size > self._size or size > (1 << 20):
                 continue
-            found = _build_id_in_notes(self._buf[off : off + size], self._lay, align)
+            found = build_id_in_notes(self._buf[off : off + size], self._lay, align)
             if found is not None:
                 return found
         return None
@@ -498,13 +362,7 @@ class ElfFile:
         sec = self.section(".gnu_debuglink")
         if sec is None or sec.sh_type == SHT_NOBITS:
             return None
-        data = self._raw_section(sec)
-        nul = data.find(b"\0")
-        crc_off = (nul + 4) & ~3
-        if nul <= 0 or crc_off + 4 > len(data):
-            raise self._error("malformed .gnu_debuglink section")
-        name = data[:nul].decode("utf-8", "backslashreplace")
-        return name, self._lay.u32.unpack_from(data, crc_off)[0]
+        return parse_debuglink(self._raw_section(sec), self._lay, self._error)
 
     def _read_symbols(self) -> list[RawSymbol]:
         """Candidate function symbols, .symtab entries first, in table order."""
@@ -540,20 +398,3 @@ class ElfFile:
             )
         except ElfError as exc:
             raise self._error(f"section {sec.name}: {exc}") from None
-
-
-def _build_id_in_notes(data: bytes, lay: _Layout, align: int) -> str | None:
-    """Hex NT_GNU_BUILD_ID descriptor in a block of notes; stops quietly at bad data."""
-    pad = 7 if align == 8 else 3
-    pos = 0
-    while pos + 12 <= len(data):
-        namesz, descsz, ntype = lay.note.unpack_from(data, pos)
-        pos += 12
-        desc = (pos + namesz + pad) & ~pad
-        desc_end = desc + descsz
-        if desc_end > len(data):
-            return None
-        if ntype == NT_GNU_BUILD_ID and data[pos : pos + namesz] == b"GNU\0" and descsz:
-            return data[desc:desc_end].hex()
-        pos = (desc_end + pad) & ~pad
-    return None

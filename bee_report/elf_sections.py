@@ -1,0 +1,150 @@
+"""Contents of ELF sections: decompression, build-id notes, .gnu_debuglink, MiniDebugInfo.
+
+:func:`section_contents` undoes SHF_COMPRESSED (zlib or zstd; zstd needs the optional
+``zstandard`` module) and legacy ``.zdebug`` ("ZLIB" + big-endian size) compression, never
+producing more than :data:`MAX_SECTION_BYTES`. :func:`build_id_in_notes` finds the
+NT_GNU_BUILD_ID in a block of notes, :func:`parse_debuglink` reads ``.gnu_debuglink``
+and :func:`unpack_debugdata` unpacks the xz stream of ``.gnu_debugdata``. Problems are
+reported through the caller's error factory (:meth:`bee_report.elf.ElfFile._error`), so
+every message names the file and no zlib/zstd/lzma exception escapes.
+"""
+
+from __future__ import annotations
+
+import lzma
+import struct
+import zlib
+from typing import Final
+
+from bee_report.elf_headers import ElfLayout, ErrorFactory, Section
+
+__all__ = [
+    "ELFCOMPRESS_ZLIB",
+    "ELFCOMPRESS_ZSTD",
+    "MAX_SECTION_BYTES",
+    "NT_GNU_BUILD_ID",
+    "SHF_COMPRESSED",
+    "build_id_in_notes",
+    "parse_debuglink",
+    "section_contents",
+    "unpack_debugdata",
+]
+
+SHF_COMPRESSED: Final = 0x800
+ELFCOMPRESS_ZLIB: Final = 1
+ELFCOMPRESS_ZSTD: Final = 2
+
+NT_GNU_BUILD_ID: Final = 3
+
+MAX_SECTION_BYTES: Final = 1 << 30
+"""Largest section (raw or decompressed) :meth:`ElfFile.section_data` will return."""
+
+_XZ_MEMLIMIT: Final = 256 << 20  # refuse xz streams needing a huge dictionary
+
+
+def section_contents(section: Section, raw: bytes, lay: ElfLayout, error: ErrorFactory) -> bytes:
+    """``raw`` (the bytes of ``section`` in the file), decompressed if SHF_COMPRESSED (or
+    legacy .zdebug)."""
+    if section.flags & SHF_COMPRESSED:
+        return _decompress_elf(section, raw, lay, error)
+    if section.name.startswith(".zdebug") and raw[:4] == b"ZLIB":
+        if len(raw) < 12:
+            raise error(f"section {section.name}: truncated .zdebug header")
+        (size,) = struct.unpack_from(">Q", raw, 4)
+        return _inflate(section, raw[12:], size, error)
+    return raw
+
+
+def _decompress_elf(section: Section, raw: bytes, lay: ElfLayout, error: ErrorFactory) -> bytes:
+    chdr = lay.chdr
+    if len(raw) < chdr.size:
+        raise error(f"section {section.name}: truncated compression header")
+    fields = chdr.unpack_from(raw, 0)
+    ch_type, ch_size = fields[0], fields[2 if lay.is_64 else 1]
+    payload = raw[chdr.size :]
+    if ch_type == ELFCOMPRESS_ZLIB:
+        return _inflate(section, payload, ch_size, error)
+    if ch_type == ELFCOMPRESS_ZSTD:
+        return _unzstd(section, payload, ch_size, error)
+    raise error(f"section {section.name}: unknown compression type {ch_type}")
+
+
+def _inflate(section: Section, payload: bytes, size: int, error: ErrorFactory) -> bytes:
+    if size > MAX_SECTION_BYTES:
+        raise error(f"section {section.name}: decompressed size {size} too large")
+    try:
+        out = zlib.decompressobj().decompress(payload, size + 1)
+    except zlib.error as exc:
+        raise error(f"section {section.name}: bad zlib data ({exc})") from exc
+    if len(out) != size:
+        raise error(f"section {section.name}: decompressed to {len(out)} bytes, header says {size}")
+    return out
+
+
+def _unzstd(section: Section, payload: bytes, size: int, error: ErrorFactory) -> bytes:
+    try:
+        import zstandard
+    except ImportError:
+        raise error(
+            f"section {section.name}: zstd compression unsupported "
+            "(the 'zstandard' module is not installed)"
+        ) from None
+    if size > MAX_SECTION_BYTES:
+        raise error(f"section {section.name}: decompressed size {size} too large")
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        reader = zstandard.ZstdDecompressor().stream_reader(payload)
+        while total <= size:  # bounded: never more than size + 1 bytes
+            chunk = bytes(reader.read(min(1 << 20, size + 1 - total)))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except zstandard.ZstdError as exc:
+        raise error(f"section {section.name}: bad zstd data ({exc})") from exc
+    out = b"".join(chunks)
+    if len(out) != size:
+        raise error(f"section {section.name}: decompressed to {len(out)} bytes, header says {size}")
+    return out
+
+
+def build_id_in_notes(data: bytes, lay: ElfLayout, align: int) -> str | None:
+    """Hex NT_GNU_BUILD_ID descriptor in a block of notes; stops quietly at bad data."""
+    pad = 7 if align == 8 else 3
+    pos = 0
+    while pos + 12 <= len(data):
+        namesz, descsz, ntype = lay.note.unpack_from(data, pos)
+        pos += 12
+        desc = (pos + namesz + pad) & ~pad
+        desc_end = desc + descsz
+        if desc_end > len(data):
+            return None
+        if ntype == NT_GNU_BUILD_ID and data[pos : pos + namesz] == b"GNU\0" and descsz:
+            return data[desc:desc_end].hex()
+        pos = (desc_end + pad) & ~pad
+    return None
+
+
+def parse_debuglink(data: bytes, lay: ElfLayout, error: ErrorFactory) -> tuple[str, int]:
+    """(file name, CRC32) from the contents of a .gnu_debuglink section."""
+    nul = data.find(b"\0")
+    crc_off = (nul + 4) & ~3
+    if nul <= 0 or crc_off + 4 > len(data):
+        raise error("malformed .gnu_debuglink section")
+    name = data[:nul].decode("utf-8", "backslashreplace")
+    return name, lay.u32.unpack_from(data, crc_off)[0]
+
+
+def unpack_debugdata(packed: bytes, error: ErrorFactory) -> bytes:
+    """The ELF image in the xz stream ``packed`` (the contents of .gnu_debugdata)."""
+    dec = lzma.LZMADecompressor(memlimit=_XZ_MEMLIMIT)
+    try:
+        data = dec.decompress(packed, max_length=MAX_SECTION_BYTES + 1)
+    except lzma.LZMAError as exc:
+        raise error(f".gnu_debugdata: bad xz data ({exc})") from exc
+    if len(data) > MAX_SECTION_BYTES:
+        raise error(".gnu_debugdata: decompresses to more than 1 GiB")
+    if not dec.eof:
+        raise error(".gnu_debugdata: truncated xz data")
+    return data
