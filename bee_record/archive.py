@@ -33,13 +33,13 @@ import os
 import re
 import stat
 import tarfile
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from bee_record import codec
+from bee_record.atomic import atomic_output
 from bee_record.buildid import build_id_of_file
 from bee_record.errors import RecordError
 from bee_record.recording import Recording
@@ -113,7 +113,7 @@ def archive(
     mtime = rec.header.start_time_ns // 1_000_000_000
     entries: dict[str, dict[str, Any]] = {}
     n_bin = n_dbg = 0
-    with _atomic_output(output) as out:
+    with atomic_output(output) as out:
         gz = gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6)
         with gz, tarfile.TarFile(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT,
                                  copybufsize=_CHUNK) as tar:
@@ -260,31 +260,6 @@ def _add(tar: tarfile.TarFile, output: Path, name: str, f: BinaryIO, size: int,
         tar.addfile(info, f)
     except OSError as exc:  # the source shrank while being read, or the disk is full
         raise RecordError(f"{output}: cannot add {name}: {exc.strerror or exc}") from None
-
-
-@contextlib.contextmanager
-def _atomic_output(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
-    """A temporary file in `path`'s folder, renamed to `path` only when the body completes."""
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise RecordError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise RecordError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 __all__ = ["DEBUG_DIRS", "MANIFEST_NAME", "ArchiveResult", "Missing", "archive"]

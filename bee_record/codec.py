@@ -8,11 +8,8 @@ corrupt, foreign or newer file is refused with one line naming the file and the 
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +17,8 @@ from typing import Any
 
 import msgpack
 
-from bee_record.errors import RecordError, RecordingFormatError
+from bee_record.atomic import write_atomic
+from bee_record.errors import RecordingFormatError
 from bee_record.recording import (
     LOST_STACK,
     NO_STACK,
@@ -121,31 +119,6 @@ def write(rec: Recording, path: Path, compress: bool = True) -> int:
     data = encode(rec, compress)
     write_atomic(path, data)
     return len(data)
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write bytes to `path` atomically; on any failure remove the temporary file."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise RecordError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise RecordError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def read(path: Path) -> Recording:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bee_record import codec
+from bee_record.atomic import write_atomic
 from bee_record.errors import ReportError
 from bee_record.recording import Recording
 from bee_report.filters import Filters, apply, validate
@@ -111,7 +112,7 @@ def emit(data: str | bytes, output: Path | None) -> Path | None:
         sys.stdout.buffer.write(raw)
         sys.stdout.flush()
         return None
-    codec.write_atomic(output, raw, mode=0o644)
+    write_atomic(output, raw, mode=0o644)
     return output
 
 

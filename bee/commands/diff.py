@@ -8,7 +8,19 @@ from typing import Annotated
 
 import typer
 
-from bee.commands.options import NoCacheOpt, OfflineOpt, SymbolsOpt, symbolize_options
+from bee.commands.options import (
+    CommOpt,
+    ExcludeOpt,
+    FocusOpt,
+    LimitOpt,
+    NoCacheOpt,
+    OfflineOpt,
+    OutputOpt,
+    RendererOpt,
+    SymbolsOpt,
+    TitleOpt,
+    symbolize_options,
+)
 
 
 def diff(
@@ -17,10 +29,9 @@ def diff(
     format: Annotated[str | None, typer.Option(
         "--format", "-f", help="top | folded | svg (default: top on a terminal, else folded).",
     )] = None,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Write here instead of stdout.")] = None,
+    output: OutputOpt = None,
     symbols: SymbolsOpt = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="Rows in the top table.")] = 25,
+    limit: LimitOpt = 25,
     by: Annotated[str, typer.Option(help="Top table by function | module.")] = "function",
     share: Annotated[str, typer.Option(help="Test the self or total share.")] = "self",
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
@@ -32,15 +43,11 @@ def diff(
         "--ignore-comm", help="Match stacks across different process names.")] = False,
     strip_hex: Annotated[bool, typer.Option(
         "--strip-hex", help="Ignore hex offsets of unnamed frames (difffolded -s).")] = False,
-    comm: Annotated[list[str] | None, typer.Option(
-        help="Only processes or threads with this name.")] = None,
-    focus: Annotated[str | None, typer.Option(
-        help="Keep stacks through a frame matching this regex.")] = None,
-    exclude: Annotated[str | None, typer.Option(
-        help="Drop stacks through a frame matching this regex.")] = None,
-    title: Annotated[str, typer.Option(help="SVG title.")] = "Flame Graph",
-    renderer: Annotated[str, typer.Option(
-        help="SVG renderer: auto, builtin, inferno.")] = "auto",
+    comm: CommOpt = None,
+    focus: FocusOpt = None,
+    exclude: ExcludeOpt = None,
+    title: TitleOpt = "Flame Graph",
+    renderer: RendererOpt = "auto",
     no_cache: NoCacheOpt = False,
     offline: OfflineOpt = False,
 ) -> None:

@@ -32,3 +32,16 @@ SymbolsOpt = Annotated[
     typer.Option("--symbols", "-s", help="Folder (or archive) of binaries and debug files; "
                  "matched by build-id. Repeatable."),
 ]
+
+OutputOpt = Annotated[Path | None, typer.Option(
+    "--output", "-o", help="Write here instead of stdout.")]
+LimitOpt = Annotated[int, typer.Option("--limit", "-n", help="Rows in the top table.")]
+CommOpt = Annotated[list[str] | None, typer.Option(
+    help="Only processes or threads with this name.")]
+FocusOpt = Annotated[str | None, typer.Option(
+    help="Keep stacks through a frame matching this regex.")]
+ExcludeOpt = Annotated[str | None, typer.Option(
+    help="Drop stacks through a frame matching this regex.")]
+TitleOpt = Annotated[str, typer.Option(help="SVG title.")]
+RendererOpt = Annotated[str, typer.Option(
+    help="SVG renderer: auto (inferno if installed), builtin, inferno.")]

@@ -8,7 +8,19 @@ from typing import Annotated
 
 import typer
 
-from bee.commands.options import NoCacheOpt, OfflineOpt, SymbolsOpt, symbolize_options
+from bee.commands.options import (
+    CommOpt,
+    ExcludeOpt,
+    FocusOpt,
+    LimitOpt,
+    NoCacheOpt,
+    OfflineOpt,
+    OutputOpt,
+    RendererOpt,
+    SymbolsOpt,
+    TitleOpt,
+    symbolize_options,
+)
 
 
 def report(
@@ -17,39 +29,34 @@ def report(
         "--format", "-f",
         help="folded | top | svg | speedscope | pprof (default: top on a terminal, else folded).",
     )] = None,
-    output: Annotated[Path | None, typer.Option(
-        "--output", "-o", help="Write here instead of stdout.")] = None,
+    output: OutputOpt = None,
     symbols: SymbolsOpt = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", help="Rows in the top table.")] = 25,
+    limit: LimitOpt = 25,
     by: Annotated[str, typer.Option(help="Top table by function | module.")] = "function",
     lines: Annotated[bool, typer.Option(help="Add file:line to frames.")] = False,
     no_inline: Annotated[bool, typer.Option(
         "--no-inline", help="Hide inlined frames.")] = False,
     pid: Annotated[list[int] | None, typer.Option(help="Only these processes.")] = None,
     tid: Annotated[list[int] | None, typer.Option(help="Only these threads.")] = None,
-    comm: Annotated[list[str] | None, typer.Option(
-        help="Only processes or threads with this name.")] = None,
+    comm: CommOpt = None,
     cpu: Annotated[list[int] | None, typer.Option(help="Only samples taken on these CPUs.")] = None,
     user_only: Annotated[bool, typer.Option("--user-only", help="Drop kernel frames.")] = False,
     kernel_only: Annotated[bool, typer.Option(
         "--kernel-only", help="Drop user frames.")] = False,
-    focus: Annotated[str | None, typer.Option(
-        help="Keep stacks through a frame matching this regex.")] = None,
-    exclude: Annotated[str | None, typer.Option(
-        help="Drop stacks through a frame matching this regex.")] = None,
+    focus: FocusOpt = None,
+    exclude: ExcludeOpt = None,
     per_cpu: Annotated[bool, typer.Option("--per-cpu", help="A root frame per CPU.")] = False,
     per_thread: Annotated[bool, typer.Option(
         "--per-thread", help="A root frame per thread.")] = False,
     per_process: Annotated[bool, typer.Option(
         "--per-process", help="A root frame per process.")] = False,
-    title: Annotated[str, typer.Option(help="SVG title.")] = "Flame Graph",
+    title: TitleOpt = "Flame Graph",
     colors: Annotated[str, typer.Option(help="SVG palette: bee, hot, mem, io, java.")] = "bee",
     width: Annotated[int, typer.Option(help="SVG width in pixels.")] = 1200,
     minwidth: Annotated[float, typer.Option(help="SVG: hide frames narrower (px).")] = 0.1,
     reverse: Annotated[bool, typer.Option(help="SVG: reverse stacks.")] = False,
     inverted: Annotated[bool, typer.Option(help="SVG: icicle graph.")] = False,
-    renderer: Annotated[str, typer.Option(
-        help="SVG renderer: auto (inferno if installed), builtin, inferno.")] = "auto",
+    renderer: RendererOpt = "auto",
     no_cache: NoCacheOpt = False,
     offline: OfflineOpt = False,
 ) -> None:

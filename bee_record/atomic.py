@@ -1,0 +1,47 @@
+"""Atomic file output: a temporary file in the target's folder, renamed when complete.
+
+Nothing is ever left under the final name unless the write completed; on any failure
+(disk full, permissions, an exception in the writer) the temporary file is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from bee_record.errors import RecordError
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
+    """A temporary file in `path`'s folder, renamed to `path` only when the body completes."""
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise RecordError(f"{path}: cannot write: {exc.strerror or exc}") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write bytes to `path` atomically with the given mode."""
+    with atomic_output(Path(path), mode) as f:
+        f.write(data)
