@@ -7,14 +7,24 @@ a binary without a readable build-id is still recorded, just matched by path lat
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import BinaryIO
 
 NT_GNU_BUILD_ID = 3
+_BUILD_ID = re.compile(r"[0-9a-f]{2,128}")
 PT_NOTE = 4
 SHT_NOTE = 7
 _MAX_NOTES_BYTES = 1 << 16
 _MAX_HEADERS = 4096
+
+
+def valid_build_id(build_id: str | None) -> bool:
+    """True when `build_id` is lowercase hex, 2..128 digits: safe in a path or a URL.
+
+    Build-ids come from untrusted recordings; every use in a path is checked with this.
+    """
+    return build_id is not None and _BUILD_ID.fullmatch(build_id) is not None
 
 
 def build_id_of_file(f: BinaryIO) -> str | None:

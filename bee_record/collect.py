@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from bee_record.kallsyms import kernel_info
 from bee_record.procs import ProcessTable
-from bee_record.recording import Binary, Header, JitSymbol, Process, Recording, Sample
+from bee_record.recording import Binary, Header, JitSymbol, Process, Recording, Sample, is_anonymous
 from bee_record.sampler import RawCount
 
 _MAX_PERF_MAP_BYTES = 256 << 20
@@ -147,11 +147,6 @@ def _prune_binaries(procs: list[Process], binaries: list[Binary]
 
 def _covered(known: dict[int, JitSymbol], address: int) -> bool:
     return any(j.start <= address < j.start + max(j.size, 1) for j in known.values())
-
-
-def is_anonymous(path: str) -> bool:
-    """True for mappings without a file (where JIT compilers put code)."""
-    return not path or path.startswith("[anon")
 
 
 def _perf_map_paths(pid: int, ns_pid: int) -> tuple[str, str]:

@@ -255,7 +255,7 @@ def record(opts: RecordOptions) -> RecordResult:
         next_drain = start + opts.drain_interval
         next_rotate = start + opts.rotate if opts.rotate else None
         while stop.signal is None:
-            for pid, gen in sampler.poll(10):
+            for pid, gen in sampler.poll(100):  # returns early when a process is announced
                 collector.table.capture(pid, gen)
             now = time.monotonic()
             if next_rotate is not None and now >= next_rotate:
@@ -279,8 +279,7 @@ def record(opts: RecordOptions) -> RecordResult:
             elif opts.pids and not any(os.path.isdir(f"/proc/{p}") for p in opts.pids):
                 break
         end = time.monotonic()
-        stop.restore()
-        _ignore_signals()  # a second Ctrl-C must not interrupt the write
+        _ignore_signals()  # from here on a second Ctrl-C must not interrupt the write
         sampler.stop()
         for pid, gen in sampler.poll(0):
             collector.table.capture(pid, gen)
@@ -291,7 +290,10 @@ def record(opts: RecordOptions) -> RecordResult:
         sampler.close()
         if child is not None:
             exit_code = _finish_child(child, stop.signal)
-    writer.write(file_wall, end - file_start, lost)
+    try:
+        writer.write(file_wall, end - file_start, lost)
+    finally:
+        stop.restore()
     return RecordResult(writer.files[0], tuple(writer.files), writer.samples,
                         len(writer.processes), writer.lost, tuple(sorted(writer.hints)),
                         writer.size, exit_code)

@@ -140,3 +140,8 @@ class Recording:
     def total_lost(self) -> int:
         """Sum of every lost-data counter."""
         return sum(self.lost.values())
+
+
+def is_anonymous(path: str) -> bool:
+    """True for mappings without a file (where JIT compilers put code)."""
+    return not path or path.startswith("[anon")

@@ -12,13 +12,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from bee_record.errors import BeeError, ReportError
+from bee_report.cachedir import default_cache_dir
 from bee_report.debuginfo import best_symbol_source, find_debug_file
-from bee_report.debuginfod import Debuginfod
 from bee_report.demangle import demangle
 from bee_report.diag import warn
 from bee_report.dwarf import DebugInfo
 from bee_report.elf import ElfFile
-from bee_report.symbolize import SymbolizeOptions, default_cache_dir
+from bee_report.symbolize import SymbolizeOptions
 
 
 def parse_address(text: str) -> int:
@@ -42,6 +42,8 @@ def symbolize(binary: Path, addresses: Iterable[int], opts: SymbolizeOptions,
     elf = ElfFile.open(binary)
     debuginfod = None
     if os.environ.get("DEBUGINFOD_URLS", "").strip():
+        from bee_report.debuginfod import Debuginfod
+
         debuginfod = Debuginfod.from_environment(cache_dir=opts.cache_dir or default_cache_dir(),
                                                  offline=opts.offline)
     debug_path = find_debug_file(binary, elf, str(binary), elf.build_id, opts.symbol_dirs,

@@ -24,12 +24,15 @@ from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from bee_record.buildid import build_id_of_path
+from bee_record.buildid import build_id_of_path, valid_build_id
 from bee_record.errors import BeeError
-from bee_report.debuginfod import Debuginfod, default_cache_dir, valid_build_id
 from bee_report.diag import warn
 from bee_report.elf import ElfFile, FunctionTable
+
+if TYPE_CHECKING:  # the client (and urllib) is imported only when DEBUGINFOD_URLS is set
+    from bee_report.debuginfod import Debuginfod
 
 #: The system's global debug folders (gdb's ``debug-file-directory``).
 GLOBAL_DEBUG_DIRS: tuple[Path, ...] = (Path("/usr/lib/debug"),)
@@ -37,12 +40,10 @@ _CHUNK = 1 << 20
 
 __all__ = [
     "GLOBAL_DEBUG_DIRS",
-    "Debuginfod",
     "SymbolSource",
     "best_symbol_source",
     "build_id_candidates",
     "debuglink_candidates",
-    "default_cache_dir",
     "file_crc32",
     "find_debug_file",
     "merge_function_tables",

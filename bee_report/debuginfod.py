@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import IO
 
 from bee_record import __version__
-from bee_record.buildid import build_id_of_path
+from bee_record.buildid import build_id_of_path, valid_build_id
+from bee_report.cachedir import default_cache_dir
 from bee_report.diag import warn
 
 KINDS = ("debuginfo", "executable")
@@ -34,17 +35,6 @@ MAX_DOWNLOAD_BYTES = 4 << 30
 _HEX = re.compile(r"^[0-9a-f]{2,128}$")
 _CHUNK = 1 << 20
 
-
-def valid_build_id(build_id: str | None) -> bool:
-    """True when `build_id` is lowercase hex (2..128 digits), safe in a URL and a path."""
-    return build_id is not None and _HEX.match(build_id) is not None
-
-
-def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    """bee's cache folder: ``$XDG_CACHE_HOME/bee``, else ``~/.cache/bee``."""
-    xdg = environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "bee"
 
 
 class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):

@@ -56,6 +56,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bee_record.buildid import valid_build_id
 from bee_report import symcache
 from bee_report.dwarf_units import assembler_names
 from bee_report.elf import ElfError, ElfFile
@@ -139,7 +140,7 @@ class DebugInfo:
         :func:`default_demangle` (``str`` keeps mangled names). Raises
         :class:`DebugInfoError` when the file is unreadable or malformed.
         """
-        cache = cache_dir if symcache.valid_build_id(build_id) else None
+        cache = cache_dir if valid_build_id(build_id) else None
         if cache is not None and build_id is not None:
             tables = symcache.load(cache, build_id)
             if tables is not None:

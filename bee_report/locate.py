@@ -16,16 +16,12 @@ import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
-from bee_record.buildid import build_id_of_path
+from bee_record.buildid import build_id_of_path, valid_build_id
 from bee_report.diag import warn
 
 _HEX = re.compile(r"^[0-9a-f]{2,128}$")
 _MAX_INDEX_FILES = 200_000
 
-
-def valid_build_id(build_id: str | None) -> bool:
-    """True when `build_id` is lowercase hex and so safe to use in a path."""
-    return build_id is not None and _HEX.match(build_id) is not None
 
 
 def safe_recorded_path(path: str) -> bool:

@@ -16,12 +16,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bee_record.collect import is_anonymous
 from bee_record.errors import BeeError
-from bee_record.recording import LOST_STACK, Binary, KernelInfo, Process, Recording
+from bee_record.recording import LOST_STACK, Binary, KernelInfo, Process, Recording, is_anonymous
+from bee_report import symtab_cache
+from bee_report.cachedir import default_cache_dir
 from bee_report.debuginfo import best_symbol_source, find_debug_file
-from bee_report.debuginfod import Debuginfod
 from bee_report.demangle import demangle
 from bee_report.diag import warn
 from bee_report.dwarf import DebugInfo
@@ -29,6 +30,9 @@ from bee_report.elf import ElfFile, FunctionTable
 from bee_report.locate import Locator
 from bee_report.profile import Frame, FrameKind, Profile, StackSample
 from bee_report.progress import Progress
+
+if TYPE_CHECKING:
+    from bee_report.debuginfod import Debuginfod
 
 KERNEL_MODULE = "[kernel.kallsyms]"
 UNKNOWN = "[unknown]"
@@ -43,12 +47,6 @@ class SymbolizeOptions:
     dwarf: bool = True  # source lines and inlined frames from DWARF when available
     cache_dir: Path | None = None  # per-build-id cache; None: no cache
     offline: bool = False  # never ask debuginfod servers
-
-
-def default_cache_dir() -> Path:
-    """`$XDG_CACHE_HOME/bee`, or `~/.cache/bee`."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "bee"
 
 
 @dataclass
@@ -97,6 +95,8 @@ class Symbolizer:
         self._images: dict[tuple[str, str | None], _Image | None] = {}
         self._debuginfod: Debuginfod | None = None
         if os.environ.get("DEBUGINFOD_URLS", "").strip():
+            from bee_report.debuginfod import Debuginfod
+
             self._debuginfod = Debuginfod.from_environment(
                 cache_dir=self.opts.cache_dir or default_cache_dir(), offline=self.opts.offline)
         self._progress: Progress | None = None
@@ -254,15 +254,19 @@ class Symbolizer:
         debug_path = find_debug_file(path, elf, binary.path, binary.build_id,
                                      self.opts.symbol_dirs,
                                      None if elf.has_debug_info else self._debuginfod)
-        source = best_symbol_source(elf, debug_path)
-        if source.debug is not None:
-            source.debug.close()
+        bid = binary.build_id or elf.build_id
+        functions = symtab_cache.load(self.opts.cache_dir, bid)
+        if functions is None:
+            source = best_symbol_source(elf, debug_path)
+            if source.debug is not None:
+                source.debug.close()
+            functions = source.functions
+            symtab_cache.store(self.opts.cache_dir, bid, source.origin, functions)
         debug = None
         dwarf_file = debug_path or (path if elf.has_debug_info else None)
         if self.opts.dwarf and dwarf_file is not None:
             try:
-                debug = DebugInfo.load(dwarf_file, binary.build_id or elf.build_id,
-                                       self.opts.cache_dir)
+                debug = DebugInfo.load(dwarf_file, bid, self.opts.cache_dir)
             except BeeError as exc:
                 warn(f"{exc}; no source lines or inlined frames for {binary.path}")
-        return _Image(elf, source.functions, debug)
+        return _Image(elf, functions, debug)

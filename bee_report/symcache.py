@@ -64,10 +64,6 @@ class DebugInfoError(BeeError):
     """A debug file is unreadable or its ELF/DWARF is malformed."""
 
 
-def valid_build_id(build_id: str | None) -> bool:
-    """True when ``build_id`` is lowercase hex, 2..128 digits: safe inside a file name."""
-    return build_id is not None and _BUILD_ID_RE.fullmatch(build_id) is not None
-
 
 def cache_file(cache_dir: Path, build_id: str) -> Path:
     """The cache entry of ``build_id`` (validated by the caller) under ``cache_dir``."""

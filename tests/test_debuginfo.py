@@ -18,13 +18,12 @@ from pathlib import Path
 import pytest
 
 from bee_report.debuginfo import (
-    Debuginfod,
     best_symbol_source,
     debuglink_candidates,
     find_debug_file,
     merge_function_tables,
 )
-from bee_report.debuginfod import default_cache_dir
+from bee_report.debuginfod import Debuginfod, default_cache_dir
 from bee_report.elf import ElfFile, FunctionTable
 from tests.debug_helpers import Split, build_split, with_minidebuginfo
 

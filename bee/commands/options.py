@@ -18,7 +18,8 @@ OfflineOpt = Annotated[bool, typer.Option(
 
 def symbolize_options(symbols: list[Path] | None, no_cache: bool, offline: bool,
                        dwarf: bool = True) -> SymbolizeOptions:
-    from bee_report.symbolize import SymbolizeOptions, default_cache_dir
+    from bee_report.cachedir import default_cache_dir
+    from bee_report.symbolize import SymbolizeOptions
     from bee_report.unpack import resolve_symbol_dirs
 
     cache = default_cache_dir()
