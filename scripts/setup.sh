@@ -14,7 +14,8 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(python3 python3-venv python3-pip python3-bpfcc bpfcc-tools linux-perf
-      binutils gcc g++ make llvm libc6-dbg python3.11-dbg nodejs chromium)
+      binutils gcc g++ make llvm libc6-dbg python3.11-dbg nodejs chromium golang-go
+      util-linux)
 # rustc: only from apt when no toolchain is already on PATH.
 command -v rustc >/dev/null 2>&1 || PKGS+=(rustc)
 # npm: only from apt when no npm is already on PATH (used to fetch speedscope for tests).
