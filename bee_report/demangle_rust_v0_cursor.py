@@ -55,12 +55,14 @@ class V0Cursor:
     # ----- low-level helpers
 
     def enter(self) -> None:
+        """Account one more nesting level and unit of work; Malformed past the limits."""
         self.depth += 1
         self.work -= 1
         if self.depth > MAX_DEPTH or self.work < 0:
             raise Malformed
 
     def emit(self, text: str) -> None:
+        """Append output text (unless skipping), charging its length as work."""
         if not self.skipping:
             self.work -= len(text)
             if self.work < 0:
@@ -68,18 +70,21 @@ class V0Cursor:
             self.out.append(text)
 
     def eat(self, c: str) -> bool:
+        """Consume `c` if it is next; report whether it was."""
         if self.pos < len(self.sym) and self.sym[self.pos] == c:
             self.pos += 1
             return True
         return False
 
     def next(self) -> str:
+        """Consume and return the next character; Malformed at the end."""
         if self.pos >= len(self.sym):
             raise Malformed
         self.pos += 1
         return self.sym[self.pos - 1]
 
     def integer_62(self) -> int:
+        """A v0 base-62 number terminated by `_`."""
         if self.eat("_"):
             return 0
         x = 0
@@ -91,9 +96,11 @@ class V0Cursor:
         return (x + 1) & _MASK64
 
     def opt_integer_62(self, tag: str) -> int:
+        """A base-62 number after `tag` plus one, or 0 when `tag` is absent."""
         return (1 + self.integer_62()) & _MASK64 if self.eat(tag) else 0
 
     def hex_nibbles(self) -> tuple[int, str]:
+        """Lowercase hex digits up to `_`: their value and their text."""
         start, value = self.pos, 0
         while not self.eat("_"):
             digit = _LOWER_HEX.find(self.next())
@@ -127,6 +134,7 @@ class V0Cursor:
         return text[: max(sep, 0)], text[sep + 1 :]
 
     def emit_ident(self, ident: tuple[str, str | None]) -> None:
+        """Print an identifier, decoding its punycode part if it has one."""
         ascii_part, code = ident
         if self.skipping:
             return
@@ -139,12 +147,14 @@ class V0Cursor:
             self.emit(decoded)
 
     def lifetime(self, index: int) -> None:
+        """Print a lifetime by its de Bruijn index ('_ for the erased one)."""
         if index == 0:
             self.emit("'_")
         else:
             self.emit(_lifetime_name((self.bound_lifetimes - index) & _MASK64))
 
     def binder(self) -> None:
+        """Read a `for<...>` binder and print the lifetimes it introduces."""
         count = self.opt_integer_62("G")
         if count > self.work:
             raise Malformed

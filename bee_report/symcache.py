@@ -114,10 +114,12 @@ class Tables:
 
 
 def u32(values: list[int]) -> memoryview:
+    """Little-endian u32 buffer of `values`, viewed as integers."""
     return memoryview(struct.pack(f"<{len(values)}I", *values)).cast("I")
 
 
 def u64(values: list[int]) -> memoryview:
+    """Little-endian u64 buffer of `values`, viewed as integers."""
     return memoryview(struct.pack(f"<{len(values)}Q", *values)).cast("Q")
 
 

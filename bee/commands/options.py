@@ -18,6 +18,7 @@ OfflineOpt = Annotated[bool, typer.Option(
 
 def symbolize_options(symbols: list[Path] | None, no_cache: bool, offline: bool,
                        dwarf: bool = True) -> SymbolizeOptions:
+    """Symbolization options from the shared CLI flags (archives unpacked once)."""
     from bee_report.cachedir import default_cache_dir
     from bee_report.symbolize import SymbolizeOptions
     from bee_report.unpack import resolve_symbol_dirs

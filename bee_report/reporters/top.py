@@ -49,6 +49,7 @@ def top_rows(profile: Profile, by: str = "function") -> list[TopRow]:
 
 
 def fmt_weight(value: int, unit: str) -> str:
+    """A weight for display: times for nanoseconds, plain counts otherwise."""
     if unit == "nanoseconds":
         for div, suffix in ((1e9, "s"), (1e6, "ms"), (1e3, "us")):
             if value >= div:
