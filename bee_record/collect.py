@@ -43,6 +43,7 @@ class Collector:
         self.jit_pending: dict[int, set[int]] = {}
         self.jit: dict[int, dict[int, JitSymbol]] = {}
         self._perf_map_size: dict[int, int] = {}
+        self._checked: set[tuple[int, int]] = set()
 
     def _stack(self, value: tuple[int, ...] | int) -> int:
         if isinstance(value, int):
@@ -57,25 +58,30 @@ class Collector:
         if (raw.pid, raw.generation) in self.skip:
             return
         proc = self.table.index_of(raw.pid, raw.generation, raw.comm)
-        if isinstance(raw.user_stack, tuple) and proc not in self._refreshed and not all(
-            self.table.covers(proc, a) for a in raw.user_stack
-        ):
-            self._refreshed.add(proc)
-            self.table.refresh(proc)
-        if isinstance(raw.user_stack, tuple):
-            for a in raw.user_stack:
-                path = self.table.mapped_path(proc, a)
-                if path is None or is_anonymous(path):
-                    known = self.jit.get(proc)
-                    if known is None or not _covered(known, a):
-                        self.jit_pending.setdefault(proc, set()).add(a)
-        key = (proc, raw.tid, raw.cpu, raw.comm, self._stack(raw.user_stack),
-               self._stack(raw.kernel_stack), raw.event)
+        user = self._stack(raw.user_stack)
+        if isinstance(raw.user_stack, tuple) and (proc, user) not in self._checked:
+            # once per distinct (process, stack): the same stack comes back every drain
+            self._checked.add((proc, user))
+            self._check_user_stack(proc, raw.user_stack)
+        key = (proc, raw.tid, raw.cpu, raw.comm, user, self._stack(raw.kernel_stack),
+               raw.event)
         acc = self.samples.get(key)
         if acc is None:
             acc = self.samples[key] = _Acc()
         acc.count += raw.count
         acc.weight += raw.weight
+
+    def _check_user_stack(self, proc: int, stack: tuple[int, ...]) -> None:
+        """Refresh maps after dlopen; queue addresses outside file mappings for perf maps."""
+        if proc not in self._refreshed and not all(self.table.covers(proc, a) for a in stack):
+            self._refreshed.add(proc)
+            self.table.refresh(proc)
+        for a in stack:
+            path = self.table.mapped_path(proc, a)
+            if path is None or is_anonymous(path):
+                known = self.jit.get(proc)
+                if known is None or not _covered(known, a):
+                    self.jit_pending.setdefault(proc, set()).add(a)
 
     def end_drain(self, final: bool = False) -> None:
         """Name pending JIT addresses from perf maps; allow new maps refreshes."""
@@ -101,6 +107,7 @@ class Collector:
         """Start a new file: forget samples, stacks and exited processes."""
         self.stacks = {}
         self.samples = {}
+        self._checked = set()
         remap = self.table.prune_exited()
         self.jit = {remap[k]: v for k, v in self.jit.items() if k in remap}
         self.jit_pending = {remap[k]: v for k, v in self.jit_pending.items() if k in remap}

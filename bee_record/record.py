@@ -181,8 +181,10 @@ def _sampler_options(opts: RecordOptions, filter_pids: bool) -> SamplerOptions:
     for p in parsed:
         probes.check(p)
     max_ns = (1 << 64) - 1 if opts.max_block_us is None else opts.max_block_us * 1000
+    stacks = opts.sampler.stack_storage_size or (16384 if opts.frequency <= 199 else 32768)
     return replace(
         opts.sampler, frequency=opts.frequency, filter_pids=filter_pids,
+        stack_storage_size=stacks,
         on_cpu=mode in ("cpu", "wall"), off_cpu=mode in ("offcpu", "wall"), probes=parsed,
         cgroup=cgroup_id(opts.cgroup) if opts.cgroup is not None else None,
         cpu_weight=1 if mode == "cpu" else 1_000_000_000 // opts.frequency,

@@ -48,7 +48,7 @@ class SamplerOptions:
     user_stacks: bool = True
     kernel_stacks: bool = True
     include_idle: bool = False
-    stack_storage_size: int = 16384
+    stack_storage_size: int = 16384  # 0: chosen by bee_record.record from the frequency
     counts_size: int = 40960
     procs_size: int = 65536
     perf_buffer_pages: int = 64

@@ -45,8 +45,10 @@ def record(
         "--kernel-only", help="Collect kernel stacks only.")] = False,
     include_idle: Annotated[bool, typer.Option(
         "--include-idle", help="Also sample the idle task.")] = False,
-    stack_storage_size: Annotated[int, typer.Option(
-        help="Unique stacks the kernel can hold between drains.")] = 16384,
+    stack_storage_size: Annotated[int | None, typer.Option(
+        help="Unique stacks the kernel can hold between drains (default: 16384, "
+        "32768 above 199 Hz: fewer hash collisions, 32 MiB of kernel memory per buffer)."
+    )] = None,
     counts_size: Annotated[int, typer.Option(help="Unique sample keys between drains.")] = 40960,
     drain_interval: Annotated[float, typer.Option(
         help="Seconds between drains of kernel maps.")] = 1.0,
@@ -67,7 +69,7 @@ def record(
         drain_interval=drain_interval, quiet=quiet, argv=tuple(sys.argv),
         sampler=SamplerOptions(
             user_stacks=not kernel_only, kernel_stacks=not user_only, include_idle=include_idle,
-            stack_storage_size=stack_storage_size, counts_size=counts_size,
+            stack_storage_size=stack_storage_size or 0, counts_size=counts_size,
         ),
     )
     result = run(opts)

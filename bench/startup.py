@@ -1,0 +1,211 @@
+"""Section 2: time from launching a recorder to its first sample, and where bee's goes.
+
+A one-thread workload runs throughout (so that there is something to sample and one CPU
+stays free for the recorder). Per run, in rotated order:
+
+* bee: launch to its ``Recording (...)`` line on stderr (printed right after the
+  cpu-clock events are attached, so the first sample follows within 1/F s);
+* perf: ``perf record -g -a -k CLOCK_MONOTONIC``, launch to the timestamp of the first
+  sample in perf.data (``perf script -F time``, same clock as ours);
+* profile-bpfcc: launch to the moment its perf_event descriptors are open (it prints
+  nothing before it ends; attaching is its last step before sleeping);
+* ``bee --help`` (interpreter + CLI import) and bee's phases measured in-process by
+  ``bench/bee_helper.py phases``: ``import bcc``, ``import bee_record``, compile+load
+  (``BPF(text=...)`` in ``Sampler``), attach.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import recorders
+from common import (
+    BEE,
+    HELPER,
+    VENV_PY,
+    BenchError,
+    fmt_spread,
+    kill_group,
+    ratios,
+    rotated,
+    run_timed,
+    table,
+    track,
+)
+
+FREQ = 99
+
+
+def _first_perf_sample(data: Path, buildid_dir: Path) -> float | None:
+    res = run_timed(["perf", "--buildid-dir", buildid_dir, "script", "-F", "time", "-i", data],
+                    check=False, timeout=120)
+    times = [float(m) for m in re.findall(r"^\s*([0-9]+\.[0-9]+):", res.stdout, re.M)]
+    return min(times) if times else None
+
+
+def measure(tool: str, work: Path, tag: str, buildid_dir: Path) -> dict[str, Any]:
+    """Launch-to-sampling seconds of one recorder launch (plus its CPU by then)."""
+    if tool == "bee --help":
+        return {"startup_s": run_timed([BEE, "--help"]).wall}
+    if tool == "import bee.cli":
+        return {"startup_s": run_timed([VENV_PY, "-c", "import bee.cli"]).wall}
+    if tool == "bee phases":
+        t = run_timed([VENV_PY, HELPER, "phases", str(FREQ)], timeout=120)
+        phases: dict[str, Any] = json.loads(t.stdout.strip().splitlines()[-1])
+        return phases
+    ext = {"bee": "bee", "perf": "data", "bcc": "folded"}[tool]
+    out = work / f"startup-{tool}-{tag}.{ext}"
+    argv = recorders.argv_for(tool, FREQ, out, buildid_dir, monotonic=True)
+    s = recorders.launch(tool, argv, out)
+    try:
+        recorders.wait_ready(s)
+        if tool == "perf":
+            time.sleep(0.3)  # let samples arrive
+    except BaseException:  # a failure or SIGTERM: end it now, keep the exception
+        recorders.abort(s)
+        raise
+    recorders.stop(s)
+    res: dict[str, Any] = {"startup_s": s.startup_s, "cpu_startup": s.cpu_ready}
+    if tool == "perf":
+        first = _first_perf_sample(out, buildid_dir)
+        if first is None:
+            raise BenchError("perf recorded no sample")
+        res["startup_s"] = first - s.t_launch
+    out.unlink(missing_ok=True)
+    return res
+
+
+def run(ctx: dict[str, Any]) -> dict[str, Any]:
+    """Run section 2."""
+    tools = ["bee", "perf"] + (["bcc"] if recorders.profile_bpfcc() else [])
+    tools += ["bee --help", "import bee.cli", "bee phases"]
+    bg = track(subprocess.Popen([str(ctx["workload"]), "0", "1"], stdout=subprocess.DEVNULL,
+                                start_new_session=True))
+    ms: list[dict[str, Any]] = []
+    errors: list[str] = []
+    try:
+        for r in range(ctx["runs"]):
+            for tool in rotated(tools, r):
+                try:
+                    m = measure(tool, ctx["work"], f"r{r}", ctx["buildid_dir"])
+                except BenchError as exc:
+                    errors.append(f"run {r} {tool}: {exc}")
+                    ctx["log"](f"  ! {errors[-1]}")
+                    continue
+                m.update(run=r, tool=tool)
+                ms.append(m)
+                ctx["log"](f"  run {r} {tool:10s} {m.get('startup_s') or 0:.3f} s")
+    finally:
+        kill_group(bg, grace=0.5)
+    importtime = _importtime()
+    return {"measurements": ms, "errors": errors, "tools": tools, "importtime": importtime}
+
+
+def _importtime() -> list[tuple[str, float]]:
+    """Top cumulative imports of ``import bee.cli`` and of bee's record stage."""
+    code = "import bee.cli, bee_record.record, bee_record.sampler, bcc"
+    res = run_timed([VENV_PY, "-X", "importtime", "-c", code], check=False)
+    rows = []
+    for line in res.stderr.splitlines():
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \|( *)(\S+)", line)
+        if m and len(m.group(2)) <= 2:  # top-level imports only
+            rows.append((m.group(3), int(m.group(1)) / 1e6))
+    return sorted(rows, key=lambda x: -x[1])[:8]
+
+
+def _series(ms: list[dict[str, Any]], tool: str, key: str, runs: int) -> list[Any]:
+    by = {m["run"]: m.get(key) for m in ms if m["tool"] == tool}
+    return [by.get(r) for r in range(runs)]
+
+
+def summarize(res: dict[str, Any], runs: int) -> tuple[str, dict[str, Any]]:
+    """Markdown for section 2."""
+    ms = res["measurements"]
+    rows = []
+    for tool in ("bee", "perf", "bcc", "bee --help", "import bee.cli"):
+        if tool in res["tools"]:
+            cpu = _series(ms, tool, "cpu_startup", runs)
+            rows.append([tool, fmt_spread(_series(ms, tool, "startup_s", runs), 3, unit=" s"),
+                         fmt_spread([c for c in cpu if c is not None], 3, unit=" s")
+                         if any(c is not None for c in cpu) else "—"])
+    ratio_rows = []
+    head: dict[str, Any] = {}
+    for peer in ("perf", "bcc"):
+        if peer in res["tools"]:
+            r = ratios(_series(ms, "bee", "startup_s", runs), _series(ms, peer, "startup_s", runs))
+            ratio_rows.append([f"bee / {peer}", fmt_spread(r, 3)])
+            head[peer] = r
+    phase_rows = []
+    keys = ["import_bcc", "import_bee_record", "compile_load", "attach", "detach_close",
+            "read_kallsyms"]
+    labels = {"import_bcc": "`import bcc`", "import_bee_record": "import bee_record",
+              "compile_load": "compile + load (`BPF(text=...)`)",
+              "attach": "attach cpu-clock events", "detach_close": "detach + close (at exit)",
+              "read_kallsyms": "read /proc/kallsyms (at exit)"}
+    total = [sum(m.get(k, 0) for k in keys[:4]) for m in ms if m["tool"] == "bee phases"]
+    for k in keys:
+        vals = _series(ms, "bee phases", k, runs)
+        if any(v is not None for v in vals):
+            phase_rows.append([labels[k], fmt_spread(vals, 3, unit=" s")])
+    phase_rows.append(["sum of the start-up phases (first four)",
+                       fmt_spread(total, 3, unit=" s")])
+    imp = ", ".join(f"`{n}` {t:.3f} s" for n, t in res["importtime"])
+    med = {t: _med(_series(ms, t, "startup_s", runs))
+           for t in ("bee", "perf", "bcc", "bee --help", "import bee.cli")}
+    ph = {k: _med(_series(ms, "bee phases", k, runs)) for k in keys}
+    accounted = sum(v for k, v in ph.items() if v is not None and k != "detach_close")
+    rest = (med["bee"] - accounted - (med["import bee.cli"] or 0)) if med["bee"] else None
+    share = (f"{ph['compile_load'] / med['bee'] * 100:.0f} %"
+             if med["bee"] and ph["compile_load"] else "n/a")
+    md = [
+        f"Recording the whole system at {FREQ} Hz with a one-thread workload running; "
+        "median [min\u2013max] over the runs. *CPU* = the recorder's CPU by the time it samples. "
+        "*bee --help* and *import bee.cli* (`python -c`) show the fixed cost of the "
+        "interpreter and the CLI.",
+        "",
+        table(["recorder", "launch → sampling", "CPU by then"], rows),
+        "",
+        table(["ratio", "median [min\u2013max]"], ratio_rows),
+        "",
+        "Where bee's start-up goes (in-process, `bench/bee_helper.py phases`):",
+        "",
+        table(["phase", "wall"], phase_rows),
+        "",
+        f"Largest top-level imports (`python -X importtime`, cumulative): {imp}.",
+        "",
+        f"Analysis: bee takes {_fmt(med['bee'])} from launch to sampling, perf "
+        f"{_fmt(med['perf'])} (to its first sample), profile-bpfcc {_fmt(med['bcc'])}. "
+        f"Of bee's, bcc's clang compile + load of `bpf/profile.c` is "
+        f"{_fmt(ph['compile_load'])} ({share}); starting the interpreter and importing the "
+        f"CLI {_fmt(med['import bee.cli'])}; `import bcc` {_fmt(ph['import_bcc'])}; "
+        f"importing the record stage {_fmt(ph['import_bee_record'])}; attaching the "
+        f"cpu-clock events {_fmt(ph['attach'])}; "
+        + (f"the remaining {_fmt(rest)} is argument parsing, privilege and tracefs checks, "
+           "the perf buffer and the process table. " if rest is not None and rest > 0.005
+           else "nothing measurable remains (the phases were timed in other processes, so "
+           "the sum can exceed the whole by noise). ")
+        + "perf compiles nothing. To start like perf, bee must stop compiling at run time: "
+        "ship the BPF object pre-built (libbpf CO-RE) or cache bcc's compiled program "
+        "keyed by (source, cflags, kernel release): bcc 0.26's `BPF(text=...)` runs clang "
+        "every time.",
+    ]
+    if res["errors"]:
+        md += ["", "Failed measurements:", ""] + [f"- {e}" for e in res["errors"]]
+    return "\n".join(md), head
+
+
+def _med(vals: list[Any]) -> float | None:
+    v = [float(x) for x in vals if x is not None]
+    return statistics.median(v) if v else None
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v * 1000:.1f} ms" if abs(v) < 0.1 else f"{v:.2f} s"
