@@ -9,41 +9,46 @@ from __future__ import annotations
 
 import bisect
 import os
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from bee_record.buildid import parse_notes
 from bee_record.recording import KernelInfo, KernelSymbol
 
-_TEXT_LINE = re.compile(rb"^([0-9a-f]+) [tTwW] (\S+)(?:\t\[(\S+)\])?$", re.M)
+_TEXT_TYPES = (b"t", b"T", b"w", b"W")
 
 
-def _raw_table(path: str) -> tuple[list[int], list[tuple[bytes, bytes, bytes]]]:
-    """(sorted addresses, matching raw entries); no objects made for unneeded symbols."""
+def _text_lines(path: str) -> list[bytes]:
+    """The text-symbol lines of kallsyms, sorted by address; [] when hidden or unreadable.
+
+    Addresses are fixed-width hex at the start of each line, so sorting the lines sorts
+    by address; only the lines of needed symbols are ever parsed. This runs at the end of
+    every recording, over about 200k lines.
+    """
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError:
-        return [], []
-    entries = [e for e in _TEXT_LINE.findall(data) if e[0].strip(b"0")]
-    addrs = [int(e[0], 16) for e in entries]
-    order = sorted(range(len(addrs)), key=addrs.__getitem__)
-    return [addrs[i] for i in order], [entries[i] for i in order]
+        return []
+    lines = data.split(b"\n")
+    width = lines[0].find(b" ") if lines else -1
+    if width <= 0 or not lines[0][:width].strip(b"0"):
+        return []  # addresses hidden (kptr_restrict) or not kallsyms
+    kept = [ln for ln in lines if ln[width + 1:width + 2] in _TEXT_TYPES]
+    kept.sort()
+    return kept
+
+
+def _symbol(line: bytes) -> KernelSymbol:
+    addr, _, rest = line.partition(b" ")
+    name, _, module = rest[2:].partition(b"\t")
+    return KernelSymbol(int(addr, 16), name.decode("utf-8", "replace"),
+                        module.strip(b"[]").decode("utf-8", "replace"))
 
 
 def read_kallsyms(path: str = "/proc/kallsyms") -> list[KernelSymbol]:
-    """Every text symbol, sorted by address; empty if hidden (kptr_restrict) or unreadable.
-
-    One regular expression over the whole file (about 200k lines) is far faster than a
-    per-line Python loop; this runs at the end of every recording.
-    """
-    addrs, entries = _raw_table(path)
-    return [_symbol(a, e) for a, e in zip(addrs, entries, strict=True)]
-
-
-def _symbol(address: int, entry: tuple[bytes, bytes, bytes]) -> KernelSymbol:
-    return KernelSymbol(address, entry[1].decode("utf-8", "replace"),
-                        entry[2].decode("utf-8", "replace"))
+    """Every text symbol, sorted by address; empty if hidden (kptr_restrict) or unreadable."""
+    return [_symbol(ln) for ln in _text_lines(path)]
 
 
 def kernel_build_id(path: str = "/sys/kernel/notes") -> str | None:
@@ -59,10 +64,11 @@ def kernel_build_id(path: str = "/sys/kernel/notes") -> str | None:
 def needed_symbols(table: list[KernelSymbol], addresses: Iterable[int]) -> list[KernelSymbol]:
     """The entries covering `addresses` and each one's successor, sorted, de-duplicated."""
     starts = [s.address for s in table]
-    return [table[i] for i in _needed(starts, addresses)]
+    return [table[i] for i in _needed(starts, list(addresses))]
 
 
-def _needed(starts: list[int], addresses: Iterable[int]) -> list[int]:
+def _needed(starts: Sequence[Any], addresses: Sequence[Any]) -> list[int]:
+    """Indices of the entries covering each address, and of their successors."""
     keep: set[int] = set()
     for addr in addresses:
         i = bisect.bisect_right(starts, addr) - 1
@@ -101,8 +107,11 @@ def kernel_info(addresses: Iterable[int], with_vdso: bool = False) -> KernelInfo
     """Build the recording's kernel section for the given sampled kernel addresses."""
     addrs = list(addresses)
     symbols = []
-    if addrs:
-        starts, entries = _raw_table("/proc/kallsyms")
-        symbols = [_symbol(starts[i], entries[i]) for i in _needed(starts, addrs)]
+    lines = _text_lines("/proc/kallsyms") if addrs else []
+    if lines:
+        width = lines[0].find(b" ")
+        # the last line whose address is <= a: compare with "ADDR\xff" (after "ADDR ...")
+        keys = [f"{a:0{width}x}".encode() + b"\xff" for a in addrs]
+        symbols = [_symbol(lines[i]) for i in _needed(lines, keys)]
     return KernelInfo(os.uname().release, kernel_build_id(), tuple(symbols),
                       read_vdso() if with_vdso else b"")
