@@ -5,6 +5,7 @@ process churn, exec, deleted binaries and cgroups."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -138,8 +139,10 @@ def test_jit_inside_pid_and_mount_namespaces(tmp_path: Path) -> None:
     # GIVEN node in its own pid and mount namespace, its /tmp private (like a container)
     if shutil.which("unshare") is None:
         pytest.fail("unshare (util-linux) is required")
-    script = (f"mount -t tmpfs none /tmp && exec {_node()} --perf-basic-prof "
-              f"{SRC / 'jit.js'} 1.5")
+    # the JavaScript goes inline: a private /tmp hides files under /tmp (where a checkout
+    # may live)
+    code = shlex.quote((SRC / "jit.js").read_text())
+    script = f"mount -t tmpfs none /tmp && exec {_node()} --perf-basic-prof -e {code} 1.5"
     out = tmp_path / "ns.bee"
     rec = run_bee("record", "-F", "199", "-o", out, "--", "unshare", "--pid", "--fork",
                   "--mount", "--mount-proc", "sh", "-c", script, cwd=tmp_path)
