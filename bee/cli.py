@@ -6,6 +6,8 @@ Each command imports its stage lazily, so `bee record` never loads report code a
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from typer.core import TyperGroup
 
@@ -40,6 +42,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+def _version(value: bool) -> None:
+    if value:
+        from bee_record import __version__
+
+        typer.echo(f"bee {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """bee: an eBPF CPU profiler. Record on the target, report anywhere."""
+
 
 app.command(context_settings={"allow_interspersed_args": False})(record.record)
 app.command()(report.report)

@@ -95,6 +95,18 @@ def check_privileges() -> None:
         )
 
 
+def _check_kernel_headers() -> None:
+    """bcc compiles against the running kernel's headers: say so in one line if absent."""
+    release = os.uname().release
+    if os.path.exists(f"/lib/modules/{release}/build") or os.path.exists(
+            "/sys/kernel/kheaders.tar.xz"):
+        return
+    raise RecordError(
+        f"no kernel headers for {release}: install linux-headers-{release}, or run "
+        "scripts/setup.sh, which links the distro's generic headers when there are none"
+    )
+
+
 def _ensure_tracefs() -> None:
     """Mount tracefs if nothing provides it (bcc needs it for tracepoints)."""
     for path in ("/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events"):
@@ -114,6 +126,7 @@ class Sampler:
         self._lost_announcements = 0
         self._announced: list[tuple[int, int]] = []
         self._buf = 0
+        _check_kernel_headers()
         _ensure_tracefs()
         try:
             from bcc import BPF, PerfSWConfig, PerfType
