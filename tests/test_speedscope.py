@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,10 +18,8 @@ from tests.export_helpers import (
     expected_stacks,
     rich_profile,
     speedscope_load,
+    speedscope_package,
 )
-
-SCHEMA_FILE = Path(__file__).parent / "fixtures" / "speedscope" / "file-format-schema.json"
-
 
 # --- a JSON-schema checker for the draft-07 subset speedscope's schema uses ---------------
 
@@ -61,8 +58,9 @@ def _errors(value: Any, schema: dict[str, Any], root: dict[str, Any], where: str
 
 
 def schema_errors(doc: Any) -> list[str]:
-    """Violations of speedscope's file-format-schema.json (a copy from its npm package)."""
-    schema = json.loads(SCHEMA_FILE.read_text())
+    """Violations of speedscope's file-format-schema.json, read from its npm package."""
+    schema = json.loads((speedscope_package() / "dist" / "release" /
+                         "file-format-schema.json").read_text())
     return _errors(doc, schema, schema, "$")
 
 
