@@ -225,6 +225,7 @@ def record(opts: RecordOptions) -> RecordResult:
     for pid in opts.pids:
         if not os.path.isdir(f"/proc/{pid}"):
             raise RecordError(f"no process with pid {pid}")
+    opts = replace(opts, pids=tuple(dict.fromkeys(_tgid(p) for p in opts.pids)))
     if opts.command and "/" not in opts.command[0] and shutil.which(opts.command[0]) is None:
         raise RecordError(f"command not found: {opts.command[0]}")
     sampler_opts = _sampler_options(opts, bool(opts.pids or opts.command))
@@ -299,6 +300,18 @@ def record(opts: RecordOptions) -> RecordResult:
     return RecordResult(writer.files[0], tuple(writer.files), writer.samples,
                         len(writer.processes), writer.lost, tuple(sorted(writer.hints)),
                         writer.size, exit_code)
+
+
+def _tgid(pid: int) -> int:
+    """The process (thread group) of `pid`, so a thread id given to -p records its process."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return pid
 
 
 def _ignore_signals() -> None:

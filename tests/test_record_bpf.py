@@ -273,3 +273,27 @@ def test_archive_then_report_elsewhere(chain: Path, tmp_path: Path) -> None:
     # THEN the chain is named, libc frames too
     assert rep.returncode == 0, rep.stderr
     assert share(folded_lines(rep.stdout), "__libc_start_call_main;main;bee_outer") > 0.9
+
+
+def test_thread_id_given_to_pid_records_its_process(tmp_path: Path) -> None:
+    # GIVEN a process whose second thread spins, and that thread's id (not the pid)
+    code = ("import threading, time, sys\n"
+            "def spin():\n    end = time.time() + 30\n    while time.time() < end: pass\n"
+            "t = threading.Thread(target=spin); t.start()\n"
+            "print(t.native_id, flush=True); t.join()")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        tid = int(proc.stdout.readline())
+        assert tid != proc.pid
+        out = tmp_path / "tid.bee"
+        rec = run_bee("record", "-p", tid, "-F", "199", "-d", "1", "-o", out)
+        assert rec.returncode == 0, rec.stderr
+    finally:
+        proc.kill()
+        proc.wait()
+    # THEN the process is recorded (all its threads), under its pid
+    recording = codec.read(out)
+    assert recording.header.target == f"pid {proc.pid}"
+    assert {recording.processes[s.process].pid for s in recording.samples} == {proc.pid}
+    assert tid in {s.tid for s in recording.samples}
