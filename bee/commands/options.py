@@ -21,10 +21,13 @@ def symbolize_options(symbols: list[Path] | None, no_cache: bool, offline: bool,
     """Symbolization options from the shared CLI flags (archives unpacked once)."""
     from bee_report.cachedir import default_cache_dir
     from bee_report.symbolize import SymbolizeOptions
-    from bee_report.unpack import resolve_symbol_dirs
 
     cache = default_cache_dir()
-    dirs = resolve_symbol_dirs(symbols or (), cache)
+    dirs = tuple(symbols or ())
+    if any(not p.is_dir() for p in dirs):  # archives (tarfile and friends load only then)
+        from bee_report.unpack import resolve_symbol_dirs
+
+        dirs = resolve_symbol_dirs(dirs, cache)
     return SymbolizeOptions(symbol_dirs=dirs, dwarf=dwarf,
                             cache_dir=None if no_cache else cache, offline=offline)
 
