@@ -79,16 +79,16 @@ class ProcessTable:
         return idx
 
     def capture(self, pid: int, generation: int, comm: str = "") -> int:
-        """Read a process's details now and add (or replace maps of) its generation."""
+        """Read a process's details now: a new generation, or more maps for a known one."""
         key = (pid, generation)
-        proc = self._read_process(pid, generation, comm)
         idx = self._index.get(key)
-        if idx is None:
-            idx = self._index[key] = len(self.processes)
-            self.processes.append(proc)
-        elif proc.maps:
-            self.processes[idx] = proc
-        self._live[idx] = _Live(self.processes[idx], [m.start for m in self.processes[idx].maps])
+        if idx is not None:
+            self.refresh(idx)
+            return idx
+        proc = self._read_process(pid, generation, comm)
+        idx = self._index[key] = len(self.processes)
+        self.processes.append(proc)
+        self._live[idx] = _Live(proc, [m.start for m in proc.maps])
         return idx
 
     def covers(self, idx: int, address: int) -> bool:
@@ -128,6 +128,10 @@ class ProcessTable:
         old = self.processes[idx]
         fresh = self._read_process(old.pid, old.generation, old.comm)
         if not fresh.maps or (fresh.exe != old.exe and old.exe):
+            return
+        if not old.maps:  # first read failed or came too early: take the fresh one whole
+            self.processes[idx] = fresh
+            self._live[idx] = _Live(fresh, [m.start for m in fresh.maps])
             return
         merged = {m.start: m for m in old.maps}
         merged.update({m.start: m for m in fresh.maps})

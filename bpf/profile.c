@@ -46,6 +46,9 @@
 #ifndef BEE_MAX_BLOCK_NS
 #define BEE_MAX_BLOCK_NS 0xffffffffffffffffULL
 #endif
+#ifndef BEE_REANNOUNCE_NS
+#define BEE_REANNOUNCE_NS 10000000ULL
+#endif
 #ifndef BEE_EVENTS
 #define BEE_EVENTS 0
 #endif
@@ -88,7 +91,8 @@ struct bee_off {
 
 struct bee_proc {
     u32 gen;
-    u32 announced;
+    u32 announced;  // 0 not yet, 1 at the first sample, 2 again a little later
+    u64 first_ns;
 };
 
 struct bee_announce {
@@ -187,8 +191,14 @@ static __always_inline u32 bee_generation(void *ctx, u32 pid)
         if (!p)
             return 0;
     }
-    if (!p->announced) {
-        p->announced = 1;
+    // Announce at the first sample, and once more BEE_REANNOUNCE_NS later: a process
+    // first sampled in its dynamic loader has not mapped its libraries yet, and a
+    // short-lived one may be gone by the next drain.
+    u64 now = bpf_ktime_get_ns();
+    if (!p->announced || (p->announced == 1 && now - p->first_ns > BEE_REANNOUNCE_NS)) {
+        if (!p->announced)
+            p->first_ns = now;
+        p->announced += 1;
         struct bee_announce a = {.pid = pid, .gen = p->gen};
         announce.perf_submit(ctx, &a, sizeof(a));
     }
