@@ -16,6 +16,7 @@ from bee_contract.buildid import build_id_of_path
 from bee_contract.recording import Binary, Mapping, Process
 
 _DELETED = " (deleted)"
+_MAX_THREADS_TRIED = 64
 
 
 @dataclass
@@ -102,11 +103,16 @@ class ProcessTable:
     def prune_exited(self) -> dict[int, int]:
         """Forget processes that have exited (between files of a --rotate series).
 
-        Keeps memory flat over long runs with process churn. Returns the old -> new index
-        map of the processes kept. Binaries are kept (few, and shared).
+        Keeps memory flat over long runs with process churn. Of a pid that lives on, only
+        its newest generation is kept: older ones exec'd or exited (their pid recycled).
+        Returns the old -> new index map of the processes kept. Binaries are kept (few,
+        and shared).
         """
+        newest: dict[int, int] = {}
+        for p in self.processes:
+            newest[p.pid] = max(newest.get(p.pid, p.generation), p.generation)
         keep = [i for i, p in enumerate(self.processes)
-                if os.path.isdir(f"{self.proc}/{p.pid}")]
+                if p.generation == newest[p.pid] and os.path.isdir(f"{self.proc}/{p.pid}")]
         remap = {old: new for new, old in enumerate(keep)}
         self.processes = [self.processes[i] for i in keep]
         self._index = {k: remap[v] for k, v in self._index.items() if v in remap}
@@ -143,7 +149,11 @@ class ProcessTable:
 
     def _read_process(self, pid: int, generation: int, comm: str) -> Process:
         base = f"{self.proc}/{pid}"
-        comm = (_read_text(f"{base}/comm") or comm).rstrip("\n") or comm
+        maps_text = _read_text(f"{base}/maps") or ""
+        if not maps_text:
+            base, maps_text = self._live_thread(pid)
+        # comm and status of the process itself (a thread's name and ids differ)
+        comm = (_read_text(f"{self.proc}/{pid}/comm") or comm).rstrip("\n") or comm
         try:
             exe = os.readlink(f"{base}/exe")
         except OSError:
@@ -156,19 +166,38 @@ class ProcessTable:
             if raw:
                 cmdline = tuple(raw.rstrip("\0").split("\0"))
         ppid, ns_pid = 0, pid
-        status = _read_text(f"{base}/status") or ""
+        status = _read_text(f"{self.proc}/{pid}/status") or ""
         for line in status.splitlines():
             if line.startswith("PPid:"):
                 ppid = _int(line[5:], 0)
             elif line.startswith("NSpid:"):
                 ns_pid = _int(line.split()[-1], pid)
         maps = []
-        for lo, hi, offset, dev, inode, path in parse_maps(_read_text(f"{base}/maps") or ""):
-            binary = self._binary(pid, lo, hi, dev, inode, path)
+        for lo, hi, offset, dev, inode, path in parse_maps(maps_text):
+            binary = self._binary(pid, base, lo, hi, dev, inode, path)
             maps.append(Mapping(lo, hi, offset, dev, inode, path, binary))
         return Process(pid, generation, ns_pid, ppid, comm, exe, cmdline, tuple(maps))
 
-    def _binary(self, pid: int, lo: int, hi: int, dev: int, inode: int, path: str) -> int:
+    def _live_thread(self, pid: int) -> tuple[str, str]:
+        """/proc folder and maps of a thread of `pid` that still runs.
+
+        When the main thread has exited (`pthread_exit` in `main`) while others run on,
+        /proc/PID shows a zombie: no maps, exe, command line or root. Its threads'
+        folders (/proc/PID/task/TID) still show them.
+        """
+        base = f"{self.proc}/{pid}"
+        try:
+            tids = sorted(os.listdir(f"{base}/task"))[:_MAX_THREADS_TRIED]
+        except OSError:
+            return base, ""
+        for tid in tids:
+            text = _read_text(f"{base}/task/{tid}/maps")
+            if text:
+                return f"{base}/task/{tid}", text
+        return base, ""
+
+    def _binary(self, pid: int, base: str, lo: int, hi: int, dev: int, inode: int,
+                path: str) -> int:
         if not path.startswith("/"):
             return -1
         key = (dev, inode, path)
@@ -178,7 +207,7 @@ class ProcessTable:
         build_id = None
         size = 0
         for candidate in (f"{self.proc}/{pid}/map_files/{lo:x}-{hi:x}",
-                          f"{self.proc}/{pid}/root{path}", path):
+                          f"{base}/root{path}", path):
             build_id = build_id_of_path(candidate)
             if build_id is not None:
                 try:

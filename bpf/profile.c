@@ -369,32 +369,29 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     return 0;
 }
 
-// When a process exits, its pid may be recycled: bump the generation so that a new
-// process with the same pid is announced and captured as a process of its own.
-TRACEPOINT_PROBE(sched, sched_process_exit)
+// A process keeps its generation until it execs or its pid is recycled. The main thread
+// exiting does not end the process (its other threads run on), so nothing happens at
+// exit: instead, a task created with a pid that `procs` knows starts a new generation.
+// A live process's pid (its main thread's tid, kept while any of its threads runs) is
+// never handed out again, so such an entry always belongs to a process that is gone.
+TRACEPOINT_PROBE(sched, sched_process_fork)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    u32 pid = id >> 32;
-    if (pid != (u32)id)
-        return 0;  // a thread, not the whole process
-    struct bee_proc *p = procs.lookup(&pid);
+    u32 child = args->child_pid;
+    struct bee_proc *p = procs.lookup(&child);
     if (p) {
         p->gen++;
         p->announced = 0;
     }
-    return 0;
-}
-
 #ifdef BEE_FILTER_PIDS
-// Children of recorded processes are recorded too (as perf does by default).
-TRACEPOINT_PROBE(sched, sched_process_fork)
-{
+    // Children of recorded processes are recorded too (as perf does by default); a
+    // recycled pid of a recorded process that is gone is not.
     u32 parent = bpf_get_current_pid_tgid() >> 32;
     if (targets.lookup(&parent)) {
-        u32 child = args->child_pid;
         u8 one = 1;
         targets.update(&child, &one);
+    } else {
+        targets.delete(&child);
     }
+#endif
     return 0;
 }
-#endif

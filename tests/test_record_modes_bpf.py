@@ -300,3 +300,52 @@ def test_min_block_drops_shorter_blocks(tmp_path: Path) -> None:
     # THEN the two long sleeps remain, each weighing its own duration
     assert sum(s.count for s in mine) == 2
     assert 0.55e9 < sum(s.weight for s in mine) < 0.8e9
+
+
+def test_main_thread_exit_keeps_the_process_whole(
+    build_c: Callable[..., Path], tmp_path: Path
+) -> None:
+    # GIVEN a program whose main thread starts two spinning workers, spins a little itself
+    # and calls pthread_exit while they go on
+    prog = build_c("leader_exit.c", flags=("-pthread",))
+    out = tmp_path / "leader.bee"
+    # WHEN it is recorded
+    rec = run_bee("record", "-F", "199", "-o", out, "--", prog, "1.5", "0.3")
+    assert rec.returncode == 0, rec.stderr
+    # THEN the samples name the workers' function (or the main thread's, before it left):
+    # the process keeps its maps
+    folded = folded_lines(run_bee("report", out, "-f", "folded").stdout)
+    workers = share(folded, "start_thread;bee_worker;spin")
+    assert workers >= 0.75, folded
+    assert workers + share(folded, "main;bee_leader;spin") >= 0.95, folded
+    # AND the process is one row of the recording, listed once by `bee info`
+    recording = codec.read(out)
+    rows = [p for p in recording.processes if p.comm == "leader_exit"]
+    assert len(rows) == 1, recording.processes
+    info = run_bee("info", out).stdout
+    assert len([line for line in info.splitlines() if f" {rows[0].pid} " in line]) == 1, info
+
+
+def test_recycled_pid_is_a_process_of_its_own(
+    build_c: Callable[..., Path], tmp_path: Path
+) -> None:
+    # GIVEN two processes that run one after the other with the same pid
+    prog = build_c("recycle.c")
+    out = tmp_path / "recycle.bee"
+    # WHEN they are recorded
+    rec = run_bee("record", "-F", "199", "-o", out, "--", prog, "0.6")
+    assert rec.returncode == 0, rec.stderr
+    first, second = (int(x) for x in rec.stdout.split())
+    assert first == second
+    # THEN each is a generation of its own, captured while it ran (its name, its samples)
+    recording = codec.read(out)
+    rows = {p.comm: p for p in recording.processes if p.pid == first}
+    assert set(rows) == {"bee_first", "bee_second"}, recording.processes
+    assert rows["bee_first"].generation != rows["bee_second"].generation
+    index = {p.comm: i for i, p in enumerate(recording.processes) if p.pid == first}
+    for comm, i in index.items():
+        comms = {s.comm for s in recording.samples if s.process == i}
+        assert comms == {comm}, (comm, comms)
+    folded = folded_lines(run_bee("report", out, "-f", "folded").stdout)
+    assert share(folded, "main;bee_second_spin;bee_spin") > 0.3
+    assert share(folded, "main;bee_first_spin;bee_spin") > 0.3
