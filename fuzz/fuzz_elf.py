@@ -15,6 +15,7 @@ import atheris
 with atheris.instrument_imports():
     from bee_contract.errors import BeeError
     from bee_report.elf.elffile import ElfFile
+    from bee_report.elf.plt import plt_functions
 
 
 def one_input(data: bytes) -> None:
@@ -28,6 +29,7 @@ def one_input(data: bytes) -> None:
         for seg in elf.segments:
             table.lookup(seg.vaddr + 1)
             elf.file_offset_to_vaddr(seg.offset)
+        plt_functions(elf).lookup(0x1030)
         inner = elf.gnu_debugdata()
         if inner is not None:
             inner.functions()

@@ -1,8 +1,9 @@
 """Function tables cached per build-id, so a warm report does not re-read symbol tables.
 
-`$XDG_CACHE_HOME/bee/symtab/<build-id>.v1.msgpack` holds the table chosen for a binary
-(from its separate debug file or its own `.symtab`) as plain arrays. An entry that is
-unreadable, of another version or for another build-id is ignored and rewritten; only
+`$XDG_CACHE_HOME/bee/symtab/<build-id>.v2.msgpack` holds the table chosen for a binary
+(from its separate debug file or its own `.symtab`, plus its PLT stubs) as plain arrays.
+An entry that is unreadable, of another version or for another build-id is ignored and
+rewritten; only
 complete tables are cached (a `.dynsym`-only table may improve when a debug file appears).
 """
 
@@ -17,7 +18,7 @@ from bee_contract.buildid import valid_build_id
 from bee_contract.errors import BeeError
 from bee_report.elf.elffile import FunctionTable
 
-VERSION = 1
+VERSION = 2  # 2: PLT stubs named (name@plt)
 CACHED_ORIGINS = ("debug file", "symtab")
 
 

@@ -22,7 +22,7 @@ import os
 import zlib
 from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,7 @@ from bee_contract.buildid import build_id_of_path, valid_build_id
 from bee_contract.errors import BeeError
 from bee_report.diag import warn
 from bee_report.elf.elffile import ElfFile, FunctionTable
+from bee_report.elf.plt import plt_functions
 
 if TYPE_CHECKING:  # the client (and urllib) is imported only when DEBUGINFOD_URLS is set
     from bee_report.find.debuginfod import Debuginfod
@@ -172,8 +173,22 @@ class SymbolSource:
 def best_symbol_source(elf: ElfFile, debug_path: Path | None) -> SymbolSource:
     """The richest function table for `elf`: debug file > .symtab > MiniDebugInfo > .dynsym.
 
-    Problems with the debug file or the MiniDebugInfo are warnings, never errors.
+    PLT stubs are added as `name@plt` (see :mod:`bee_report.elf.plt`; read from `elf`
+    itself, a debug file has no PLT contents). Problems with the debug file, the
+    MiniDebugInfo or the PLT are warnings, never errors.
     """
+    source = _best_table(elf, debug_path)
+    try:
+        stubs = plt_functions(elf)
+    except BeeError as exc:
+        warn(str(exc))
+        return source
+    if not len(stubs):
+        return source
+    return replace(source, functions=merge_function_tables(source.functions, stubs))
+
+
+def _best_table(elf: ElfFile, debug_path: Path | None) -> SymbolSource:
     own = elf.functions()
     if debug_path is not None:
         try:
