@@ -70,7 +70,8 @@ def record(
         frequency=frequency, mode=mode, min_block_us=min_block, max_block_us=max_block,
         rotate=rotate, events=tuple(event or ()), cgroup=cgroup,
         duration=duration, keep_cmdline=not no_cmdline,
-        drain_interval=drain_interval, time_resolution_ms=time_resolution, quiet=quiet, argv=tuple(sys.argv),
+        drain_interval=drain_interval, time_resolution_ms=time_resolution, quiet=quiet,
+        argv=tuple(sys.argv),
         sampler=SamplerOptions(
             user_stacks=not kernel_only, kernel_stacks=not user_only, include_idle=include_idle,
             stack_storage_size=stack_storage_size or 0, counts_size=counts_size,
