@@ -1,4 +1,7 @@
-"""Read and write recording files (format v1, see `formats/recording-v1.md`).
+"""Read and write recording files (format v2, see `formats/recording-v2.md`).
+
+Version 1 files are still read: their samples become one time bucket spanning the
+recording (`time_resolution_ns` 0, every `bucket` 0).
 
 Layout: a 24-byte preamble (magic, format version, compression, body length, CRC-32)
 followed by one msgpack map. The reader checks magic, then version, then length and
@@ -35,7 +38,9 @@ from bee_contract.recording import (
 )
 
 MAGIC = b"\x89BEE\r\n\x1a\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Oldest format version this reader accepts.
+OLDEST_VERSION = 1
 _PREAMBLE = struct.Struct(">8sHBBQI")  # magic, version, compression, reserved, length, crc32
 PREAMBLE_SIZE = _PREAMBLE.size
 COMPRESSION_NONE = 0
@@ -48,7 +53,7 @@ MAX_ITEMS = 1 << 26
 
 
 def encode(rec: Recording, compress: bool = True) -> bytes:
-    """Serialize a recording to the bytes of a v1 file."""
+    """Serialize a recording to the bytes of a file of version FORMAT_VERSION."""
     strings: dict[str, int] = {}
 
     def s(value: str) -> int:
@@ -75,6 +80,7 @@ def encode(rec: Recording, compress: bool = True) -> bytes:
             "bee_version": h.bee_version,
             "argv": list(h.argv),
             "sequence": h.sequence,
+            "time_resolution_ns": h.time_resolution_ns,
         },
         "binaries": [[s(b.path), b.build_id, b.size] for b in rec.binaries],
         "processes": [
@@ -90,7 +96,7 @@ def encode(rec: Recording, compress: bool = True) -> bytes:
         "stacks": [[addr_index[a] for a in stack] for stack in rec.stacks],
         "samples": [
             [x.process, x.tid, x.cpu, s(x.comm), x.user_stack, x.kernel_stack,
-             x.count, x.weight, x.event]
+             x.count, x.weight, x.event, x.bucket]
             for x in rec.samples
         ],
         "kernel": {
@@ -140,7 +146,7 @@ def read(path: Path) -> Recording:
 
 def decode(body: bytes, path: Path, preamble: bytes) -> Recording:
     """Decode the body that follows an already-checked preamble."""
-    _, _version, compression, _, length, crc = _PREAMBLE.unpack(preamble)
+    _, version, compression, _, length, crc = _PREAMBLE.unpack(preamble)
     if len(body) < length:
         raise RecordingFormatError(
             f"{path}: truncated: body has {len(body)} of {length} bytes"
@@ -170,7 +176,7 @@ def decode(body: bytes, path: Path, preamble: bytes) -> Recording:
         )
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
         raise RecordingFormatError(f"{path}: corrupt body: {exc}") from None
-    return _Decoder(path).recording(obj)
+    return _Decoder(path, version).recording(obj)
 
 
 def read_preamble(path: Path, data: bytes) -> tuple[int, int]:
@@ -185,7 +191,7 @@ def read_preamble(path: Path, data: bytes) -> tuple[int, int]:
             f"{path}: format version {version} is newer than this bee supports "
             f"({FORMAT_VERSION}); upgrade bee to read it"
         )
-    if version < 1:
+    if version < OLDEST_VERSION:
         raise RecordingFormatError(f"{path}: invalid format version {version}")
     return version, compression
 
@@ -193,8 +199,9 @@ def read_preamble(path: Path, data: bytes) -> tuple[int, int]:
 class _Decoder:
     """Validating conversion of the decoded msgpack tree to the model."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, version: int = FORMAT_VERSION) -> None:
         self.path = path
+        self.version = version
         self.strings: list[str] = []
 
     def fail(self, what: str) -> RecordingFormatError:
@@ -258,6 +265,7 @@ class _Decoder:
         )
         self.n_processes, self.n_stacks, self.n_events = len(processes), len(stacks), len(
             header.events)
+        self.max_bucket = _max_bucket(header)
         samples = tuple(self.table(top["samples"], "samples", 9, self.sample))
         kernel = self.kernel(self.dict_(top["kernel"], "kernel"))
         lost_raw = self.dict_(top.get("lost", {}), "lost")
@@ -291,6 +299,9 @@ class _Decoder:
             argv=tuple(self.str_(a, "header.argv[]")
                        for a in self.list_(h.get("argv", []), "header.argv")),
             sequence=self.int_(h.get("sequence", 0), "header.sequence"),
+            # v1 files (and v2 writers that omit it): one bucket spanning the recording
+            time_resolution_ns=self.int_(h.get("time_resolution_ns", 0) if self.version >= 2
+                                         else 0, "header.time_resolution_ns"),
         )
 
     def binary(self, r: list[Any], what: str) -> Binary:
@@ -334,6 +345,8 @@ class _Decoder:
             user_stack=stack(r[4], "user_stack"), kernel_stack=stack(r[5], "kernel_stack"),
             count=self.int_(r[6], f"{what}.count"), weight=self.int_(r[7], f"{what}.weight"),
             event=self.int_(r[8], f"{what}.event", 0, self.n_events - 1),
+            bucket=self.int_(r[9], f"{what}.bucket", 0, self.max_bucket)
+            if len(r) > 9 and self.version >= 2 else 0,
         )
 
     def kernel(self, k: dict[str, Any]) -> KernelInfo:
@@ -350,6 +363,13 @@ class _Decoder:
             build_id=self.build_id(k.get("build_id"), "kernel.build_id"),
             symbols=tuple(syms), vdso=vdso,
         )
+
+
+def _max_bucket(h: Header) -> int:
+    """The last time bucket a sample may have: buckets start within the recording."""
+    if not h.time_resolution_ns:
+        return 0
+    return min(max(0, (h.duration_ns - 1) // h.time_resolution_ns), 0xFFFFFFFF)
 
 
 def stack_addresses(rec: Recording, index: int) -> Sequence[int]:

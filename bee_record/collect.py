@@ -40,7 +40,9 @@ class Collector:
     def __init__(self, table: ProcessTable) -> None:
         self.table = table
         self.stacks: dict[tuple[int, ...], int] = {}
-        self.samples: dict[tuple[int, int, int, str, int, int, int], _Acc] = {}
+        #: (process, tid, cpu, comm, user stack, kernel stack, event, time bucket since the
+        #: sampler's start) -> counts
+        self.samples: dict[tuple[int, int, int, str, int, int, int, int], _Acc] = {}
         self._refreshed: set[int] = set()
         #: (pid, generation) pairs whose samples are dropped, e.g. the `--` command's
         #: child before its exec (it still runs bee's own code then).
@@ -72,7 +74,7 @@ class Collector:
             self._checked.add((proc, user))
             self._check_user_stack(proc, raw.user_stack)
         key = (proc, raw.tid, raw.cpu, raw.comm, user, self._stack(raw.kernel_stack),
-               raw.event)
+               raw.event, raw.bucket)
         acc = self.samples.get(key)
         if acc is None:
             acc = self.samples[key] = _Acc()
@@ -123,8 +125,13 @@ class Collector:
                                if k in remap}
         self.skip = {k for k in self.skip if os.path.isdir(f"/proc/{k[0]}")}
 
-    def build(self, header: Header, lost: dict[str, int]) -> Recording:
-        """A standalone Recording of what was collected since the last reset."""
+    def build(self, header: Header, lost: dict[str, int], first_bucket: int = 0) -> Recording:
+        """A standalone Recording of what was collected since the last reset.
+
+        Time buckets count from the sampler's start; in the file they count from
+        `header.start_time_ns`, which is bucket `first_bucket`. Buckets outside the file's
+        span (a count drained just after a rotation or the end) join its first or last.
+        """
         stacks = list(self.stacks)
         used_procs = sorted({k[0] for k in self.samples})
         proc_map = {old: new for new, old in enumerate(used_procs)}
@@ -132,15 +139,27 @@ class Collector:
         procs = [replace(self.table.processes[i], jit=tuple(
             sorted(self.jit.get(i, {}).values(), key=lambda j: j.start))) for i in used_procs]
         procs, binaries = _prune_binaries(procs, self.table.binaries)
-        kernel_addrs = {a for k in self.samples if k[5] >= 0 for a in stacks[k[5]]}
-        in_vdso = any(m.path == "[vdso]" and any(m.start <= a < m.end for a in stacks[k[4]])
-                      for k in self.samples if k[4] >= 0
-                      for m in self.table.processes[k[0]].maps)
+        kernel_addrs = {a for ks in {k[5] for k in self.samples} if ks >= 0
+                        for a in stacks[ks]}
+        in_vdso = any(m.path == "[vdso]" and any(m.start <= a < m.end for a in stacks[u])
+                      for p, u in {(k[0], k[4]) for k in self.samples} if u >= 0
+                      for m in self.table.processes[p].maps)
+        res = header.time_resolution_ns
+        last = max(0, (header.duration_ns - 1) // res) if res else 0
+        rows: dict[tuple[int, int, int, str, int, int, int, int], _Acc] = {}
+        for (p, tid, cpu, comm, u, k, ev, b), acc in self.samples.items():
+            key = (p, tid, cpu, comm, u, k, ev, min(max(b - first_bucket, 0), last))
+            row = rows.get(key)
+            if row is None:
+                rows[key] = _Acc(acc.count, acc.weight)
+            else:
+                row.count += acc.count
+                row.weight += acc.weight
         samples = tuple(
             Sample(process=proc_map[p], tid=tid, cpu=cpu, comm=comm, user_stack=u,
-                   kernel_stack=k, count=acc.count, weight=acc.weight, event=ev)
-            for (p, tid, cpu, comm, u, k, ev), acc in sorted(self.samples.items(),
-                                                             key=lambda kv: kv[0])
+                   kernel_stack=k, count=acc.count, weight=acc.weight, event=ev, bucket=b)
+            for (p, tid, cpu, comm, u, k, ev, b), acc in sorted(rows.items(),
+                                                                key=lambda kv: kv[0])
         )
         return Recording(
             header=header, binaries=tuple(binaries), processes=tuple(procs),

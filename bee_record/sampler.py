@@ -54,6 +54,7 @@ class SamplerOptions:
     perf_buffer_pages: int = 64
     probes: tuple[Probe, ...] = ()  # -e event probes, counted as events 2, 3, ...
     cgroup: tuple[int, int] | None = None  # (cgroup v2 id, level) to restrict to
+    time_resolution_ns: int = 100_000_000  # width of the time buckets counts are kept per
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,7 @@ class RawCount:
     kernel_stack: tuple[int, ...] | int
     count: int
     weight: int
+    bucket: int = 0  # time bucket since Sampler.start_ns, in time_resolution_ns units
 
 
 def check_privileges() -> None:
@@ -141,6 +143,7 @@ class Sampler:
             f"-DBEE_STACK_SIZE={opts.stack_storage_size}",
             f"-DBEE_COUNTS_SIZE={opts.counts_size}",
             f"-DBEE_PROCS_SIZE={opts.procs_size}",
+            f"-DBEE_RESOLUTION_NS={opts.time_resolution_ns}ULL",
         ]
         if opts.filter_pids:
             cflags.append("-DBEE_FILTER_PIDS")
@@ -170,6 +173,8 @@ class Sampler:
         self._offstacks = self.bpf["offstacks"] if opts.off_cpu else None
         self._offcache: dict[int, tuple[int, ...]] = {}
         self._active = self.bpf["active"]
+        #: bucket 0 starts here: CLOCK_MONOTONIC (as bpf_ktime_get_ns) and wall-clock ns
+        self.start_ns = self.start_wall_ns = 0
         self._targets = self.bpf["targets"]
         self._lost = self.bpf["lost"]
         self.bpf["announce"].open_perf_buffer(
@@ -183,8 +188,12 @@ class Sampler:
     def start(self) -> None:
         """Attach event probes and the cpu-clock sampler on every CPU.
 
-        The sched tracepoints of off-CPU mode are attached when the program loads.
+        The sched tracepoints of off-CPU mode are attached when the program loads (their
+        counts before this call land in time bucket 0). Time bucket 0 starts now.
         """
+        self.start_wall_ns, self.start_ns = time.time_ns(), time.monotonic_ns()
+        timebase = self.bpf["timebase"]
+        timebase[timebase.Key(0)] = timebase.Leaf(self.start_ns)
         for i, probe in enumerate(self.opts.probes):
             attach(self.bpf, probe, f"bee_on_event_{i}")
         if not self.opts.on_cpu:
@@ -231,7 +240,7 @@ class Sampler:
                 comm=bytes(k.comm).split(b"\0", 1)[0].decode("utf-8", "replace"),
                 user_stack=self._stack(table, k.user_stack, seen),
                 kernel_stack=self._stack(table, k.kernel_stack, seen),
-                count=int(v.count), weight=int(v.weight),
+                count=int(v.count), weight=int(v.weight), bucket=int(k.bucket),
             ))
         for sid in cache:
             with contextlib.suppress(KeyError):

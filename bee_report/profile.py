@@ -67,6 +67,8 @@ class StackSample:
     comm: str  # process name
     thread: str  # thread name
     event: str = "cpu-clock"
+    time_ns: int = 0  # start of the time bucket the samples were taken in (Unix epoch ns)
+    span_ns: int = 0  # width of that bucket (a whole recording for format v1 files)
 
 
 @dataclass
@@ -80,16 +82,25 @@ class Profile:
     frequency_hz: int = 0  # sampling frequency (0 when mixed or event-driven)
     start_time_ns: int = 0  # earliest recording start (Unix epoch ns)
     duration_ns: int = 0  # sum of the recordings' durations
+    end_time_ns: int = 0  # latest recording end (Unix epoch ns)
+    untimed: list[str] = field(default_factory=list)  # sources without time buckets (v1)
 
     @property
     def total(self) -> int:
         """Sum of the weights of all samples."""
         return sum(s.weight for s in self.samples)
 
+    @property
+    def stack_count(self) -> int:
+        """Distinct stacks per thread and CPU (samples of one stack in several time buckets
+        count once)."""
+        return len({(s.frames, s.pid, s.tid, s.cpu, s.thread, s.event) for s in self.samples})
+
     def filtered(self, keep: Iterable[StackSample]) -> Profile:
         """A profile with the same metadata and only the given samples."""
         return Profile(list(keep), self.unit, list(self.sources), self.lost,
-                       self.frequency_hz, self.start_time_ns, self.duration_ns)
+                       self.frequency_hz, self.start_time_ns, self.duration_ns,
+                       self.end_time_ns, list(self.untimed))
 
     def __iter__(self) -> Iterator[StackSample]:
         return iter(self.samples)

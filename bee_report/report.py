@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bee_contract import codec
@@ -145,6 +145,9 @@ class DiffOptions:
     strip_hex: bool = False
     lines: bool = False
     svg: SvgOptions = field(default_factory=SvgOptions)
+    #: --base-from/--base-to and --from/--to: each side's time window (None: all of it)
+    base_window: tuple[str | None, str | None] = (None, None)
+    new_window: tuple[str | None, str | None] = (None, None)
 
 
 DIFF_FORMATS = ("top", "folded", "svg")
@@ -158,8 +161,13 @@ def run_diff(opts: DiffOptions) -> Path | None:
     if opts.format not in DIFF_FORMATS:
         raise ReportError(f"--format {opts.format}: choose one of {', '.join(DIFF_FORMATS)}")
     validate(opts.filters)
-    base = apply(build_profile(opts.base, opts.symbolize), opts.filters)
-    new = apply(build_profile(opts.new, opts.symbolize), opts.filters)
+    base_profile = build_profile(opts.base, opts.symbolize)
+    new_profile = base_profile if opts.new == opts.base else build_profile(
+        opts.new, opts.symbolize)
+    base = apply(base_profile, replace(opts.filters, time_from=opts.base_window[0],
+                                       time_to=opts.base_window[1], time_prefix="base-"))
+    new = apply(new_profile, replace(opts.filters, time_from=opts.new_window[0],
+                                     time_to=opts.new_window[1]))
     text: str
     if opts.format == "top":
         text = diff.render_top(base, new, opts.limit, opts.by, share=opts.share,
