@@ -23,6 +23,7 @@ import msgpack
 from bee_contract.atomic import write_atomic
 from bee_contract.errors import RecordingFormatError
 from bee_contract.recording import (
+    ALL_BUCKETS,
     LOST_STACK,
     NO_STACK,
     WEIGHT_UNITS,
@@ -88,7 +89,7 @@ def encode(rec: Recording, compress: bool = True) -> bytes:
                 p.pid, p.generation, p.ns_pid, p.ppid, s(p.comm), s(p.exe),
                 None if p.cmdline is None else [s(a) for a in p.cmdline],
                 [[m.start, m.end, m.offset, m.dev, m.inode, s(m.path), m.binary] for m in p.maps],
-                [[j.start, j.size, s(j.name)] for j in p.jit],
+                [[j.start, j.size, s(j.name), j.first_bucket, j.last_bucket] for j in p.jit],
             ]
             for p in rec.processes
         ],
@@ -312,9 +313,7 @@ class _Decoder:
         cmdline = None if r[6] is None else tuple(
             self.sref(a, f"{what}.cmdline") for a in self.list_(r[6], f"{what}.cmdline"))
         maps = tuple(self.table(r[7], f"{what}.maps", 7, self.mapping))
-        jit = tuple(self.table(r[8], f"{what}.jit", 3, lambda j, w: JitSymbol(
-            self.int_(j[0], f"{w}.start"), self.int_(j[1], f"{w}.size"),
-            self.sref(j[2], f"{w}.name"))))
+        jit = tuple(self.table(r[8], f"{what}.jit", 3, self.jit_symbol))
         return Process(
             pid=self.int_(r[0], f"{what}.pid", 0, 1 << 32), generation=self.int_(r[1], what),
             ns_pid=self.int_(r[2], f"{what}.ns_pid", 0, 1 << 32),
@@ -322,6 +321,15 @@ class _Decoder:
             comm=self.sref(r[4], f"{what}.comm"), exe=self.sref(r[5], f"{what}.exe"),
             cmdline=cmdline, maps=maps, jit=jit,
         )
+
+    def jit_symbol(self, j: list[Any], what: str) -> JitSymbol:
+        if len(j) < 5 or self.version < 2:  # no time range: the entry applies at any time
+            return JitSymbol(self.int_(j[0], f"{what}.start"), self.int_(j[1], f"{what}.size"),
+                             self.sref(j[2], f"{what}.name"))
+        first = self.int_(j[3], f"{what}.first_bucket", 0, ALL_BUCKETS)
+        last = self.int_(j[4], f"{what}.last_bucket", first, ALL_BUCKETS)
+        return JitSymbol(self.int_(j[0], f"{what}.start"), self.int_(j[1], f"{what}.size"),
+                         self.sref(j[2], f"{what}.name"), first, last)
 
     def mapping(self, m: list[Any], what: str) -> Mapping:
         start, end = self.int_(m[0], f"{what}.start"), self.int_(m[1], f"{what}.end")

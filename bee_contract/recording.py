@@ -42,13 +42,25 @@ class Binary:
     size: int  # file size in bytes on the target (0 when unknown)
 
 
+#: `JitSymbol.last_bucket` of an entry with no time range (files that predate it): the
+#: entry applies at any time.
+ALL_BUCKETS = 0xFFFFFFFF
+
+
 @dataclass(frozen=True, slots=True)
 class JitSymbol:
-    """One entry of a perf map (`/tmp/perf-PID.map`) that covers sampled addresses."""
+    """One line of a perf map (`/tmp/perf-PID.map`) that named sampled addresses.
+
+    JIT compilers reuse addresses, so a process can have several entries covering one
+    address: each names the samples of the time buckets [first_bucket, last_bucket] (those
+    in which it was the current line for their addresses when they were drained).
+    """
 
     start: int
     size: int
     name: str
+    first_bucket: int = 0
+    last_bucket: int = ALL_BUCKETS
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ kernel addresses need. With `--rotate`, `reset()` starts the next file of the se
 
 from __future__ import annotations
 
-import bisect
 import os
 from dataclasses import dataclass, replace
 
@@ -22,10 +21,9 @@ from bee_contract.recording import (
     is_anonymous,
 )
 from bee_record.kallsyms import kernel_info
+from bee_record.perfmap import PerfMap, PerfMapEntry, perf_map_paths
 from bee_record.procs import ProcessTable
 from bee_record.sampler import RawCount
-
-_MAX_PERF_MAP_BYTES = 256 << 20
 
 
 @dataclass
@@ -47,13 +45,17 @@ class Collector:
         #: (pid, generation) pairs whose samples are dropped, e.g. the `--` command's
         #: child before its exec (it still runs bee's own code then).
         self.skip: set[tuple[int, int]] = set()
-        #: JIT: user addresses outside file mappings not yet named by a perf map, and the
-        #: perf-map entries found so far, per process index. Read while the process lives
-        #: (its /tmp may be a private mount that disappears with it).
-        self.jit_pending: dict[int, set[int]] = {}
-        self.jit: dict[int, dict[int, JitSymbol]] = {}
-        self._perf_map_size: dict[int, int] = {}
-        self._checked: set[tuple[int, int]] = set()
+        #: JIT, per process index: its perf map as read so far (kept across the files of a
+        #: series), the user addresses outside file mappings drained since the last
+        #: `end_drain` with the [first, last] time buckets of their samples, and the
+        #: perf-map lines that named samples of the current file, with their buckets.
+        #: Perf maps are read while the process lives (its /tmp may be a private mount
+        #: that disappears with it).
+        self._perf_maps: dict[int, PerfMap] = {}
+        self.jit_pending: dict[int, dict[int, list[int]]] = {}
+        self.jit_used: dict[int, dict[int, tuple[PerfMapEntry, list[int]]]] = {}
+        #: (process, user stack) -> its addresses outside file mappings
+        self._jit_addresses: dict[tuple[int, int], tuple[int, ...]] = {}
 
     def _stack(self, value: tuple[int, ...] | int) -> int:
         if isinstance(value, int):
@@ -69,10 +71,20 @@ class Collector:
             return
         proc = self.table.index_of(raw.pid, raw.generation, raw.comm)
         user = self._stack(raw.user_stack)
-        if isinstance(raw.user_stack, tuple) and (proc, user) not in self._checked:
-            # once per distinct (process, stack): the same stack comes back every drain
-            self._checked.add((proc, user))
-            self._check_user_stack(proc, raw.user_stack)
+        if isinstance(raw.user_stack, tuple):
+            jit = self._jit_addresses.get((proc, user))
+            if jit is None:
+                # once per distinct (process, stack): the same stack comes back every drain
+                jit = self._jit_addresses[(proc, user)] = self._check_user_stack(
+                    proc, raw.user_stack)
+            if jit:
+                pending = self.jit_pending.setdefault(proc, {})
+                for a in jit:
+                    span = pending.get(a)
+                    if span is None:
+                        pending[a] = [raw.bucket, raw.bucket]
+                    else:
+                        span[0], span[1] = min(span[0], raw.bucket), max(span[1], raw.bucket)
         key = (proc, raw.tid, raw.cpu, raw.comm, user, self._stack(raw.kernel_stack),
                raw.event, raw.bucket)
         acc = self.samples.get(key)
@@ -81,48 +93,57 @@ class Collector:
         acc.count += raw.count
         acc.weight += raw.weight
 
-    def _check_user_stack(self, proc: int, stack: tuple[int, ...]) -> None:
-        """Refresh maps after dlopen; queue addresses outside file mappings for perf maps."""
+    def _check_user_stack(self, proc: int, stack: tuple[int, ...]) -> tuple[int, ...]:
+        """Refresh maps after dlopen; return the addresses outside file mappings (JIT)."""
         if proc not in self._refreshed and not all(self.table.covers(proc, a) for a in stack):
             self._refreshed.add(proc)
             self.table.refresh(proc)
+        out = []
         for a in stack:
             path = self.table.mapped_path(proc, a)
             if path is None or is_anonymous(path):
-                known = self.jit.get(proc)
-                if known is None or not _covered(known, a):
-                    self.jit_pending.setdefault(proc, set()).add(a)
+                out.append(a)
+        return tuple(out)
 
     def end_drain(self, final: bool = False) -> None:
-        """Name pending JIT addresses from perf maps; allow new maps refreshes."""
+        """Name the JIT addresses drained since the last call from perf maps as they are now.
+
+        Each perf map is read on from where the last call stopped; the line current for an
+        address now names the samples just drained, and their time buckets are added to
+        that line's. Addresses no perf map names yet are tried again at the next call
+        (given up at the `final` one). Also allows new maps refreshes.
+        """
         self._refreshed.clear()
         for proc, pending in list(self.jit_pending.items()):
-            p = self.table.processes[proc]
-            size = perf_map_size(p.pid, p.ns_pid)
-            if size is None or (not final and size == self._perf_map_size.get(proc)):
-                continue
-            self._perf_map_size[proc] = size
-            entries = read_perf_map(p.pid, p.ns_pid)
-            starts = [e.start for e in entries]
-            known = self.jit.setdefault(proc, {})
-            for a in list(pending):
-                i = bisect.bisect_right(starts, a) - 1
-                if i >= 0 and a < entries[i].start + max(entries[i].size, 1):
-                    known[entries[i].start] = entries[i]
-                    pending.discard(a)
-            if not pending:
+            perf_map = self._perf_maps.get(proc)
+            if perf_map is None:
+                p = self.table.processes[proc]
+                perf_map = self._perf_maps[proc] = PerfMap(perf_map_paths(p.pid, p.ns_pid))
+            perf_map.update()
+            used = self.jit_used.setdefault(proc, {})
+            for a, (lo, hi) in list(pending.items()):
+                entry = perf_map.lookup(a)
+                if entry is None:
+                    continue
+                del pending[a]
+                got = used.get(entry.line)
+                if got is None:
+                    used[entry.line] = (entry, [lo, hi])
+                else:
+                    span = got[1]
+                    span[0], span[1] = min(span[0], lo), max(span[1], hi)
+            if not pending or final:
                 del self.jit_pending[proc]
 
     def reset(self) -> None:
         """Start a new file: forget samples, stacks and exited processes."""
         self.stacks = {}
         self.samples = {}
-        self._checked = set()
+        self._jit_addresses = {}
+        self.jit_used = {}
         remap = self.table.prune_exited()
-        self.jit = {remap[k]: v for k, v in self.jit.items() if k in remap}
         self.jit_pending = {remap[k]: v for k, v in self.jit_pending.items() if k in remap}
-        self._perf_map_size = {remap[k]: v for k, v in self._perf_map_size.items()
-                               if k in remap}
+        self._perf_maps = {remap[k]: v for k, v in self._perf_maps.items() if k in remap}
         self.skip = {k for k in self.skip if os.path.isdir(f"/proc/{k[0]}")}
 
     def build(self, header: Header, lost: dict[str, int], first_bucket: int = 0) -> Recording:
@@ -136,19 +157,25 @@ class Collector:
         used_procs = sorted({k[0] for k in self.samples})
         proc_map = {old: new for new, old in enumerate(used_procs)}
         self.end_drain(final=True)
+        res = header.time_resolution_ns
+        last = max(0, (header.duration_ns - 1) // res) if res else 0
+
+        def in_file(bucket: int) -> int:
+            return min(max(bucket - first_bucket, 0), last)
+
         procs = [replace(self.table.processes[i], jit=tuple(
-            sorted(self.jit.get(i, {}).values(), key=lambda j: j.start))) for i in used_procs]
+            JitSymbol(e.start, e.size, e.name, in_file(span[0]), in_file(span[1]))
+            for _, (e, span) in sorted(self.jit_used.get(i, {}).items())))
+            for i in used_procs]
         procs, binaries = _prune_binaries(procs, self.table.binaries)
         kernel_addrs = {a for ks in {k[5] for k in self.samples} if ks >= 0
                         for a in stacks[ks]}
         in_vdso = any(m.path == "[vdso]" and any(m.start <= a < m.end for a in stacks[u])
                       for p, u in {(k[0], k[4]) for k in self.samples} if u >= 0
                       for m in self.table.processes[p].maps)
-        res = header.time_resolution_ns
-        last = max(0, (header.duration_ns - 1) // res) if res else 0
         rows: dict[tuple[int, int, int, str, int, int, int, int], _Acc] = {}
         for (p, tid, cpu, comm, u, k, ev, b), acc in self.samples.items():
-            key = (p, tid, cpu, comm, u, k, ev, min(max(b - first_bucket, 0), last))
+            key = (p, tid, cpu, comm, u, k, ev, in_file(b))
             row = rows.get(key)
             if row is None:
                 rows[key] = _Acc(acc.count, acc.weight)
@@ -177,51 +204,6 @@ def _prune_binaries(procs: list[Process], binaries: list[Binary]
     out = [replace(p, maps=tuple(replace(m, binary=remap.get(m.binary, -1)) for m in p.maps))
            for p in procs]
     return out, [binaries[i] for i in used]
-
-
-def _covered(known: dict[int, JitSymbol], address: int) -> bool:
-    return any(j.start <= address < j.start + max(j.size, 1) for j in known.values())
-
-
-def _perf_map_paths(pid: int, ns_pid: int) -> tuple[str, str]:
-    return f"/proc/{pid}/root/tmp/perf-{ns_pid}.map", f"/tmp/perf-{pid}.map"
-
-
-def perf_map_size(pid: int, ns_pid: int) -> int | None:
-    """Size of the process's perf map, or None when it has none (or cannot be seen)."""
-    for path in _perf_map_paths(pid, ns_pid):
-        try:
-            return os.stat(path).st_size
-        except OSError:
-            continue
-    return None
-
-
-def read_perf_map(pid: int, ns_pid: int) -> list[JitSymbol]:
-    """Entries of the process's perf map (`/tmp/perf-NSPID.map` in its mount namespace)."""
-    for path in _perf_map_paths(pid, ns_pid):
-        try:
-            with open(path, "rb") as f:
-                data = f.read(_MAX_PERF_MAP_BYTES)
-        except OSError:
-            continue
-        return parse_perf_map(data)
-    return []
-
-
-def parse_perf_map(data: bytes) -> list[JitSymbol]:
-    """Parse `START SIZE NAME` lines (hex start and size), sorted by start; later wins."""
-    out: dict[int, JitSymbol] = {}
-    for line in data.decode("utf-8", "replace").splitlines():
-        parts = line.split(" ", 2)
-        if len(parts) < 3:
-            continue
-        try:
-            start, size = int(parts[0], 16), int(parts[1], 16)
-        except ValueError:
-            continue
-        out[start] = JitSymbol(start, size, parts[2].strip())
-    return sorted(out.values(), key=lambda j: j.start)
 
 
 def rotated_path(path: os.PathLike[str] | str, sequence: int) -> str:

@@ -28,6 +28,7 @@ from bee_report.elf.elffile import ElfFile, FunctionTable
 from bee_report.find.cachedir import default_cache_dir
 from bee_report.find.debuginfo import best_symbol_source, find_debug_file
 from bee_report.find.locate import Locator
+from bee_report.jit import JitIndex
 from bee_report.profile import Frame, FrameKind, Profile, StackSample
 from bee_report.progress import Progress
 
@@ -65,8 +66,7 @@ class _ProcessMaps:
     def __init__(self, proc: Process) -> None:
         self.maps = sorted(proc.maps, key=lambda m: m.start)
         self.starts = [m.start for m in self.maps]
-        self.jit = sorted(proc.jit, key=lambda j: j.start)
-        self.jit_starts = [j.start for j in self.jit]
+        self.jit = JitIndex(proc.jit)
 
 
 class _Kernel:
@@ -137,15 +137,17 @@ class Symbolizer:
     def _recording(self, rec: Recording) -> list[StackSample]:
         kernel = _Kernel(rec.kernel)
         procs = [_ProcessMaps(p) for p in rec.processes]
-        stack_cache: dict[tuple[int, int, int], tuple[Frame, ...]] = {}
+        stack_cache: dict[tuple[int, int, int, int], tuple[Frame, ...]] = {}
         samples = []
         h = rec.header
         for s in rec.samples:
-            key = (s.process, s.user_stack, s.kernel_stack)
+            # JIT entries may name an address differently from one time bucket to the next
+            bucket = s.bucket if procs[s.process].jit.timed else 0
+            key = (s.process, s.user_stack, s.kernel_stack, bucket)
             frames = stack_cache.get(key)
             if frames is None:
                 frames = stack_cache[key] = self._frames(rec, procs, kernel, s.process,
-                                                         s.user_stack, s.kernel_stack)
+                                                         s.user_stack, s.kernel_stack, bucket)
             proc = rec.processes[s.process]
             if rec.header.mode == "event":  # several probes: one root frame per event
                 frames = (Frame(rec.header.events[s.event], FrameKind.ROOT), *frames)
@@ -158,14 +160,14 @@ class Symbolizer:
         return samples
 
     def _frames(self, rec: Recording, procs: list[_ProcessMaps], kernel: _Kernel,
-                pidx: int, ustack: int, kstack: int) -> tuple[Frame, ...]:
+                pidx: int, ustack: int, kstack: int, bucket: int) -> tuple[Frame, ...]:
         frames: list[Frame] = []
         if ustack == LOST_STACK:
             frames.append(Frame("[lost user stack]", FrameKind.USER))
         elif ustack >= 0:
             addrs = rec.stacks[ustack]
             for depth in range(len(addrs) - 1, -1, -1):
-                frames.extend(self._user(rec, procs[pidx], addrs[depth], depth == 0))
+                frames.extend(self._user(rec, procs[pidx], addrs[depth], depth == 0, bucket))
         if kstack == LOST_STACK:
             frames.append(Frame("[lost kernel stack]", FrameKind.KERNEL, KERNEL_MODULE))
         elif kstack >= 0:
@@ -173,13 +175,14 @@ class Symbolizer:
             frames.extend(kernel.frame(addrs[d], d == 0) for d in range(len(addrs) - 1, -1, -1))
         return tuple(frames)
 
-    def _user(self, rec: Recording, pm: _ProcessMaps, addr: int, leaf: bool) -> tuple[Frame, ...]:
+    def _user(self, rec: Recording, pm: _ProcessMaps, addr: int, leaf: bool,
+              bucket: int) -> tuple[Frame, ...]:
         look = addr if leaf else addr - 1
         i = bisect.bisect_right(pm.starts, look) - 1
         if i < 0 or look >= pm.maps[i].end or is_anonymous(pm.maps[i].path):
-            j = bisect.bisect_right(pm.jit_starts, look) - 1
-            if j >= 0 and look < pm.jit[j].start + max(pm.jit[j].size, 1):
-                return (Frame(pm.jit[j].name, FrameKind.JIT, "[jit]", address=addr),)
+            jit = pm.jit.lookup(look, bucket)
+            if jit is not None:
+                return (Frame(jit.name, FrameKind.JIT, "[jit]", address=addr),)
             return (Frame(UNKNOWN, FrameKind.USER, address=addr),)
         m = pm.maps[i]
         module = os.path.basename(m.path) or m.path or UNKNOWN

@@ -349,3 +349,42 @@ def test_recycled_pid_is_a_process_of_its_own(
     folded = folded_lines(run_bee("report", out, "-f", "folded").stdout)
     assert share(folded, "main;bee_second_spin;bee_spin") > 0.3
     assert share(folded, "main;bee_first_spin;bee_spin") > 0.3
+
+
+def test_reused_jit_address_is_named_by_the_code_there_at_the_time(
+    build_c: Callable[..., Path], tmp_path: Path
+) -> None:
+    # GIVEN a program that runs one JIT function, then puts another at the same address
+    # (naming each in its perf map as it goes)
+    prog = build_c("jitswap.c")
+    out = tmp_path / "swap.bee"
+    # WHEN recorded, drained every 0.25 s
+    rec = run_bee("record", "-F", "499", "--drain-interval", "0.25", "-o", out, "--",
+                  prog, "1.5")
+    assert rec.returncode == 0, rec.stderr
+    switch_ns = int(rec.stdout)
+    recording = codec.read(out)
+    # THEN both perf-map lines are kept, the first naming samples before the second
+    (proc,) = [p for p in recording.processes if p.comm == "jitswap"]
+    first, second = proc.jit
+    assert (first.name, second.name, first.start) == ("bee_jit_first", "bee_jit_second",
+                                                     second.start)
+    assert first.first_bucket <= first.last_bucket <= second.first_bucket
+    # AND away from the drain in which the code changed, every sample in JIT code is named
+    # by the function running there at that time
+    h = recording.header
+    res_s = h.time_resolution_ns / 1e9
+    switch = (switch_ns - h.start_time_ns) // h.time_resolution_ns
+    margin = 3  # the drain interval (2.5 buckets), rounded up
+    windows = {"bee_jit_first": ("--to", f"{(switch - margin) * res_s:.3f}"),
+               "bee_jit_second": ("--from", f"{(switch + margin + 1) * res_s:.3f}")}
+    for name, window in windows.items():
+        report = run_bee("report", out, "-f", "folded", *window)
+        assert report.returncode == 0, report.stderr
+        leaves: dict[str, int] = {}
+        for stack, count in folded_lines(report.stdout).items():
+            leaf = next((f for f in reversed(stack.split(";")) if not f.endswith("_[k]")), "")
+            if leaf.endswith("_[j]"):
+                leaves[leaf] = leaves.get(leaf, 0) + count
+        assert set(leaves) == {f"{name}_[j]"}, (window, leaves)
+        assert leaves[f"{name}_[j]"] > 100, leaves

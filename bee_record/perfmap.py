@@ -1,0 +1,136 @@
+"""A process's JIT perf map (`/tmp/perf-PID.map`), read incrementally while it grows.
+
+JIT compilers append `START SIZE NAME` lines (hex start and size) as they emit code, and
+reuse addresses: V8 frees code and puts other code at the same place, then appends a new
+line. A later line supersedes earlier ones over the range it covers, so at any moment an
+address is named by the latest line covering it. :class:`PerfMap` keeps that "current"
+view: each :meth:`PerfMap.update` reads only the bytes appended since the last one and
+paints the new lines over the older ones; :meth:`PerfMap.lookup` gives the line that
+names an address now.
+
+The file is written by the recorded process, so it is untrusted: bytes read are bounded
+per process (:data:`MAX_BYTES` in all), malformed lines are skipped, and a file that
+shrinks or is replaced is read again from its start.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from dataclasses import dataclass
+
+#: Bytes read from one process's perf map over the whole recording, at most.
+MAX_BYTES = 256 << 20
+#: Longest line kept waiting for its end (a longer one is dropped).
+_MAX_LINE = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class PerfMapEntry:
+    """One line of a perf map; `line` counts lines from 0 in file order."""
+
+    line: int
+    start: int
+    size: int
+    name: str
+
+
+def perf_map_paths(pid: int, ns_pid: int) -> tuple[str, str]:
+    """Where the process's perf map is: inside its mount namespace first, then ours."""
+    return f"/proc/{pid}/root/tmp/perf-{ns_pid}.map", f"/tmp/perf-{pid}.map"
+
+
+class PerfMap:
+    """The current entries of one process's perf map."""
+
+    def __init__(self, paths: tuple[str, ...], max_bytes: int = MAX_BYTES) -> None:
+        self.paths = paths
+        self.max_bytes = max_bytes
+        self._file: tuple[int, int] | None = None  # (st_dev, st_ino) of the file read
+        self._reset()
+
+    def _reset(self) -> None:
+        self.offset = 0  # bytes of the file consumed so far
+        self.lines = 0
+        self._partial = b""
+        # disjoint painted segments, sorted: [start, end) is named by entry
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        self._entries: list[PerfMapEntry] = []
+
+    def update(self) -> bool:
+        """Read what was appended since the last call; False when the file is unreadable."""
+        for path in self.paths:
+            try:
+                with open(path, "rb") as f:
+                    st = os.fstat(f.fileno())
+                    ident = (st.st_dev, st.st_ino)
+                    if ident != self._file or st.st_size < self.offset:
+                        self._file = ident
+                        self._reset()
+                    want = min(st.st_size, self.max_bytes) - self.offset
+                    if want > 0:
+                        f.seek(self.offset)
+                        data = f.read(want)
+                        self.offset += len(data)
+                        self._feed(data)
+                    return True
+            except OSError:
+                continue
+        return False
+
+    def lookup(self, address: int) -> PerfMapEntry | None:
+        """The entry naming `address` now (the latest line covering it), or None."""
+        i = bisect.bisect_right(self._starts, address) - 1
+        if i >= 0 and address < self._ends[i]:
+            return self._entries[i]
+        return None
+
+    def __len__(self) -> int:
+        """Number of painted segments (current entries, some split by later ones)."""
+        return len(self._entries)
+
+    def _feed(self, data: bytes) -> None:
+        text = self._partial + data
+        cut = text.rfind(b"\n") + 1
+        self._partial = text[cut:] if len(text) - cut <= _MAX_LINE else b""
+        for raw in text[:cut].split(b"\n")[:-1]:
+            entry = _parse_line(raw, self.lines)
+            self.lines += 1
+            if entry is not None:
+                self._paint(entry)
+
+    def _paint(self, e: PerfMapEntry) -> None:
+        """Put `e` over [start, start + size) (at least one byte), trimming older segments."""
+        lo, hi = e.start, e.start + max(e.size, 1)
+        starts, ends, entries = self._starts, self._ends, self._entries
+        i = bisect.bisect_left(starts, lo)
+        tail: tuple[int, int, PerfMapEntry] | None = None
+        if i > 0 and ends[i - 1] > lo:  # a segment starting before lo reaches into it
+            if ends[i - 1] > hi:
+                tail = (hi, ends[i - 1], entries[i - 1])
+            ends[i - 1] = lo
+        j = bisect.bisect_left(starts, hi, i)
+        if j > i and ends[j - 1] > hi:  # the last covered segment sticks out past hi
+            tail = (hi, ends[j - 1], entries[j - 1])
+        starts[i:j] = [lo]
+        ends[i:j] = [hi]
+        entries[i:j] = [e]
+        if tail is not None:
+            starts.insert(i + 1, tail[0])
+            ends.insert(i + 1, tail[1])
+            entries.insert(i + 1, tail[2])
+
+
+def _parse_line(raw: bytes, line: int) -> PerfMapEntry | None:
+    parts = raw.split(b" ", 2)
+    if len(parts) < 3:
+        return None
+    try:
+        start, size = int(parts[0], 16), int(parts[1], 16)
+    except ValueError:
+        return None
+    if start < 0 or size < 0 or start + size > 1 << 64:
+        return None
+    name = parts[2].strip().decode("utf-8", "replace")
+    return PerfMapEntry(line, start, size, name)
