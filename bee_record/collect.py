@@ -9,6 +9,7 @@ kernel addresses need. With `--rotate`, `reset()` starts the next file of the se
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bee_contract.recording import (
@@ -35,8 +36,10 @@ class _Acc:
 class Collector:
     """Turns drained counts into the recording's tables."""
 
-    def __init__(self, table: ProcessTable) -> None:
+    def __init__(self, table: ProcessTable, clock: Callable[[], int] | None = None) -> None:
+        """`clock` gives the current time bucket (counted as the samples' are)."""
         self.table = table
+        self.clock = clock
         self.stacks: dict[tuple[int, ...], int] = {}
         #: (process, tid, cpu, comm, user stack, kernel stack, event, time bucket since the
         #: sampler's start) -> counts
@@ -52,7 +55,9 @@ class Collector:
         #: Perf maps are read while the process lives (its /tmp may be a private mount
         #: that disappears with it).
         self._perf_maps: dict[int, PerfMap] = {}
-        self.jit_pending: dict[int, dict[int, list[int]]] = {}
+        self.jit_pending: dict[int, dict[int, set[int]]] = {}
+        self._last_bucket = 0  # the latest bucket of the samples drained so far
+        self._watched = -1  # the bucket of the last watch_perf_maps read
         self.jit_used: dict[int, dict[int, tuple[PerfMapEntry, list[int]]]] = {}
         #: (process, user stack) -> its addresses outside file mappings
         self._jit_addresses: dict[tuple[int, int], tuple[int, ...]] = {}
@@ -80,11 +85,8 @@ class Collector:
             if jit:
                 pending = self.jit_pending.setdefault(proc, {})
                 for a in jit:
-                    span = pending.get(a)
-                    if span is None:
-                        pending[a] = [raw.bucket, raw.bucket]
-                    else:
-                        span[0], span[1] = min(span[0], raw.bucket), max(span[1], raw.bucket)
+                    pending.setdefault(a, set()).add(raw.bucket)
+        self._last_bucket = max(self._last_bucket, raw.bucket)
         key = (proc, raw.tid, raw.cpu, raw.comm, user, self._stack(raw.kernel_stack),
                raw.event, raw.bucket)
         acc = self.samples.get(key)
@@ -105,35 +107,56 @@ class Collector:
                 out.append(a)
         return tuple(out)
 
-    def end_drain(self, final: bool = False) -> None:
-        """Name the JIT addresses drained since the last call from perf maps as they are now.
+    def watch_perf_maps(self) -> None:
+        """Read on the perf maps of processes that ran JIT code (call this often).
 
-        Each perf map is read on from where the last call stopped; the line current for an
-        address now names the samples just drained, and their time buckets are added to
-        that line's. Addresses no perf map names yet are tried again at the next call
-        (given up at the `final` one). Also allows new maps refreshes.
+        Knowing within which time bucket each line appeared lets a drain name the samples
+        taken before a line replaced another by the line they ran under.
+        """
+        bucket = self.clock() if self.clock is not None else None
+        if bucket is None or bucket == self._watched:
+            return  # one read per bucket tells all there is to know
+        self._watched = bucket
+        for perf_map in self._perf_maps.values():
+            perf_map.update(bucket)
+
+    def end_drain(self, final: bool = False) -> None:
+        """Name the JIT addresses drained since the last call from their perf maps.
+
+        Each perf map is read on from where the last read stopped; the line that named an
+        address in a sample's time bucket (as far as the reads tell: at worst, the line
+        current now) names the sample, and the bucket is added to that line's range.
+        Addresses no perf map names yet are tried again at the next call (given up at the
+        `final` one). Also allows new maps refreshes.
         """
         self._refreshed.clear()
+        bucket = self.clock() if self.clock is not None else None
         for proc, pending in list(self.jit_pending.items()):
             perf_map = self._perf_maps.get(proc)
             if perf_map is None:
                 p = self.table.processes[proc]
                 perf_map = self._perf_maps[proc] = PerfMap(perf_map_paths(p.pid, p.ns_pid))
-            perf_map.update()
+            perf_map.update(bucket)
             used = self.jit_used.setdefault(proc, {})
-            for a, (lo, hi) in list(pending.items()):
-                entry = perf_map.lookup(a)
-                if entry is None:
-                    continue
-                del pending[a]
-                got = used.get(entry.line)
-                if got is None:
-                    used[entry.line] = (entry, [lo, hi])
-                else:
-                    span = got[1]
-                    span[0], span[1] = min(span[0], lo), max(span[1], hi)
+            for a, buckets in list(pending.items()):
+                for b in list(buckets):
+                    entry = perf_map.lookup_at(a, b)
+                    if entry is None:
+                        continue
+                    buckets.discard(b)
+                    got = used.get(entry.line)
+                    if got is None:
+                        used[entry.line] = (entry, [b, b])
+                    else:
+                        span = got[1]
+                        span[0], span[1] = min(span[0], b), max(span[1], b)
+                if not buckets:
+                    del pending[a]
             if not pending or final:
                 del self.jit_pending[proc]
+        # samples drained from now on were taken after this drain's flip
+        for perf_map in self._perf_maps.values():
+            perf_map.forget(self._last_bucket)
 
     def reset(self) -> None:
         """Start a new file: forget samples, stacks and exited processes."""

@@ -8,6 +8,12 @@ view: each :meth:`PerfMap.update` reads only the bytes appended since the last o
 paints the new lines over the older ones; :meth:`PerfMap.lookup` gives the line that
 names an address now.
 
+Updates come more often than samples are drained (every poll of the record loop), each
+given the current time bucket, so a line is known to have been written after the bucket
+of the update before the one that read it. :meth:`PerfMap.lookup_at` uses that to name a
+sample of an earlier bucket by the line its address had then: the pieces of older lines
+painted over are kept (see :meth:`PerfMap.forget`) until no sample can need them.
+
 The file is written by the recorded process, so it is untrusted: bytes read are bounded
 per process (:data:`MAX_BYTES` in all), malformed lines are skipped, and a file that
 shrinks or is replaced is read again from its start.
@@ -27,12 +33,28 @@ _MAX_LINE = 1 << 16
 
 @dataclass(frozen=True, slots=True)
 class PerfMapEntry:
-    """One line of a perf map; `line` counts lines from 0 in file order."""
+    """One line of a perf map; `line` counts lines from 0 in file order.
+
+    `after`: the line was written after the update made in this time bucket (-1: unknown,
+    it may always have been there).
+    """
 
     line: int
     start: int
     size: int
     name: str
+    after: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """[lo, hi) was named by `entry` until line `by` (written after bucket `after`)."""
+
+    lo: int
+    hi: int
+    entry: PerfMapEntry
+    by: int
+    after: int
 
 
 def perf_map_paths(pid: int, ns_pid: int) -> tuple[str, str]:
@@ -53,13 +75,21 @@ class PerfMap:
         self.offset = 0  # bytes of the file consumed so far
         self.lines = 0
         self._partial = b""
+        self._read_bucket = -1  # time bucket of the last update (-1: none, or unknown)
         # disjoint painted segments, sorted: [start, end) is named by entry
         self._starts: list[int] = []
         self._ends: list[int] = []
         self._entries: list[PerfMapEntry] = []
+        self._pieces: list[_Piece] = []  # painted over, oldest first
 
-    def update(self) -> bool:
-        """Read what was appended since the last call; False when the file is unreadable."""
+    def update(self, bucket: int | None = None) -> bool:
+        """Read what was appended since the last call; False when the file is unreadable.
+
+        `bucket` is the current time bucket (None: unknown); lines read now were written
+        after the previous update's bucket.
+        """
+        after = self._read_bucket
+        self._read_bucket = -1 if bucket is None else bucket
         for path in self.paths:
             try:
                 with open(path, "rb") as f:
@@ -67,13 +97,15 @@ class PerfMap:
                     ident = (st.st_dev, st.st_ino)
                     if ident != self._file or st.st_size < self.offset:
                         self._file = ident
+                        read_bucket = self._read_bucket
                         self._reset()
+                        self._read_bucket = read_bucket
                     want = min(st.st_size, self.max_bytes) - self.offset
                     if want > 0:
                         f.seek(self.offset)
                         data = f.read(want)
                         self.offset += len(data)
-                        self._feed(data)
+                        self._feed(data, after)
                     return True
             except OSError:
                 continue
@@ -86,16 +118,35 @@ class PerfMap:
             return self._entries[i]
         return None
 
+    def lookup_at(self, address: int, bucket: int) -> PerfMapEntry | None:
+        """The entry that named `address` in time bucket `bucket`, as far as updates tell.
+
+        The current entry, unless it was written after `bucket` ended: then the one it
+        painted over there (and so on back), while such pieces are still kept.
+        """
+        entry = self.lookup(address)
+        while entry is not None and bucket < entry.after:
+            older = next((p.entry for p in reversed(self._pieces)
+                          if p.by == entry.line and p.lo <= address < p.hi), None)
+            if older is None:
+                break
+            entry = older
+        return entry
+
+    def forget(self, bucket: int) -> None:
+        """Drop painted-over pieces no sample of bucket `bucket` or later can need."""
+        self._pieces = [p for p in self._pieces if p.after > bucket]
+
     def __len__(self) -> int:
         """Number of painted segments (current entries, some split by later ones)."""
         return len(self._entries)
 
-    def _feed(self, data: bytes) -> None:
+    def _feed(self, data: bytes, after: int) -> None:
         text = self._partial + data
         cut = text.rfind(b"\n") + 1
         self._partial = text[cut:] if len(text) - cut <= _MAX_LINE else b""
         for raw in text[:cut].split(b"\n")[:-1]:
-            entry = _parse_line(raw, self.lines)
+            entry = _parse_line(raw, self.lines, after)
             self.lines += 1
             if entry is not None:
                 self._paint(entry)
@@ -105,6 +156,11 @@ class PerfMap:
         lo, hi = e.start, e.start + max(e.size, 1)
         starts, ends, entries = self._starts, self._ends, self._entries
         i = bisect.bisect_left(starts, lo)
+        if e.after >= 0:  # remember what it paints over, for samples taken before it
+            first = i - 1 if i > 0 and ends[i - 1] > lo else i
+            last = bisect.bisect_left(starts, hi, i)
+            self._pieces += [_Piece(max(starts[k], lo), min(ends[k], hi), entries[k], e.line,
+                                    e.after) for k in range(first, last)]
         tail: tuple[int, int, PerfMapEntry] | None = None
         if i > 0 and ends[i - 1] > lo:  # a segment starting before lo reaches into it
             if ends[i - 1] > hi:
@@ -122,7 +178,7 @@ class PerfMap:
             entries.insert(i + 1, tail[2])
 
 
-def _parse_line(raw: bytes, line: int) -> PerfMapEntry | None:
+def _parse_line(raw: bytes, line: int, after: int) -> PerfMapEntry | None:
     parts = raw.split(b" ", 2)
     if len(parts) < 3:
         return None
@@ -133,4 +189,4 @@ def _parse_line(raw: bytes, line: int) -> PerfMapEntry | None:
     if start < 0 or size < 0 or start + size > 1 << 64:
         return None
     name = parts[2].strip().decode("utf-8", "replace")
-    return PerfMapEntry(line, start, size, name)
+    return PerfMapEntry(line, start, size, name, after)

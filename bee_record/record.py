@@ -250,7 +250,9 @@ def record(opts: RecordOptions) -> RecordResult:
     sampler_opts = _sampler_options(opts, bool(opts.pids or opts.command))
     check_privileges()
     sampler = Sampler(sampler_opts)
-    collector = Collector(ProcessTable(keep_cmdline=opts.keep_cmdline))
+    res_ns = opts.time_resolution_ms * 1_000_000
+    collector = Collector(ProcessTable(keep_cmdline=opts.keep_cmdline),
+                          clock=lambda: max(0, time.monotonic_ns() - sampler.start_ns) // res_ns)
     writer = _Writer(opts, output, collector)
     stop = _Stop()
     child = None
@@ -279,6 +281,7 @@ def record(opts: RecordOptions) -> RecordResult:
         while stop.signal is None:
             for pid, gen in sampler.poll(100):  # returns early when a process is announced
                 collector.table.capture(pid, gen)
+            collector.watch_perf_maps()
             now = time.monotonic()
             if next_rotate is not None and now >= next_rotate:
                 sampler.drain(collector.add)

@@ -72,6 +72,31 @@ def test_reading_is_bounded(tmp_path: Path) -> None:
     assert perf_map.offset == 100 and perf_map.lines < 10
 
 
+def test_a_sample_before_a_line_was_written_is_named_by_the_line_it_ran_under(
+    tmp_path: Path,
+) -> None:
+    # GIVEN a perf map read in buckets 2, 5 and 8, where a line replaces another between
+    # the reads of buckets 5 and 8
+    path = tmp_path / "perf-1.map"
+    path.write_text("1000 10 first\n")
+    perf_map = PerfMap((str(path),))
+    perf_map.update(2)
+    with path.open("a") as f:
+        f.write("1000 10 second\n")
+    perf_map.update(5)  # read in bucket 5: written after bucket 2
+    with path.open("a") as f:
+        f.write("1008 10 third\n")
+    perf_map.update(8)  # written after bucket 5
+    # WHEN samples of several buckets are named THEN by the line they ran under; in the
+    # bucket of the read before a line appeared, either may be right: the newer one names
+    names = [getattr(perf_map.lookup_at(0x1008, b), "name", None) for b in (1, 2, 3, 5, 6, 9)]
+    assert names == ["first", "second", "second", "third", "third", "third"]
+    assert getattr(perf_map.lookup_at(0x1004, 1), "name", None) == "first"
+    # AND once no sample can be older than bucket 5, what was painted over is forgotten
+    perf_map.forget(5)
+    assert getattr(perf_map.lookup_at(0x1008, 1), "name", None) == "third"
+
+
 def _raw(address: int, bucket: int, count: int = 1) -> RawCount:
     return RawCount(pid=40, tid=40, cpu=0, generation=0, event=0, comm="node",
                     user_stack=(address, 0x55D0C0A00010), kernel_stack=-1, count=count,
