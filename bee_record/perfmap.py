@@ -22,6 +22,8 @@ shrinks or is replaced is read again from its start.
 from __future__ import annotations
 
 import bisect
+import heapq
+import itertools
 import os
 from dataclasses import dataclass
 
@@ -29,6 +31,8 @@ from dataclasses import dataclass
 MAX_BYTES = 256 << 20
 #: Longest line kept waiting for its end (a longer one is dropped).
 _MAX_LINE = 1 << 16
+#: Lines read at once above which they are painted in bulk.
+_BULK = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,15 +126,16 @@ class PerfMap:
         """The entry that named `address` in time bucket `bucket`, as far as updates tell.
 
         The current entry, unless it was written after `bucket` ended: then the one it
-        painted over there (and so on back), while such pieces are still kept.
+        painted over there (and so on back), while such pieces are still kept. When no
+        entry named the address then, as far as is known, the current one names it.
         """
-        entry = self.lookup(address)
+        current = entry = self.lookup(address)
         while entry is not None and bucket < entry.after:
-            older = next((p.entry for p in reversed(self._pieces)
-                          if p.by == entry.line and p.lo <= address < p.hi), None)
-            if older is None:
-                break
-            entry = older
+            line = entry.line
+            entry = next((p.entry for p in reversed(self._pieces)
+                          if p.by == line and p.lo <= address < p.hi), None)
+            if entry is None:
+                return current
         return entry
 
     def forget(self, bucket: int) -> None:
@@ -145,11 +150,47 @@ class PerfMap:
         text = self._partial + data
         cut = text.rfind(b"\n") + 1
         self._partial = text[cut:] if len(text) - cut <= _MAX_LINE else b""
+        batch = []
         for raw in text[:cut].split(b"\n")[:-1]:
             entry = _parse_line(raw, self.lines, after)
             self.lines += 1
             if entry is not None:
+                batch.append(entry)
+        if len(batch) > _BULK:
+            self._paint_many(batch, after)
+        else:
+            for entry in batch:
                 self._paint(entry)
+
+    def _paint_many(self, batch: list[PerfMapEntry], after: int) -> None:
+        """Paint many lines at once (a map read for the first time, a burst of new code).
+
+        Painting one by one costs a list insertion per line, quadratic for a big map;
+        here the batch's own view (later lines over earlier ones) is swept in
+        O(k log k), then laid over the current segments in one pass.
+        """
+        top = _envelope(batch)
+        out: list[tuple[int, int, PerfMapEntry]] = []
+        j = 0
+        for s0, s1, old in zip(self._starts, self._ends, self._entries, strict=True):
+            while j < len(top) and top[j][1] <= s0:
+                j += 1
+            cur, k = s0, j
+            while k < len(top) and top[k][0] < s1:
+                b0, b1, new = top[k]
+                if b0 > cur:
+                    out.append((cur, b0, old))
+                if after >= 0:
+                    self._pieces.append(_Piece(max(b0, s0), min(b1, s1), old, new.line, after))
+                cur = max(cur, b1)
+                k += 1
+            if cur < s1:
+                out.append((cur, s1, old))
+        out += top
+        out.sort(key=lambda seg: seg[0])
+        self._starts = [seg[0] for seg in out]
+        self._ends = [seg[1] for seg in out]
+        self._entries = [seg[2] for seg in out]
 
     def _paint(self, e: PerfMapEntry) -> None:
         """Put `e` over [start, start + size) (at least one byte), trimming older segments."""
@@ -176,6 +217,30 @@ class PerfMap:
             starts.insert(i + 1, tail[0])
             ends.insert(i + 1, tail[1])
             entries.insert(i + 1, tail[2])
+
+
+def _envelope(batch: list[PerfMapEntry]) -> list[tuple[int, int, PerfMapEntry]]:
+    """Disjoint sorted (start, end, entry) segments: each point named by its latest line."""
+    spans = sorted(((e.start, e.start + max(e.size, 1), e) for e in batch),
+                   key=lambda t: t[0])
+    bounds = sorted({x for lo, hi, _ in spans for x in (lo, hi)})
+    out: list[tuple[int, int, PerfMapEntry]] = []
+    active: list[tuple[int, int, PerfMapEntry]] = []  # heap: (-line, end, entry)
+    i = 0
+    for x, nxt in itertools.pairwise(bounds):
+        while i < len(spans) and spans[i][0] == x:
+            heapq.heappush(active, (-spans[i][2].line, spans[i][1], spans[i][2]))
+            i += 1
+        while active and active[0][1] <= x:
+            heapq.heappop(active)
+        if not active:
+            continue
+        e = active[0][2]
+        if out and out[-1][2] is e and out[-1][1] == x:
+            out[-1] = (out[-1][0], nxt, e)
+        else:
+            out.append((x, nxt, e))
+    return out
 
 
 def _parse_line(raw: bytes, line: int, after: int) -> PerfMapEntry | None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bee_contract import codec
 from bee_contract.errors import RecordingFormatError
 from bee_contract.recording import ALL_BUCKETS, Header, JitSymbol, Sample
-from bee_record import collect
+from bee_record import collect, perfmap
 from bee_record.collect import Collector
 from bee_record.perfmap import PerfMap
 from bee_record.procs import ProcessTable
@@ -220,3 +223,30 @@ def test_a_range_that_ends_before_it_starts_is_refused(tmp_path: Path) -> None:
     path = _written(tmp_path, dataclasses.replace(rec, processes=(app, *rec.processes[1:])))
     with pytest.raises(RecordingFormatError, match=r"jit\[0\].last_bucket"):
         codec.read(path)
+
+
+@settings(max_examples=150, deadline=None)
+@given(batches=st.lists(st.lists(st.tuples(st.integers(0, 64), st.integers(0, 24)),
+                                 max_size=40), min_size=1, max_size=4))
+def test_painting_in_bulk_names_like_painting_line_by_line(
+    batches: list[list[tuple[int, int]]],
+) -> None:
+    # GIVEN the same perf-map lines fed in batches, painted in bulk and line by line
+    def feed(bulk: int) -> PerfMap:
+        perf_map = PerfMap(())
+        with mock.patch.object(perfmap, "_BULK", bulk):
+            line = 0
+            for n, batch in enumerate(batches):
+                text = "".join(f"{start:x} {size:x} f{line + i}\n"
+                               for i, (start, size) in enumerate(batch))
+                line += len(batch)
+                perf_map._feed(text.encode(), 2 * n - 1)
+        return perf_map
+    bulk, single = feed(-1), feed(1 << 30)
+    # THEN every address is named alike, now and at every earlier time
+    for address in range(0, 90):
+        assert getattr(bulk.lookup(address), "line", None) == getattr(
+            single.lookup(address), "line", None)
+        for bucket in range(-1, 2 * len(batches)):
+            assert getattr(bulk.lookup_at(address, bucket), "line", None) == getattr(
+                single.lookup_at(address, bucket), "line", None), (address, bucket)
