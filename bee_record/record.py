@@ -231,7 +231,10 @@ def record(opts: RecordOptions) -> RecordResult:
     sampler_opts = _sampler_options(opts, bool(opts.pids or opts.command))
     check_privileges()
     sampler = Sampler(sampler_opts)
-    collector = Collector(ProcessTable(keep_cmdline=opts.keep_cmdline))
+    unwind = sampler.unwind
+    collector = Collector(ProcessTable(
+        keep_cmdline=opts.keep_cmdline,
+        on_maps=unwind.load_process if unwind is not None else None))
     writer = _Writer(opts, output, collector)
     stop = _Stop()
     child = None
