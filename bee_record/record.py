@@ -357,4 +357,5 @@ def _header(opts: RecordOptions, start_wall: int, duration: float, sequence: int
         weight_unit=unit, events=events,
         target=target, bee_version=__version__, argv=opts.argv if opts.keep_cmdline else (),
         sequence=sequence,
+        unwinder=opts.sampler.unwinder if opts.sampler.user_stacks else "",
     )

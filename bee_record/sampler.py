@@ -164,7 +164,7 @@ class Sampler:
         if dwarf:
             cflags += ["-DBEE_DWARF", f"-DBEE_UNWIND_ROWS={opts.unwind_rows}"]
             cflags += [f"-DBEE_UNWIND_{t.upper()}" for t in self._unwind_types(opts)]
-            cflags += [f"-DBEE_EVENT_KIND_{i}={2 if p.kind in ('uprobe', 'uretprobe', 'kprobe') else 1}"
+            cflags += [f"-DBEE_EVENT_KIND_{i}={1 if p.kind == 'tracepoint' else 2}"
                        for i, p in enumerate(opts.probes)]
         if opts.cgroup is not None:
             cflags += [f"-DBEE_CGROUP_ID={opts.cgroup[0]}ULL",

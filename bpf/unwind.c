@@ -265,6 +265,16 @@ static __always_inline int bee_step(struct bee_ustate *st, struct bee_uproc *um)
         row.rbp = 0;
         break;
     default:
+        if (st->exact && n == 0) {
+            // A leaf without a table (e.g. tables not loaded yet) on a breakpoint: a
+            // uprobe, most often at a function's entry, where the return address is
+            // still at RSP and RBP is the caller's (as the kernel assumes there).
+            u8 insn = 0;
+            if (bpf_probe_read_user(&insn, 1, (void *)pc) == 0 && insn == 0xcc) {
+                cfa = sp + 8;
+                break;
+            }
+        }
         // No table: the frame pointer, if this code keeps one.
         if (bp == 0)
             return BEE_STEP_DONE;  // the outermost frame of a frame-pointer chain

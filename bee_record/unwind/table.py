@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bee_record.atomic import write_atomic
-from bee_record.errors import RecordError
 from bee_record.buildid import valid_build_id
+from bee_record.errors import RecordError
 from bee_record.unwind import cfi
 from bee_record.unwind.elfsections import EM_X86_64, read_info, read_section
 
