@@ -232,9 +232,13 @@ static __always_inline int bee_step(struct bee_ustate *st, struct bee_uproc *um)
     if (n >= BEE_MAX_FRAMES)
         return BEE_STEP_TRUNCATED;
     u64 pc = st->pc;
-    st->stack.addrs[n & (BEE_STACK_SLOTS - 1)] = pc;
+    // Stored addresses are return addresses (the report looks them up at address - 1),
+    // so an exact pc above the leaf (the instruction a signal interrupted) is stored + 1.
+    u64 stored = st->exact && n ? pc + 1 : pc;
+    u64 hash = st->hash;
+    st->stack.addrs[n & (BEE_STACK_SLOTS - 1)] = stored;
     st->stack.len = n + 1;
-    st->hash = bee_mix(st->hash, pc);
+    st->hash = bee_mix(hash, stored);
 
     u64 sp = st->sp, bp = st->bp, cfa, ra;
     struct bee_row row = {};
@@ -244,6 +248,10 @@ static __always_inline int bee_step(struct bee_ustate *st, struct bee_uproc *um)
     case KIND_END:
         return BEE_STEP_DONE;
     case KIND_SIGNAL: {
+        // pc is the trampoline's first instruction (where the handler returns), found
+        // at pc - 1 by its CFI: stored + 1 so the report names the trampoline too.
+        st->stack.addrs[n & (BEE_STACK_SLOTS - 1)] = pc + 1;
+        st->hash = bee_mix(hash, pc + 1);
         u64 nbp, nsp, npc;
         if (!bee_read(&nbp, sp + BEE_UC_RBP) || !bee_read(&nsp, sp + BEE_UC_RSP) ||
             !bee_read(&npc, sp + BEE_UC_RIP))
