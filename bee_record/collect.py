@@ -12,9 +12,17 @@ import bisect
 import os
 from dataclasses import dataclass, replace
 
+from bee_contract.recording import (
+    Binary,
+    Header,
+    JitSymbol,
+    Process,
+    Recording,
+    Sample,
+    is_anonymous,
+)
 from bee_record.kallsyms import kernel_info
 from bee_record.procs import ProcessTable
-from bee_record.recording import Binary, Header, JitSymbol, Process, Recording, Sample, is_anonymous
 from bee_record.sampler import RawCount
 
 _MAX_PERF_MAP_BYTES = 256 << 20

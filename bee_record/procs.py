@@ -13,8 +13,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bee_record.buildid import build_id_of_path
-from bee_record.recording import Binary, Mapping, Process
+from bee_contract.buildid import build_id_of_path
+from bee_contract.recording import Binary, Mapping, Process
 
 _DELETED = " (deleted)"
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from bee_record.errors import RecordError
+from bee_contract.errors import RecordError
+from bee_contract.recording import LOST_STACK, NO_STACK
 from bee_record.probes import Probe, attach
-from bee_record.recording import LOST_STACK, NO_STACK
 from bee_record.unwind.loader import UnwindLoader
 
 #: Names of the per-CPU lost counters, in the order of the LOST_* slots in profile.c.

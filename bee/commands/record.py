@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from bee_record.errors import RecordError
+from bee_contract.errors import RecordError
 
 
 class Unwinder(StrEnum):

@@ -459,7 +459,6 @@ def _merge(fdes: list[tuple[int, int, list[Row]]]) -> list[Row]:
                 continue
             out.append(row)
         next_begin = fdes[i + 1][0] if i + 1 < len(fdes) else None
-        if next_begin is None or next_begin > end:
-            if not out or out[-1][1] != KIND_NONE:
-                out.append((end, KIND_NONE, 0, 0, 0))
+        if (next_begin is None or next_begin > end) and (not out or out[-1][1] != KIND_NONE):
+            out.append((end, KIND_NONE, 0, 0, 0))
     return out

@@ -18,7 +18,7 @@ import sys
 from collections import OrderedDict
 from typing import Any
 
-from bee_record.recording import Binary, Process
+from bee_contract.recording import Binary, Process
 from bee_record.unwind.table import ROW, TableError, UnwindTable, load
 
 #: Mappings with rows per process, as sized in bpf/unwind.c (BEE_UMAPS_MAX).

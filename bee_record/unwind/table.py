@@ -13,16 +13,17 @@ all match.
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from bee_record.atomic import write_atomic
-from bee_record.buildid import valid_build_id
-from bee_record.errors import RecordError
+from bee_contract.atomic import write_atomic
+from bee_contract.buildid import valid_build_id
+from bee_contract.elf import PT_LOAD, SHT_NOBITS, ElfLayout, parse_sections, parse_segments
+from bee_contract.errors import ElfError, RecordError
 from bee_record.unwind import cfi
-from bee_record.unwind.elfsections import EM_X86_64, read_info, read_section
 
 #: One row as the BPF program reads it.
 ROW = struct.Struct("<IHBb")
@@ -33,6 +34,8 @@ _LOAD = struct.Struct("<QQQ")
 _HEAD_BYTES = 64 << 10
 _MAX_ROWS = 1 << 24
 ARCH_X86_64 = "x86_64"
+EM_X86_64 = 62
+_MAX_SECTION = 512 << 20
 
 
 class TableError(ValueError):
@@ -74,29 +77,55 @@ def pack(rows: list[cfi.Row]) -> bytes:
     return bytes(out)
 
 
+def _cfi_of(buf: mmap.mmap, path: str) -> tuple[bytes, int, bool, tuple[tuple[int, int, int], ...]]:
+    """(.eh_frame or .debug_frame bytes, its address, is .eh_frame, PT_LOADs) of an ELF."""
+    if len(buf) < 64 or buf[:4] != b"\x7fELF":
+        raise TableError("not an ELF file")
+    if buf[4] != 2 or buf[5] != 1:
+        raise TableError("not a 64-bit little-endian ELF file")
+    lay = ElfLayout(True, True)
+    (_, machine, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum,
+     shstrndx) = lay.ehdr.unpack_from(buf, 16)
+    if machine != EM_X86_64:
+        raise TableError("only x86-64 binaries are unwound")
+
+    def check(what: str, offset: int, size: int) -> None:
+        if offset < 0 or size < 0 or offset + size > len(buf):
+            raise ElfError(f"{path}: {what} runs past the end of the file")
+
+    def error(text: str) -> ElfError:
+        return ElfError(f"{path}: {text}")
+
+    segments = parse_segments(buf, lay, phoff, phentsize, phnum, check_range=check, error=error)
+    sections = parse_sections(buf, lay, shoff, shentsize, shnum, shstrndx, check_range=check,
+                              error=error)
+    by_name = {sec.name: sec for sec in reversed(sections)}
+    section = by_name.get(".eh_frame")
+    eh = True
+    if section is None or section.size == 0 or section.sh_type == SHT_NOBITS:
+        section, eh = by_name.get(".debug_frame"), False
+    if section is None or section.sh_type == SHT_NOBITS or section.size == 0:
+        raise TableError("no .eh_frame or .debug_frame")
+    if section.size > _MAX_SECTION:
+        raise TableError("call-frame information too large")
+    check(section.name, section.offset, section.size)
+    loads = tuple((g.offset, g.vaddr, g.filesz) for g in segments if g.p_type == PT_LOAD)
+    return bytes(buf[section.offset:section.offset + section.size]), section.addr, eh, loads
+
+
 def build(path: str) -> UnwindTable:
     """Decode the .eh_frame (else .debug_frame) of the ELF file at `path`."""
     try:
-        with open(path, "rb") as f:
-            info = read_info(f)
-            if info.machine != EM_X86_64:
-                raise TableError("only x86-64 binaries are unwound")
-            section = info.sections.get(".eh_frame")
-            eh = True
-            if section is None or section.size == 0:
-                section, eh = info.sections.get(".debug_frame"), False
-            if section is None:
-                raise TableError("no .eh_frame or .debug_frame")
-            data = read_section(f, section)
-    except OSError as exc:
-        raise TableError(exc.strerror or str(exc)) from None
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            data, addr, eh, loads = _cfi_of(buf, path)
+    except (OSError, ValueError, struct.error, ElfError) as exc:
+        raise TableError(getattr(exc, "strerror", None) or str(exc)) from None
     try:
-        rows = cfi.decode(data, section.addr, eh)
+        rows = cfi.decode(data, addr, eh)
     except cfi.CfiError as exc:
         raise TableError(str(exc)) from None
     if len(rows) > _MAX_ROWS:
         raise TableError("too many rows")
-    loads = tuple((s.offset, s.vaddr, s.filesz) for s in info.loads)
     return UnwindTable(ARCH_X86_64, loads, pack(rows))
 
 
