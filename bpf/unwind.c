@@ -187,6 +187,7 @@ static __always_inline int bee_find_row(struct bee_uproc *up, u64 pc, struct bee
         return 0;
     // last mapping with start <= pc
     u32 base = first;
+#pragma clang loop unroll(disable)
     for (int i = 0; i < BEE_UMAPS_STEPS; i++) {
         u32 half = n >> 1;
         u32 at = base + half;
@@ -205,6 +206,7 @@ static __always_inline int bee_find_row(struct bee_uproc *up, u64 pc, struct bee
     // last row with pc <= vaddr
     u32 row = m->first;
     n = m->count;
+#pragma clang loop unroll(disable)
     for (int i = 0; i < BEE_ROWS_STEPS; i++) {
         u32 half = n >> 1;
         u32 at = row + half;
@@ -314,6 +316,7 @@ static __always_inline int bee_same_stack(struct bee_ustack *a, struct bee_ustac
     u32 n = a->len;
     if (n != b->len || n > BEE_STACK_SLOTS)
         return 0;
+#pragma clang loop unroll(disable)
     for (int i = 0; i < BEE_STACK_SLOTS; i++) {
         if (i >= n)
             break;
@@ -358,6 +361,7 @@ static __always_inline int bee_ustack_insert(int which, u64 *k, struct bee_ustac
 static __always_inline s64 bee_store(struct bee_ustate *st, int which)
 {
     u64 h = st->hash;
+#pragma clang loop unroll(disable)
     for (int probe = 0; probe < BEE_STACK_PROBES; probe++) {
         u64 k = (h + probe * 0x9E3779B97F4A7C15ULL) >> 1;
         struct bee_ustack *have = bee_ustack_lookup(which, &k);
@@ -422,6 +426,7 @@ static __always_inline int bee_unwind_link(void *ctx, int type)
     u32 pid = st->key.pid;
     struct bee_uproc *um = uprocs.lookup(&pid);
     int res = BEE_STEP_MORE;
+#pragma clang loop unroll(disable)
     for (int i = 0; i < BEE_FRAMES_PER_PROG; i++) {
         res = bee_step(st, um);
         if (res != BEE_STEP_MORE)
