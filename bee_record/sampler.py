@@ -56,7 +56,7 @@ class SamplerOptions:
     probes: tuple[Probe, ...] = ()  # -e event probes, counted as events 2, 3, ...
     cgroup: tuple[int, int] | None = None  # (cgroup v2 id, level) to restrict to
     unwinder: str = "dwarf"  # "dwarf": .eh_frame tables in BPF; "fp": frame pointers
-    unwind_rows: int = 1 << 21  # capacity of the shared unwind-row table
+    unwind_rows: int = 1 << 20  # capacity of the shared unwind-row table (8 bytes each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +162,8 @@ class Sampler:
         if opts.probes:
             cflags.append(f"-DBEE_EVENTS={len(opts.probes)}")
         if dwarf:
-            cflags += ["-DBEE_DWARF", f"-DBEE_UNWIND_ROWS={opts.unwind_rows}"]
+            cflags += ["-DBEE_DWARF", f"-DBEE_UNWIND_ROWS={opts.unwind_rows}",
+                       f"-DBEE_USTACK_SIZE={max(1024, opts.stack_storage_size // 4)}"]
             cflags += [f"-DBEE_UNWIND_{t.upper()}" for t in self._unwind_types(opts)]
             cflags += [f"-DBEE_EVENT_KIND_{i}={1 if p.kind == 'tracepoint' else 2}"
                        for i, p in enumerate(opts.probes)]

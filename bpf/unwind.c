@@ -20,7 +20,10 @@
 // frames, no rule, unreadable memory) ends with BEE_TRUNCATED.
 
 #ifndef BEE_UNWIND_ROWS
-#define BEE_UNWIND_ROWS (1 << 21)
+#define BEE_UNWIND_ROWS (1 << 20)
+#endif
+#ifndef BEE_USTACK_SIZE
+#define BEE_USTACK_SIZE 4096
 #endif
 #ifndef BEE_UMAPS_PROCS
 #define BEE_UMAPS_PROCS 1024
@@ -98,8 +101,10 @@ BPF_F_TABLE("array", u32, struct bee_row, urows, BEE_UNWIND_ROWS, BPF_F_MMAPABLE
 BPF_F_TABLE("array", u32, struct bee_umap, umap_entries, BEE_UMAPS_PROCS * BEE_UMAPS_MAX,
             BPF_F_MMAPABLE);
 BPF_HASH(uprocs, u32, struct bee_uproc, BEE_UMAPS_PROCS);
-BPF_HASH(ustacks0, u64, struct bee_ustack, BEE_STACK_SIZE);
-BPF_HASH(ustacks1, u64, struct bee_ustack, BEE_STACK_SIZE);
+// Collisions are re-slotted, not dropped, so the table can run fuller than the kernel's
+// stack map: a quarter of its size by default (preallocating it costs start-up time).
+BPF_HASH(ustacks0, u64, struct bee_ustack, BEE_USTACK_SIZE);
+BPF_HASH(ustacks1, u64, struct bee_ustack, BEE_USTACK_SIZE);
 #ifdef BEE_OFFCPU
 BPF_HASH(offustacks, u64, struct bee_ustack, BEE_OFFSTACK_SIZE);
 #endif
