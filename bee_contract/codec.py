@@ -82,6 +82,7 @@ def encode(rec: Recording, compress: bool = True) -> bytes:
             "argv": list(h.argv),
             "sequence": h.sequence,
             "time_resolution_ns": h.time_resolution_ns,
+            **({"unwinder": h.unwinder} if h.unwinder else {}),
         },
         "binaries": [[s(b.path), b.build_id, b.size] for b in rec.binaries],
         "processes": [
@@ -303,6 +304,7 @@ class _Decoder:
             # v1 files (and v2 writers that omit it): one bucket spanning the recording
             time_resolution_ns=self.int_(h.get("time_resolution_ns", 0) if self.version >= 2
                                          else 0, "header.time_resolution_ns"),
+            unwinder=self.str_(h.get("unwinder", ""), "header.unwinder"),
         )
 
     def binary(self, r: list[Any], what: str) -> Binary:

@@ -250,9 +250,12 @@ def record(opts: RecordOptions) -> RecordResult:
     sampler_opts = _sampler_options(opts, bool(opts.pids or opts.command))
     check_privileges()
     sampler = Sampler(sampler_opts)
+    unwind = sampler.unwind
     res_ns = opts.time_resolution_ms * 1_000_000
-    collector = Collector(ProcessTable(keep_cmdline=opts.keep_cmdline),
-                          clock=lambda: max(0, time.monotonic_ns() - sampler.start_ns) // res_ns)
+    collector = Collector(
+        ProcessTable(keep_cmdline=opts.keep_cmdline,
+                     on_maps=unwind.load_process if unwind is not None else None),
+        clock=lambda: max(0, time.monotonic_ns() - sampler.start_ns) // res_ns)
     writer = _Writer(opts, output, collector)
     stop = _Stop()
     child = None
@@ -376,4 +379,5 @@ def _header(opts: RecordOptions, start_wall: int, duration_ns: int, sequence: in
         weight_unit=unit, events=events,
         target=target, bee_version=__version__, argv=opts.argv if opts.keep_cmdline else (),
         sequence=sequence, time_resolution_ns=opts.time_resolution_ms * 1_000_000,
+        unwinder=opts.sampler.unwinder if opts.sampler.user_stacks else "",
     )
