@@ -19,6 +19,7 @@
 //   BEE_CGROUP_ID, BEE_CGROUP_LEVEL   only count tasks in this cgroup v2 (or below)
 //   BEE_OFFCPU        account off-CPU time from sched_switch, for blocks within
 //                     [BEE_MIN_BLOCK_NS, BEE_MAX_BLOCK_NS]
+//   BEE_PYTHON        also record Python frames (bpf/python.c, placed before this file)
 
 #include <uapi/linux/ptrace.h>
 #include <uapi/linux/bpf_perf_event.h>
@@ -75,6 +76,7 @@ struct bee_key {
     u32 event;
     s32 user_stack;
     s32 kernel_stack;
+    s32 py_stack;  // slot in py_stacksN (bpf/python.c), -1 none, -2 lost
     char comm[TASK_COMM_LEN];
 };
 
@@ -252,9 +254,13 @@ static __always_inline int bee_count_current(void *ctx, u32 event, u64 weight)
     key.event = event;
     key.user_stack = -1;
     key.kernel_stack = -1;
+    key.py_stack = -1;
     u32 zero = 0;
     u32 *which = active.lookup(&zero);
     if (which && *which) {
+#ifdef BEE_PYTHON
+        key.py_stack = bee_python_stack(key.pid, key.tid, key.gen, 1);
+#endif
 #ifdef BEE_USER_STACKS
         key.user_stack = bee_stack_result(stacks1.get_stackid(ctx, BPF_F_USER_STACK),
                                           LOST_USER_STACK);
@@ -264,6 +270,9 @@ static __always_inline int bee_count_current(void *ctx, u32 event, u64 weight)
 #endif
         bee_add1(&key, weight);
     } else {
+#ifdef BEE_PYTHON
+        key.py_stack = bee_python_stack(key.pid, key.tid, key.gen, 0);
+#endif
 #ifdef BEE_USER_STACKS
         key.user_stack = bee_stack_result(stacks0.get_stackid(ctx, BPF_F_USER_STACK),
                                           LOST_USER_STACK);
@@ -326,6 +335,7 @@ TRACEPOINT_PROBE(sched, sched_switch)
             off.key.event = BEE_EVENT_OFFCPU;
             off.key.user_stack = -1;
             off.key.kernel_stack = -1;
+            off.key.py_stack = -1;  // Python frames are taken on CPU only
 #ifdef BEE_USER_STACKS
             off.key.user_stack = bee_stack_result(
                 offstacks.get_stackid(args, BPF_F_USER_STACK), LOST_USER_STACK);
