@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import bisect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bee_record.buildid import build_id_of_path
+from bee_record.python.detect import Detector, PyRuntime
 from bee_record.recording import Binary, Mapping, Process
 
 _DELETED = " (deleted)"
@@ -62,9 +64,15 @@ def parse_maps(text: str) -> list[tuple[int, int, int, int, int, str]]:
 class ProcessTable:
     """Processes and binaries seen so far, in the order they were first seen."""
 
-    def __init__(self, keep_cmdline: bool = True, proc: str = "/proc") -> None:
+    def __init__(self, keep_cmdline: bool = True, proc: str = "/proc",
+                 python: bool = False) -> None:
         self.keep_cmdline = keep_cmdline
         self.proc = proc
+        #: CPython runtimes found, per process index (only when `python` is on), and who
+        #: to tell about each (the sampler, which then walks that process's frames).
+        self.python: dict[int, PyRuntime] = {}
+        self.on_python: Callable[[int, int, PyRuntime], None] | None = None
+        self._detector = Detector() if python else None
         self.processes: list[Process] = []
         self.binaries: list[Binary] = []
         self._index: dict[tuple[int, int], int] = {}
@@ -84,12 +92,25 @@ class ProcessTable:
         idx = self._index.get(key)
         if idx is not None:
             self.refresh(idx)
-            return idx
-        proc = self._read_process(pid, generation, comm)
-        idx = self._index[key] = len(self.processes)
-        self.processes.append(proc)
-        self._live[idx] = _Live(proc, [m.start for m in proc.maps])
+        else:
+            proc = self._read_process(pid, generation, comm)
+            idx = self._index[key] = len(self.processes)
+            self.processes.append(proc)
+            self._live[idx] = _Live(proc, [m.start for m in proc.maps])
+        self._detect_python(idx)
         return idx
+
+    def _detect_python(self, idx: int) -> None:
+        """Look for CPython in a process generation until found (libpython may load late)."""
+        if self._detector is None or idx in self.python:
+            return
+        p = self.processes[idx]
+        rt = self._detector.detect(p.pid, p.exe, p.maps, self.proc)
+        if rt is None:
+            return
+        self.python[idx] = rt
+        if self.on_python is not None:
+            self.on_python(p.pid, p.generation, rt)
 
     def covers(self, idx: int, address: int) -> bool:
         """True when a known mapping of process `idx` contains `address`."""
@@ -111,6 +132,7 @@ class ProcessTable:
         self.processes = [self.processes[i] for i in keep]
         self._index = {k: remap[v] for k, v in self._index.items() if v in remap}
         self._live = {remap[k]: v for k, v in self._live.items() if k in remap}
+        self.python = {remap[k]: v for k, v in self.python.items() if k in remap}
         return remap
 
     def mapped_path(self, idx: int, address: int) -> str | None:

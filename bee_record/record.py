@@ -231,7 +231,9 @@ def record(opts: RecordOptions) -> RecordResult:
     sampler_opts = _sampler_options(opts, bool(opts.pids or opts.command))
     check_privileges()
     sampler = Sampler(sampler_opts)
-    collector = Collector(ProcessTable(keep_cmdline=opts.keep_cmdline))
+    collector = Collector(ProcessTable(keep_cmdline=opts.keep_cmdline,
+                                       python=sampler_opts.python))
+    collector.table.on_python = sampler.add_python
     writer = _Writer(opts, output, collector)
     stop = _Stop()
     child = None

@@ -257,10 +257,10 @@ static __always_inline int bee_count_current(void *ctx, u32 event, u64 weight)
     key.py_stack = -1;
     u32 zero = 0;
     u32 *which = active.lookup(&zero);
-    if (which && *which) {
 #ifdef BEE_PYTHON
-        key.py_stack = bee_python_stack(key.pid, key.tid, key.gen, 1);
+    key.py_stack = bee_python_stack(key.pid, key.tid, key.gen, which && *which);
 #endif
+    if (which && *which) {
 #ifdef BEE_USER_STACKS
         key.user_stack = bee_stack_result(stacks1.get_stackid(ctx, BPF_F_USER_STACK),
                                           LOST_USER_STACK);
@@ -270,9 +270,6 @@ static __always_inline int bee_count_current(void *ctx, u32 event, u64 weight)
 #endif
         bee_add1(&key, weight);
     } else {
-#ifdef BEE_PYTHON
-        key.py_stack = bee_python_stack(key.pid, key.tid, key.gen, 0);
-#endif
 #ifdef BEE_USER_STACKS
         key.user_stack = bee_stack_result(stacks0.get_stackid(ctx, BPF_F_USER_STACK),
                                           LOST_USER_STACK);

@@ -16,7 +16,7 @@
 #include <uapi/linux/ptrace.h>
 
 #ifndef BEE_PY_FRAMES
-#define BEE_PY_FRAMES 128  // at most 128: indices are masked with BEE_PY_MASK
+#define BEE_PY_FRAMES 128  // chain steps walked (3.12+ shim frames count, unrecorded)
 #endif
 #define BEE_PY_MASK 127
 #ifndef BEE_PY_STACKS
@@ -29,7 +29,6 @@
 #define BEE_PY_THREADS 64  // thread states examined to find a thread (all interpreters)
 #endif
 #define BEE_PY_PROBES 4
-#define BEE_PY_SHIMS 32  // extra iterations for 3.12+ shim frames, which are not recorded
 #define BEE_PY_ENTRY 0x80000000U
 #define BEE_PY_TRUNCATED 0x80000000U
 #define BEE_PY_CHUNK 128  // bytes of a frame read at once (offsets masked below this)
@@ -69,8 +68,8 @@ struct bee_py_proc {
 struct bee_py_stack {
     u32 len;              // frames; BEE_PY_TRUNCATED when the chain went on
     u32 pad;
-    u64 code[BEE_PY_FRAMES];
-    u32 info[BEE_PY_FRAMES];  // instruction index in code units | BEE_PY_ENTRY
+    u64 code[BEE_PY_MASK + 1];
+    u32 info[BEE_PY_MASK + 1];  // instruction index in code units | BEE_PY_ENTRY
 };
 
 struct bee_py_thread {
@@ -152,6 +151,14 @@ static __always_inline u64 bee_py_tstate(struct bee_py_proc *p, u32 pid, u32 tid
     return found;
 }
 
+// An index into the frame arrays, opaque to the compiler so the mask stays in the code
+// the verifier sees (clang otherwise folds it into the loop's induction variable).
+static __always_inline u32 bee_py_ix(u32 j)
+{
+    asm volatile("" : "+r"(j));
+    return j & BEE_PY_MASK;
+}
+
 static __always_inline u64 bee_py_field64(u8 *chunk, u32 off)
 {
     u64 v;
@@ -159,9 +166,18 @@ static __always_inline u64 bee_py_field64(u8 *chunk, u32 off)
     return v;
 }
 
-// Walk the frames of `tstate` into `st`; returns the hash of the frames.
+// 1 when a == b, else 0, without a branch (BPF has no setcc; branches here would make
+// the verifier explore 2^n paths through the frame loop).
+static __always_inline u64 bee_py_eq(u64 a, u64 b)
+{
+    return ((a ^ b) - 1) >> 63 & ~((a ^ b) >> 63);
+}
+
+// Walk the frames of `tstate` into the scratch stack; returns the hash of the frames.
+// The loop body branches only to leave the loop: every per-frame decision (shim frame,
+// entry flag, version family) is arithmetic.
 static __always_inline u32 bee_py_walk(struct bee_py_proc *p, u64 tstate,
-                                       struct bee_py_scratch *s)
+                                                 struct bee_py_scratch *s)
 {
     struct bee_py_stack *st = &s->stack;
     u64 frame = bee_py_u64(tstate + p->tstate_frame);
@@ -172,53 +188,46 @@ static __always_inline u32 bee_py_walk(struct bee_py_proc *p, u64 tstate,
     u32 size = p->frame_read;
     if (size > BEE_PY_CHUNK)
         size = BEE_PY_CHUNK;
-    for (int i = 0; i < BEE_PY_FRAMES + BEE_PY_SHIMS; i++) {
+    u64 is310 = bee_py_eq(p->model, BEE_PY_MODEL_FRAME_OBJECTS);
+    u64 is311 = bee_py_eq(p->model, BEE_PY_MODEL_IS_ENTRY);
+    u64 is312 = bee_py_eq(p->model, BEE_PY_MODEL_CSTACK_SHIM);
+    u32 owner_at = (u32)p->frame_owner & (BEE_PY_CHUNK - 1);
+    u32 entry_at = (u32)p->frame_is_entry & (BEE_PY_CHUNK - 1);
+    u64 adaptive = (u32)p->code_adaptive;
+    for (int i = 0; i < BEE_PY_FRAMES; i++) {
         if (!frame)
             break;
-        if (n >= BEE_PY_FRAMES) {
-            st->len = BEE_PY_TRUNCATED;
-            break;
-        }
         if (bpf_probe_read_user(s->chunk, size, (void *)frame) != 0) {
             bee_py_lost(PY_LOST_READ);
+            frame = 0;
             break;
         }
         u64 prev = bee_py_field64(s->chunk, p->frame_previous);
         u64 code = bee_py_field64(s->chunk, p->frame_code);
-        u32 info;
-        if (p->model == BEE_PY_MODEL_FRAME_OBJECTS) {
-            s32 lasti = (s32)bee_py_field64(s->chunk, p->frame_instr);
-            info = (lasti > 0 ? (u32)lasti : 0) | BEE_PY_ENTRY;
-        } else {
-            if (p->model == BEE_PY_MODEL_CSTACK_SHIM &&
-                s->chunk[p->frame_owner & (BEE_PY_CHUNK - 1)] == BEE_PY_OWNED_BY_CSTACK) {
-                // The shim precedes an eval activation: the frame before it was its first.
-                if (n > 0)
-                    st->info[(n - 1) & BEE_PY_MASK] |= BEE_PY_ENTRY;
-                frame = prev;
-                continue;
-            }
-            u64 ip = bee_py_field64(s->chunk, p->frame_instr);
-            u64 base = code + (u32)p->code_adaptive;
-            info = ip > base ? (u32)((ip - base) >> 1) & ~BEE_PY_ENTRY : 0;
-            if (p->model == BEE_PY_MODEL_IS_ENTRY &&
-                s->chunk[p->frame_is_entry & (BEE_PY_CHUNK - 1)])
-                info |= BEE_PY_ENTRY;
-        }
-        st->code[n & BEE_PY_MASK] = code;
-        st->info[n & BEE_PY_MASK] = info;
-        h = (h ^ code) * 0x100000001b3ULL;
-        n++;
+        u64 raw = bee_py_field64(s->chunk, p->frame_instr);
+        // 3.10: f_lasti, an int (negative before the first instruction)
+        u64 lasti = raw & 0xffffffffULL;
+        lasti &= ~(0ULL - (lasti >> 31));
+        // 3.11+: an instruction pointer into the code object
+        u64 delta = raw - (code + adaptive);
+        u64 index = (delta >> 1) & ~(0ULL - (delta >> 63)) & 0x7fffffffULL;
+        u64 shim = is312 & bee_py_eq(s->chunk[owner_at], BEE_PY_OWNED_BY_CSTACK);
+        u64 entry = is310 | (is311 & (1 - bee_py_eq(s->chunk[entry_at], 0)));
+        u32 info = (u32)((lasti & (0ULL - is310)) | (index & ~(0ULL - is310)));
+        info |= (u32)entry << 31;
+        // A shim precedes an eval activation: the frame recorded before it was its first.
+        // Its own slot is written but not kept (n does not advance).
+        st->info[bee_py_ix(n - 1)] |= (u32)shim << 31;
+        u32 k = bee_py_ix(n);
+        st->code[k] = code;
+        st->info[k] = info;
+        u64 keep = 1 - shim;
+        h = (h ^ (code & (0ULL - keep))) * 0x100000001b3ULL;
+        h = (h ^ (info & (0ULL - keep))) * 0x100000001b3ULL;
+        n += keep;
         frame = prev;
     }
-    if (st->len != BEE_PY_TRUNCATED)
-        st->len = 0;
-    st->len |= n;
-    for (u32 j = 0; j < BEE_PY_FRAMES; j++) {
-        if (j >= n)
-            break;
-        h = (h ^ st->info[j & BEE_PY_MASK]) * 0x100000001b3ULL;
-    }
+    st->len = n | (frame ? BEE_PY_TRUNCATED : 0);
     return (u32)(h ^ (h >> 32)) & 0x7fffffff;
 }
 
@@ -230,37 +239,35 @@ static __always_inline int bee_py_same(struct bee_py_stack *a, struct bee_py_sta
     for (u32 j = 0; j < BEE_PY_FRAMES; j++) {
         if (j >= n)
             break;
-        if (a->code[j & BEE_PY_MASK] != b->code[j & BEE_PY_MASK] ||
-            a->info[j & BEE_PY_MASK] != b->info[j & BEE_PY_MASK])
+        u32 k = bee_py_ix(j);
+        if (a->code[k] != b->code[k] || a->info[k] != b->info[k])
             return 0;
     }
     return 1;
 }
 
-// Store the scratch stack in py_stacksN; returns its slot, or -2 (counted as lost).
-#define BEE_PY_STORE(N)                                                                \
-    static __always_inline s32 bee_py_store##N(struct bee_py_stack *st, u32 h)         \
-    {                                                                                  \
-        for (u32 i = 0; i < BEE_PY_PROBES; i++) {                                      \
-            u32 slot = (h + i) & 0x7fffffff;                                           \
-            struct bee_py_stack *have = py_stacks##N.lookup(&slot);                    \
-            if (!have) {                                                               \
-                if (py_stacks##N.insert(&slot, st) == 0)                               \
-                    return slot;                                                       \
-                have = py_stacks##N.lookup(&slot); /* another CPU won the slot */      \
-                if (!have) {                                                           \
-                    bee_py_lost(PY_LOST_STACKS_FULL);                                  \
-                    return -2;                                                         \
-                }                                                                      \
-            }                                                                          \
-            if (bee_py_same(have, st))                                                 \
-                return slot;                                                           \
-        }                                                                              \
-        bee_py_lost(PY_LOST_STACKS_FULL);                                              \
-        return -2;                                                                     \
+// Store the scratch stack in py_stacks<which>; returns its slot, or -2 (counted as lost).
+// (bcc rewrites map calls by name, so both buffers are spelled out.)
+static __always_inline s32 bee_py_store(struct bee_py_stack *st, u32 h, u32 which)
+{
+    for (u32 i = 0; i < BEE_PY_PROBES; i++) {
+        u32 slot = (h + i) & 0x7fffffff;
+        struct bee_py_stack *have = which ? py_stacks1.lookup(&slot) : py_stacks0.lookup(&slot);
+        if (!have) {
+            int err = which ? py_stacks1.insert(&slot, st) : py_stacks0.insert(&slot, st);
+            if (err == 0)
+                return slot;
+            // Another CPU took the slot meanwhile, or the table is full.
+            have = which ? py_stacks1.lookup(&slot) : py_stacks0.lookup(&slot);
+            if (!have)
+                break;
+        }
+        if (bee_py_same(have, st))
+            return slot;
     }
-BEE_PY_STORE(0)
-BEE_PY_STORE(1)
+    bee_py_lost(PY_LOST_STACKS_FULL);
+    return -2;
+}
 
 // The Python stack of the current thread of (pid, gen) in buffer `which`: a slot in
 // py_stacks<which>, -1 when it is not a CPython thread with frames, -2 when lost.
@@ -280,5 +287,5 @@ static __always_inline s32 bee_python_stack(u32 pid, u32 tid, u32 gen, u32 which
     u32 h = bee_py_walk(p, tstate, s);
     if ((s->stack.len & ~BEE_PY_TRUNCATED) == 0)
         return -1;
-    return which ? bee_py_store1(&s->stack, h) : bee_py_store0(&s->stack, h);
+    return bee_py_store(&s->stack, h, which);
 }
