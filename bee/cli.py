@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from bee.commands import archive, diff, info, record, report, symbolize
-from bee_record.errors import BeeError
+from bee_contract.errors import BeeError
 
 
 class _BeeGroup(TyperGroup):
@@ -45,7 +45,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        from bee_record import __version__
+        from bee_contract import __version__
 
         typer.echo(f"bee {__version__}")
         raise typer.Exit()

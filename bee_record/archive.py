@@ -38,11 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from bee_record import codec
-from bee_record.atomic import atomic_output
-from bee_record.buildid import build_id_of_file
-from bee_record.errors import RecordError
-from bee_record.recording import Recording
+from bee_contract import codec
+from bee_contract.atomic import atomic_output
+from bee_contract.buildid import build_id_of_file
+from bee_contract.errors import RecordError
+from bee_contract.recording import Recording
 
 #: Folders searched for `.build-id/xx/rest.debug` debug files.
 DEBUG_DIRS: tuple[Path, ...] = (Path("/usr/lib/debug"),)

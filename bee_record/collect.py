@@ -12,10 +12,7 @@ import bisect
 import os
 from dataclasses import dataclass, replace
 
-from bee_record.kallsyms import kernel_info
-from bee_record.procs import ProcessTable
-from bee_record.python.codeobj import CodeTable
-from bee_record.recording import (
+from bee_contract.recording import (
     LOST_STACK,
     PY_TRUNCATED,
     Binary,
@@ -27,6 +24,9 @@ from bee_record.recording import (
     Sample,
     is_anonymous,
 )
+from bee_record.kallsyms import kernel_info
+from bee_record.procs import ProcessTable
+from bee_record.python.codeobj import CodeTable
 from bee_record.sampler import RawCount
 
 _MAX_PERF_MAP_BYTES = 256 << 20

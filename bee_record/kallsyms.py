@@ -12,8 +12,8 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from bee_record.buildid import parse_notes
-from bee_record.recording import KernelInfo, KernelSymbol
+from bee_contract.buildid import parse_notes
+from bee_contract.recording import KernelInfo, KernelSymbol
 
 _TEXT_TYPES = (b"t", b"T", b"w", b"W")
 

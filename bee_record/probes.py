@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bee_record.errors import RecordError
+from bee_contract.errors import RecordError
 
 MAX_PROBES = 8
 KINDS = ("tracepoint", "uprobe", "uretprobe", "kprobe")

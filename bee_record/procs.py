@@ -13,9 +13,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bee_record.buildid import build_id_of_path
+from bee_contract.buildid import build_id_of_path
+from bee_contract.recording import Binary, Mapping, Process
 from bee_record.python.detect import Detector, PyRuntime
-from bee_record.recording import Binary, Mapping, Process
 
 _DELETED = " (deleted)"
 

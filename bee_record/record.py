@@ -17,11 +17,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 
-from bee_record import __version__, codec, probes
+from bee_contract import __version__, codec
+from bee_contract.errors import RecordError
+from bee_contract.recording import Header
+from bee_record import probes
 from bee_record.collect import Collector, rotated_path
-from bee_record.errors import RecordError
 from bee_record.procs import ProcessTable
-from bee_record.recording import Header
 from bee_record.sampler import LOST_HINTS, Sampler, SamplerOptions, check_privileges
 
 _MIN_FREE_BYTES = 1 << 20

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from bee_record.errors import RecordError
+from bee_contract.errors import RecordError
+from bee_contract.recording import LOST_STACK, NO_STACK
 from bee_record.probes import Probe, attach
 from bee_record.python.detect import PyRuntime
 from bee_record.python.layout import MODEL_CSTACK_SHIM
-from bee_record.recording import LOST_STACK, NO_STACK
 
 #: Names of the per-CPU lost counters, in the order of the LOST_* slots in profile.c.
 LOST_NAMES = ("user_stack_errors", "kernel_stack_errors", "counts_map_full", "procs_map_full")

@@ -11,13 +11,13 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from bee_record.errors import BeeError, ReportError
-from bee_report.cachedir import default_cache_dir
-from bee_report.debuginfo import best_symbol_source, find_debug_file
-from bee_report.demangle import demangle
+from bee_contract.errors import BeeError, ReportError
+from bee_report.demangle.binutils import demangle
 from bee_report.diag import warn
-from bee_report.dwarf import DebugInfo
-from bee_report.elf import ElfFile
+from bee_report.dwarf.lines import DebugInfo
+from bee_report.elf.elffile import ElfFile
+from bee_report.find.cachedir import default_cache_dir
+from bee_report.find.debuginfo import best_symbol_source, find_debug_file
 from bee_report.symbolize import SymbolizeOptions
 
 
@@ -42,7 +42,7 @@ def symbolize(binary: Path, addresses: Iterable[int], opts: SymbolizeOptions,
     elf = ElfFile.open(binary)
     debuginfod = None
     if os.environ.get("DEBUGINFOD_URLS", "").strip():
-        from bee_report.debuginfod import Debuginfod
+        from bee_report.find.debuginfod import Debuginfod
 
         debuginfod = Debuginfod.from_environment(cache_dir=opts.cache_dir or default_cache_dir(),
                                                  offline=opts.offline)

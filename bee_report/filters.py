@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from bee_record.errors import ReportError
+from bee_contract.errors import ReportError
 from bee_report.profile import Frame, FrameKind, Profile, StackSample
 
 

@@ -6,8 +6,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bee_record import codec
-from bee_record.recording import Recording
+from bee_contract import codec
+from bee_contract.recording import Recording
 
 
 def describe(path: Path) -> str:

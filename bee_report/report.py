@@ -6,10 +6,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bee_record import codec
-from bee_record.atomic import write_atomic
-from bee_record.errors import ReportError
-from bee_record.recording import Recording
+from bee_contract import codec
+from bee_contract.atomic import write_atomic
+from bee_contract.errors import ReportError
+from bee_contract.recording import Recording
 from bee_report.filters import Filters, apply, validate
 from bee_report.profile import Profile
 from bee_report.symbolize import SymbolizeOptions, Symbolizer

@@ -18,21 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bee_record.errors import BeeError
-from bee_record.recording import LOST_STACK, Binary, KernelInfo, Process, Recording, is_anonymous
-from bee_report import symtab_cache
-from bee_report.cachedir import default_cache_dir
-from bee_report.debuginfo import best_symbol_source, find_debug_file
-from bee_report.demangle import demangle
+from bee_contract.errors import BeeError
+from bee_contract.recording import LOST_STACK, Binary, KernelInfo, Process, Recording, is_anonymous
+from bee_report.demangle.binutils import demangle
 from bee_report.diag import warn
-from bee_report.dwarf import DebugInfo
-from bee_report.elf import ElfFile, FunctionTable
-from bee_report.locate import Locator
+from bee_report.dwarf.lines import DebugInfo
+from bee_report.elf import symtab_cache
+from bee_report.elf.elffile import ElfFile, FunctionTable
+from bee_report.find.cachedir import default_cache_dir
+from bee_report.find.debuginfo import best_symbol_source, find_debug_file
+from bee_report.find.locate import Locator
 from bee_report.profile import Frame, FrameKind, Profile, StackSample
 from bee_report.progress import Progress
 
 if TYPE_CHECKING:
-    from bee_report.debuginfod import Debuginfod
+    from bee_report.find.debuginfod import Debuginfod
 
 KERNEL_MODULE = "[kernel.kallsyms]"
 UNKNOWN = "[unknown]"
@@ -95,7 +95,7 @@ class Symbolizer:
         self._images: dict[tuple[str, str | None], _Image | None] = {}
         self._debuginfod: Debuginfod | None = None
         if os.environ.get("DEBUGINFOD_URLS", "").strip():
-            from bee_report.debuginfod import Debuginfod
+            from bee_report.find.debuginfod import Debuginfod
 
             self._debuginfod = Debuginfod.from_environment(
                 cache_dir=self.opts.cache_dir or default_cache_dir(), offline=self.opts.offline)

@@ -29,7 +29,7 @@ def _addresses() -> list[int]:
 
 def stats(path: str) -> dict[str, Any]:
     """Samples, sample keys, unique full (user + kernel) stacks and stack-table size."""
-    from bee_record import codec
+    from bee_contract import codec
 
     rec = codec.read(Path(path))
     chains = {(s.user_stack, s.kernel_stack) for s in rec.samples}
@@ -84,7 +84,7 @@ def _print_frames(addrs: list[int], frames: dict[int, Any], out: list[str]) -> N
 
 def lines(debug: str, build_id: str, cache_dir: str) -> dict[str, float]:
     """Names, file:line and inlined frames through ``DebugInfo``."""
-    from bee_report.dwarf import DebugInfo
+    from bee_report.dwarf.lines import DebugInfo
 
     addrs = _addresses()
     t0 = time.perf_counter()
@@ -102,7 +102,7 @@ def lines(debug: str, build_id: str, cache_dir: str) -> dict[str, float]:
 
 def names_cache(debug: str, build_id: str, cache_dir: str) -> dict[str, float]:
     """Outermost function names through ``DebugInfo.function_name`` (cached tables)."""
-    from bee_report.dwarf import DebugInfo
+    from bee_report.dwarf.lines import DebugInfo
 
     addrs = _addresses()
     t0 = time.perf_counter()
@@ -119,8 +119,8 @@ def names_cache(debug: str, build_id: str, cache_dir: str) -> dict[str, float]:
 
 def names_elf(debug: str) -> dict[str, float]:
     """Function names from the ELF symbol tables (``ElfFile.functions().lookup``)."""
-    from bee_report.demangle import demangle
-    from bee_report.elf import ElfFile
+    from bee_report.demangle.binutils import demangle
+    from bee_report.elf.elffile import ElfFile
 
     addrs = _addresses()
     t0 = time.perf_counter()
@@ -143,8 +143,10 @@ def report_breakdown(path: str, out: str) -> dict[str, float]:
     """
     t0 = time.perf_counter()
     from bee.cli import main as bee_main
-    from bee_record import codec
-    from bee_report import dwarf, elf, report
+    from bee_contract import codec
+    from bee_report import report
+    from bee_report.dwarf import lines as dwarf
+    from bee_report.elf import elffile as elf
 
     t1 = time.perf_counter()
     acc = {"functions": 0.0, "functions_built": 0.0, "dwarf_load": 0.0, "decode": 0.0,

@@ -1,4 +1,4 @@
-"""Measure bee_report.dwarf against llvm-symbolizer and addr2line (not a test).
+"""Measure bee_report.dwarf.lines against llvm-symbolizer and addr2line (not a test).
 
 For each debug file (default: libc.so.6 and python3.11 from the Debian -dbg packages, found
 by build-id) it picks N random addresses inside FUNC symbols and times, each phase in a
@@ -43,7 +43,7 @@ def debug_file_of(binary: Path) -> tuple[Path, str] | None:
 
 def phase(kind: str, path: Path, build_id: str, cache: Path, addr_file: Path) -> dict[str, float]:
     """One measured phase, run in this (fresh) process."""
-    from bee_report.dwarf import DebugInfo
+    from bee_report.dwarf.lines import DebugInfo
 
     addrs = json.loads(addr_file.read_text())
     t0 = time.perf_counter()
@@ -94,7 +94,7 @@ def bench(path: Path, build_id: str, count: int, agreement: bool) -> None:
         size = sum(p.stat().st_size for p in (cache / "dwarf").iterdir())
         print(f"  cache entry {size / 1e6:.1f} MB")
     if agreement:
-        from bee_report.dwarf import DebugInfo
+        from bee_report.dwarf.lines import DebugInfo
 
         info = DebugInfo.load(path, None, None)
         assert info is not None

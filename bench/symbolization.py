@@ -4,8 +4,8 @@ Addresses: a function symbol (FUNC with a size, from the debug file's ``.symtab`
 listed by ``nm``) chosen at random (fixed seed), then a random offset inside it. Every tool
 runs as a whole process with the addresses on stdin and its output written to a file;
 tools are interleaved run by run. bee runs through ``bench/bee_helper.py`` (its Python
-API: ``bee_report.dwarf.DebugInfo`` and ``bee_report.elf.ElfFile``), which also reports
-its in-process load/lookup times.
+API: ``bee_report.dwarf.lines.DebugInfo`` and ``bee_report.elf.elffile.ElfFile``), which also
+reports its in-process load/lookup times.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bee_record import codec
-from bee_record.recording import (
+from bee_contract import codec
+from bee_contract.recording import (
     LOST_STACK,
     NO_STACK,
     Binary,

@@ -16,8 +16,8 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from bee_record.errors import BeeError
-    from bee_report.unpack import symbols_from_archive
+    from bee_contract.errors import BeeError
+    from bee_report.find.unpack import symbols_from_archive
 
 _DIR = Path(tempfile.mkdtemp(prefix="bee-fuzz-archive-"))
 

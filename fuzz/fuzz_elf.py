@@ -13,8 +13,8 @@ import sys
 import atheris
 
 with atheris.instrument_imports():
-    from bee_record.errors import BeeError
-    from bee_report.elf import ElfFile
+    from bee_contract.errors import BeeError
+    from bee_report.elf.elffile import ElfFile
 
 
 def one_input(data: bytes) -> None:

@@ -20,8 +20,8 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports():
-    from bee_record import codec
-    from bee_record.errors import BeeError
+    from bee_contract import codec
+    from bee_contract.errors import BeeError
     from bee_report.report import ReportOptions, render
     from bee_report.symbolize import Symbolizer
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bee_record.buildid import build_id_of_path
+from bee_contract.buildid import build_id_of_path
 
 PROGRAM = r"""
 #include <stdio.h>

@@ -1,4 +1,4 @@
-"""`bee archive` (bee_record.archive) and unpacking untrusted archives (bee_report.unpack).
+"""`bee archive` (bee_record.archive) and unpacking untrusted archives (bee_report.find.unpack).
 
 Recordings are made by hand (as formats/make_sample.py does) with mappings pointing at a
 program built at test time and at the system libc; libc's debug file comes from libc6-dbg.
@@ -20,11 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from bee_record import codec
-from bee_record.archive import archive
-from bee_record.buildid import build_id_of_path
-from bee_record.errors import BeeError, RecordError
-from bee_record.recording import (
+from bee_contract import codec
+from bee_contract.buildid import build_id_of_path
+from bee_contract.errors import ArchiveError, BeeError, RecordError
+from bee_contract.recording import (
     LOST_STACK,
     NO_STACK,
     Binary,
@@ -35,10 +34,11 @@ from bee_record.recording import (
     Recording,
     Sample,
 )
-from bee_report.debuginfo import find_debug_file
-from bee_report.elf import ElfFile
-from bee_report.locate import Locator
-from bee_report.unpack import ArchiveError, is_archive, resolve_symbol_dirs, symbols_from_archive
+from bee_record.archive import archive
+from bee_report.elf.elffile import ElfFile
+from bee_report.find.debuginfo import find_debug_file
+from bee_report.find.locate import Locator
+from bee_report.find.unpack import is_archive, resolve_symbol_dirs, symbols_from_archive
 from tests.debug_helpers import Split, build_split
 
 LIBC = "/usr/lib/x86_64-linux-gnu/libc.so.6"
@@ -304,7 +304,7 @@ def test_unpacked_archive_is_reused(
 ) -> None:
     out = made("syms.tar.gz")
     first = symbols_from_archive(out, tmp_path / "cache")
-    import bee_report.unpack as unpack
+    import bee_report.find.unpack as unpack
 
     def no_extract(*args: object) -> None:
         raise AssertionError("extracted again")

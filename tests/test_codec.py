@@ -10,8 +10,8 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from bee_record import codec
-from bee_record.errors import RecordingFormatError
+from bee_contract import codec
+from bee_contract.errors import RecordingFormatError
 from formats.make_sample import SAMPLE, sample_recording
 
 

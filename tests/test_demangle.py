@@ -1,4 +1,4 @@
-"""Tests for bee_report.demangle: agreement with binutils 2.40 and robustness.
+"""Tests for bee_report.demangle.binutils: agreement with binutils 2.40 and robustness.
 
 The reference is binutils itself: ``c++filt -i`` (non-verbose, the mode ``addr2line -C``
 and ``nm -C`` use), ``nm -C`` and ``addr2line -f -C`` run on symbols of fixtures compiled
@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bee_report import demangle as dm
-from bee_report.demangle import demangle
+from bee_report.demangle import binutils as dm
+from bee_report.demangle.binutils import demangle
 
 FIXTURES = Path(__file__).parent / "fixtures" / "demangle"
 CXX_FEATURES = [

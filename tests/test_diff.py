@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from bee_record.errors import ReportError
+from bee_contract.errors import ReportError
 from bee_report import stats
 from bee_report.profile import Frame, FrameKind, Profile, StackSample
 from bee_report.reporters import diff

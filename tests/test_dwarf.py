@@ -1,4 +1,4 @@
-"""bee_report.dwarf against binutils addr2line 2.40 on fixtures built here and on libc.
+"""bee_report.dwarf.lines against binutils addr2line 2.40 on fixtures built here and on libc.
 
 The fixtures under tests/fixtures/dwarf/ are compiled at test time (C and C++ with gcc -O2,
 Rust with rustc -C opt-level=2; DWARF 4 and 5, compressed with -gz, PIE and -no-pie) and
@@ -28,8 +28,9 @@ from pathlib import Path
 
 import pytest
 
-from bee_report import symcache
-from bee_report.dwarf import DebugInfo, DebugInfoError, SourceFrame
+from bee_contract.errors import DebugInfoError
+from bee_report.dwarf import tables as cache_tables
+from bee_report.dwarf.lines import DebugInfo, SourceFrame
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dwarf"
 LIBC = Path("/usr/lib/x86_64-linux-gnu/libc.so.6")
@@ -310,7 +311,7 @@ def test_warm_cache_gives_identical_results(built: Callable[[str], Path], tmp_pa
     (entry,) = _entries(tmp_path)
     warm = DebugInfo.load(path.with_name("does-not-exist"), build_id, tmp_path)
     # THEN the entry is named by build-id and format version, and answers are identical
-    assert entry.name == f"{build_id}.v{symcache.FORMAT_VERSION}.beedwarf"
+    assert entry.name == f"{build_id}.v{cache_tables.FORMAT_VERSION}.beedwarf"
     assert warm is not None
     assert warm.lookup_many(addrs) == cold.lookup_many(addrs)
 
@@ -347,19 +348,19 @@ def test_damaged_cache_is_rebuilt(
         other_path = built("c-dwarf5-nopie")
         other_id = build_id_of(other_path)
         assert DebugInfo.load(other_path, other_id, tmp_path) is not None
-        data = bytearray(symcache.cache_file(tmp_path, other_id).read_bytes())
+        data = bytearray(cache_tables.cache_file(tmp_path, other_id).read_bytes())
     elif damage == "empty":
         data = bytearray()
     else:
         data = bytearray(random.Random(1).randbytes(5000))
     entry.write_bytes(bytes(data))
-    assert symcache.load(tmp_path, build_id) is None
+    assert cache_tables.load(tmp_path, build_id) is None
     # WHEN it is loaded from that cache
     again = DebugInfo.load(path, build_id, tmp_path)
     # THEN the damage was detected, the answers are right and the entry is valid again
     assert again is not None
     assert again.lookup_many(addrs) == expected
-    assert symcache.load(tmp_path, build_id) is not None
+    assert cache_tables.load(tmp_path, build_id) is not None
     assert not list((tmp_path / "dwarf").glob("*.tmp"))
 
 

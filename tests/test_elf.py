@@ -1,4 +1,4 @@
-"""Tests for bee_report.elf: the mmap+struct ELF reader used for symbolization.
+"""Tests for bee_report.elf.elffile: the mmap+struct ELF reader used for symbolization.
 
 Fixtures are C sources under tests/fixtures/elf/, compiled with gcc into a temporary
 directory at test time. Results are checked against binutils (readelf, addr2line,
@@ -27,13 +27,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bee_record.errors import BeeError
-from bee_report.elf import (
+from bee_contract.errors import BeeError, ElfError
+from bee_report.elf.elffile import (
     ET_DYN,
     ET_EXEC,
     ET_REL,
     MAX_SECTION_BYTES,
-    ElfError,
     ElfFile,
     FunctionTable,
     Section,

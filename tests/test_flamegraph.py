@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from bee_record.errors import ReportError
+from bee_contract.errors import ReportError
 from bee_report.reporters import inferno, svg_builtin
 from bee_report.reporters.flamegraph import (
     FlameOptions,

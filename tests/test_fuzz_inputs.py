@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bee_record.errors import BeeError
-from bee_report.dwarf import DebugInfo
-from bee_report.unpack import symbols_from_archive
+from bee_contract.errors import BeeError
+from bee_report.dwarf.lines import DebugInfo
+from bee_report.find.unpack import symbols_from_archive
 from tests.conftest import SRC
 
 FUZZ = settings(max_examples=150, deadline=None,

@@ -15,8 +15,8 @@ import msgpack
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bee_record import codec
-from bee_record.errors import BeeError, RecordingFormatError
+from bee_contract import codec
+from bee_contract.errors import BeeError, RecordingFormatError
 from bee_report.report import ReportOptions, render
 from bee_report.symbolize import Symbolizer
 from formats.make_sample import sample_recording

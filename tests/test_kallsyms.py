@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from bee_contract.recording import KernelSymbol
 from bee_record import kallsyms
-from bee_record.recording import KernelSymbol
 
 FAKE = b"""ffffffff81000000 T _stext
 ffffffff81000100 t helper

@@ -38,7 +38,7 @@ def test_bee_archive_never_imports_report_code() -> None:
 
 
 def test_codec_imports_without_bcc_or_report_code() -> None:
-    mods = _modules("import bee_record.codec, bee_record.recording")
+    mods = _modules("import bee_contract.codec, bee_contract.recording")
     assert "msgpack" in mods
     assert not {m for m in mods if m.split(".")[0] in {"bcc", "bee_report", "typer"}}
 
@@ -51,5 +51,42 @@ def test_bee_record_package_uses_only_stdlib_msgpack_and_bcc() -> None:
     runtime = ("_cython", "cython_runtime", "__editable__")  # msgpack's C extension, pip -e
     third_party = {m.split(".")[0] for m in mods if not m.startswith(runtime)} - set(
         sys.stdlib_module_names) - {"bee_record", "msgpack", "bcc", "__main__", "_distutils_hack",
+                                    "sitecustomize", "bee_contract"}
+    assert third_party == set(), third_party
+
+
+def test_contract_package_imports_only_stdlib_and_msgpack() -> None:
+    # GIVEN every module of the contract package, imported together
+    mods = _modules("import pkgutil, importlib, bee_contract\n"
+                    "for m in pkgutil.iter_modules(bee_contract.__path__):\n"
+                    "    importlib.import_module('bee_contract.' + m.name)")
+    # THEN nothing but the standard library, msgpack and the contract itself is loaded
+    runtime = ("_cython", "cython_runtime", "__editable__")
+    third_party = {m.split(".")[0] for m in mods if not m.startswith(runtime)} - set(
+        sys.stdlib_module_names) - {"bee_contract", "msgpack", "__main__", "_distutils_hack",
                                     "sitecustomize"}
     assert third_party == set(), third_party
+
+
+def _imported_packages(folder: str) -> set[str]:
+    """Top-level bee packages named by import statements in the .py files under folder."""
+    import ast
+
+    found: set[str] = set()
+    for path in (REPO / folder).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Import):
+                found.update(a.name.split(".")[0] for a in node.names)
+    return {m for m in found if m.startswith("bee")}
+
+
+def test_stages_never_import_each_other() -> None:
+    # GIVEN the import statements of each stage and of the contract
+    record, report, contract = (_imported_packages(f) for f in
+                                ("bee_record", "bee_report", "bee_contract"))
+    # THEN each stage imports only itself and the contract; the contract only itself
+    assert record <= {"bee_record", "bee_contract"}, record
+    assert report <= {"bee_report", "bee_contract"}, report
+    assert contract == {"bee_contract"}, contract

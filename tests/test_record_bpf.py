@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from bee_record import codec
+from bee_contract import codec
 from tests.conftest import REPO, run_bee
 
 pytestmark = [pytest.mark.bpf]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bee_record import codec
+from bee_contract import codec
 from bee_record.record import cgroup2_root
 from tests.conftest import SRC, run_bee
 from tests.test_record_bpf import folded_lines, share

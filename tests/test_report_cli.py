@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from bee_record import codec
-from bee_record.recording import Binary, Mapping, Process, Sample
+from bee_contract import codec
+from bee_contract.recording import Binary, Mapping, Process, Sample
 from formats.make_sample import SAMPLE, sample_recording
 from tests.conftest import run_bee
 
@@ -118,7 +118,7 @@ def _recording_of(binary: Path, tmp: Path) -> Path:
 
 
 def _build_id(path: Path) -> str:
-    from bee_record.buildid import build_id_of_path
+    from bee_contract.buildid import build_id_of_path
 
     got = build_id_of_path(str(path))
     assert got is not None
@@ -182,7 +182,7 @@ def test_outputs_to_files_say_wrote(tmp_path: Path, cli: Callable[..., Any]) -> 
 
 def test_hostile_recorded_paths_are_not_joined_to_folders(tmp_path: Path) -> None:
     # GIVEN a recording whose binary path climbs out of any folder it is joined to
-    from bee_report.locate import Locator, safe_recorded_path
+    from bee_report.find.locate import Locator, safe_recorded_path
 
     assert not safe_recorded_path("/../../etc/passwd")
     assert not safe_recorded_path("relative/bin")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from bee_record.errors import RecordError
+from bee_contract.errors import RecordError
 
 
 def record(

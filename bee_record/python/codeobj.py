@@ -13,10 +13,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from bee_contract.recording import PythonCode
 from bee_record.python.detect import PyRuntime
 from bee_record.python.layout import PyLayout
 from bee_record.python.memory import ProcessMemory
-from bee_record.recording import PythonCode
 
 #: Longest qualified name and file name kept (characters).
 MAX_NAME = 512

@@ -15,6 +15,7 @@ import re
 import struct
 from dataclasses import dataclass
 
+from bee_contract.recording import Mapping
 from bee_record.python.elfsyms import ElfFacts, read_facts
 from bee_record.python.layout import (
     DEBUG_OFFSETS_SIZE,
@@ -25,7 +26,6 @@ from bee_record.python.layout import (
     from_debug_offsets,
 )
 from bee_record.python.memory import ProcessMemory
-from bee_record.recording import Mapping
 
 _NAME = re.compile(r"^(?:lib)?python3\.(\d+)")
 _WANTED = frozenset({"_PyRuntime", "Py_Version", "PyCode_Type", "_Py_NegativeRefcount"})

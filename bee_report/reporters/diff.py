@@ -33,7 +33,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from bee_record.errors import ReportError
+from bee_contract.errors import ReportError
 from bee_report import stats
 from bee_report.profile import Profile, StackSample, folded_name
 from bee_report.reporters import folded

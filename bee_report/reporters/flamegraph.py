@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bee_record.errors import ReportError
+from bee_contract.errors import ReportError
 from bee_report.reporters import inferno, svg_builtin
 from bee_report.reporters.flame_palette import PALETTES
 
@@ -44,7 +44,7 @@ class FlameOptions:
 def render_svg(folded: Iterable[tuple[Sequence[str], int]], options: FlameOptions) -> str:
     """Draw folded stacks ``(root-first frames, count)`` as a flame graph SVG document.
 
-    Raises :class:`~bee_record.errors.ReportError` for bad options, a negative count, or
+    Raises :class:`~bee_contract.errors.ReportError` for bad options, a negative count, or
     when the chosen renderer cannot run. Empty input gives an SVG that says "No samples".
     """
     renderer = _resolve(options)
@@ -74,7 +74,7 @@ def parse_folded(text: str, source: str = "<folded>") -> list[tuple[tuple[str, .
     """Parse folded text (``frame;frame;frame count`` per line) into ``(frames, count)``.
 
     Blank lines are skipped; a line without a trailing integer count raises
-    :class:`~bee_record.errors.ReportError` naming ``source`` and the line number.
+    :class:`~bee_contract.errors.ReportError` naming ``source`` and the line number.
     """
     rows: list[tuple[tuple[str, ...], int]] = []
     for number, line in enumerate(text.splitlines(), 1):

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bee_record.errors import ReportError
+from bee_contract.errors import ReportError
 
 if TYPE_CHECKING:
     from bee_report.reporters.flamegraph import FlameOptions

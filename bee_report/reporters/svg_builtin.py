@@ -25,7 +25,7 @@ from itertools import accumulate
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
-from bee_record.errors import ReportError
+from bee_contract.errors import ReportError
 from bee_report.reporters.flame_palette import (
     BACKGROUNDS,
     KIND_ALL,

@@ -3,9 +3,9 @@
 :class:`ElfLayout` holds the :mod:`struct` formats of one ELF class and byte order;
 :func:`parse_segments` and :func:`parse_sections` decode the program header table into
 :class:`Segment` rows and the section header table into :class:`Section` rows (names
-resolved from .shstrtab). They are used by :class:`bee_report.elf.ElfFile`, which passes
+resolved from .shstrtab). They are used by :class:`bee_report.elf.elffile.ElfFile`, which passes
 in its bounds check and error factory, so malformed tables raise
-:class:`~bee_report.elf_symbols.ElfError` naming the file.
+:class:`~bee_report.elf.symbols.ElfError` naming the file.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from bee_report.elf_symbols import ElfError, c_string
+from bee_contract.errors import ElfError
 
 __all__ = [
     "ET_CORE",
@@ -168,3 +168,12 @@ def parse_sections(
             raise error(f"section {i}: bad name offset {name_off:#x}")
         out.append(Section(name, typ, flags, addr, off, size, link, info, entsize, align))
     return tuple(out)
+
+def c_string(table: bytes, offset: int) -> str | None:
+    """The NUL-terminated string at ``offset`` in ``table``, or None if out of range."""
+    if offset < 0 or offset >= len(table):
+        return None
+    end = table.find(b"\0", offset)
+    if end < 0:
+        return None
+    return table[offset:end].decode("utf-8", "backslashreplace")

@@ -1,7 +1,7 @@
 """Address -> function-name lookup built from ELF symbol tables.
 
 :class:`FunctionTable` holds parallel sorted arrays (starts, sizes, names) searched with
-:mod:`bisect`. It is built by :meth:`bee_report.elf.ElfFile.functions` and can be turned
+:mod:`bisect`. It is built by :meth:`bee_report.elf.elffile.ElfFile.functions` and can be turned
 into plain lists for caching (:meth:`FunctionTable.to_arrays` / :meth:`from_arrays`).
 
 Which symbols are kept
@@ -37,17 +37,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, TypedDict
 
-from bee_record.errors import BeeError
+from bee_contract.elf import c_string
+from bee_contract.errors import ElfError
 
 _U64 = 1 << 64
 _STT_FUNC = 2
 _STT_GNU_IFUNC = 10
 _SHN_LORESERVE = 0xFF00
 _SHN_XINDEX = 0xFFFF
-
-
-class ElfError(BeeError):
-    """An ELF file (or a cached table derived from one) is malformed or unreadable."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,15 +256,6 @@ def read_function_symbols(
         out.append(RawSymbol(name, value, size, shndx, binding, dynamic))
     return out
 
-
-def c_string(table: bytes, offset: int) -> str | None:
-    """The NUL-terminated string at ``offset`` in ``table``, or None if out of range."""
-    if offset < 0 or offset >= len(table):
-        return None
-    end = table.find(b"\0", offset)
-    if end < 0:
-        return None
-    return table[offset:end].decode("utf-8", "backslashreplace")
 
 
 def _parents(starts: array[int], sizes: array[int]) -> array[int]:

@@ -2,7 +2,7 @@
 
 The output reproduces GNU libiberty's ``rust-demangle.c`` as shipped with binutils 2.40,
 in the non-verbose mode used by ``addr2line -C``, ``nm -C`` and ``c++filt -i``: the
-legacy hash is hidden. The v0 grammar lives in :mod:`bee_report.demangle_rust_v0`; this
+legacy hash is hidden. The v0 grammar lives in :mod:`bee_report.demangle.rust_v0`; this
 module also holds its punycode decoder and the :class:`Malformed` signal.
 """
 

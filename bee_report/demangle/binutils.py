@@ -7,7 +7,7 @@ prints for a single symbol:
 * leading ``.``/``$`` characters and an ``@suffix`` (``@plt``, ``@GLIBC_2.2.5``) are set
   aside, the rest is demangled and they are put back around the result;
 * Rust symbols (legacy ``_ZN...17h<hash>E`` and v0 ``_R...``) are tried first, see
-  :mod:`bee_report.demangle_rust` and :mod:`bee_report.demangle_rust_v0`; the legacy
+  :mod:`bee_report.demangle.rust` and :mod:`bee_report.demangle.rust_v0`; the legacy
   hash and crate disambiguators are hidden;
 * Itanium C++ symbols (``_Z...``, ``_GLOBAL__I_...``) go to libstdc++'s ``__cxa_demangle``
   through the ``cxxfilt`` package; clone suffixes come out as ``foo() [clone .cold]``;
@@ -43,8 +43,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from bee_report.demangle_rust import Malformed, demangle_rust_legacy
-from bee_report.demangle_rust_v0 import demangle_rust_v0
+from bee_report.demangle.rust import Malformed, demangle_rust_legacy
+from bee_report.demangle.rust_v0 import demangle_rust_v0
 
 __all__ = ["demangle"]
 

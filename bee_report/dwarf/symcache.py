@@ -3,8 +3,8 @@
 The SymCache maps address ranges to (file, line, function, inlined-into) locations with
 the inline tree resolved; :class:`SymCacheView` exposes its tables as ``memoryview`` casts
 of the buffer (which may be a cache entry straight from ``mmap``) and decodes its
-strings. :func:`bee_report.dwarf.build` makes the buffer; :class:`bee_report.dwarf.DebugInfo`
-reads it.
+strings. :func:`bee_report.dwarf.lines.build` makes the buffer;
+:class:`bee_report.dwarf.lines.DebugInfo` reads it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from bee_report.symcache import DebugInfoError
+from bee_contract.errors import DebugInfoError
 
 __all__ = ["SymCacheView"]
 

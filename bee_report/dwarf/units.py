@@ -2,7 +2,7 @@
 
 symbolic keeps the first of several DWARF functions on one range, binutils the last; GNU as
 is the only producer that writes such duplicates (one subprogram per alias), so
-:func:`assembler_names` re-reads just its units to let :func:`bee_report.dwarf.build`
+:func:`assembler_names` re-reads just its units to let :func:`bee_report.dwarf.lines.build`
 print the names binutils prints. The reader is only what that needs: :class:`DwarfUnit`
 walks the DIEs of one unit (DWARF 2-5, 32/64-bit) attribute by attribute, abbreviation
 tables are parsed lazily, and :func:`unit_offsets` uses .debug_aranges to visit only the
@@ -15,7 +15,8 @@ import bisect
 import struct
 from typing import Any
 
-from bee_report.elf import ElfError, ElfFile
+from bee_contract.errors import ElfError
+from bee_report.elf.elffile import ElfFile
 
 __all__ = ["DwarfUnit", "assembler_names", "unit_offsets"]
 

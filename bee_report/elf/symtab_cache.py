@@ -12,10 +12,10 @@ from pathlib import Path
 
 import msgpack
 
-from bee_record.atomic import write_atomic
-from bee_record.buildid import valid_build_id
-from bee_record.errors import BeeError
-from bee_report.elf import FunctionTable
+from bee_contract.atomic import write_atomic
+from bee_contract.buildid import valid_build_id
+from bee_contract.errors import BeeError
+from bee_report.elf.elffile import FunctionTable
 
 VERSION = 1
 CACHED_ORIGINS = ("debug file", "symtab")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from bee_record.errors import RecordError
+from bee_contract.errors import RecordError
 
 
 @contextlib.contextmanager

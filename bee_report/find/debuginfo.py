@@ -6,7 +6,7 @@
    in each ``--symbols`` folder, then ``/usr/lib/debug/.build-id/xx/rest.debug``;
 2. the binary's ``.gnu_debuglink`` name (see :func:`debuglink_candidates`), each file also
    checked against the link's CRC32 (a mismatch is skipped with a warning);
-3. debuginfod servers (:class:`bee_report.debuginfod.Debuginfod`), when configured.
+3. debuginfod servers (:class:`bee_report.find.debuginfod.Debuginfod`), when configured.
 
 Every candidate must carry the expected build-id (debug files keep the binary's
 NT_GNU_BUILD_ID note); one with another build-id is skipped with a warning.
@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from bee_record.buildid import build_id_of_path, valid_build_id
-from bee_record.errors import BeeError
+from bee_contract.buildid import build_id_of_path, valid_build_id
+from bee_contract.errors import BeeError
 from bee_report.diag import warn
-from bee_report.elf import ElfFile, FunctionTable
+from bee_report.elf.elffile import ElfFile, FunctionTable
 
 if TYPE_CHECKING:  # the client (and urllib) is imported only when DEBUGINFOD_URLS is set
-    from bee_report.debuginfod import Debuginfod
+    from bee_report.find.debuginfod import Debuginfod
 
 #: The system's global debug folders (gdb's ``debug-file-directory``).
 GLOBAL_DEBUG_DIRS: tuple[Path, ...] = (Path("/usr/lib/debug"),)

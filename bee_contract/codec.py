@@ -17,9 +17,9 @@ from typing import Any
 
 import msgpack
 
-from bee_record.atomic import write_atomic
-from bee_record.errors import RecordingFormatError
-from bee_record.recording import (
+from bee_contract.atomic import write_atomic
+from bee_contract.errors import RecordingFormatError
+from bee_contract.recording import (
     LOST_STACK,
     NO_STACK,
     PY_TRUNCATED,

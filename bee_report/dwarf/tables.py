@@ -1,10 +1,10 @@
 """The tables bee symbolizes one debug file with, and their on-disk cache.
 
-:func:`bee_report.dwarf.build` turns a debug file into :class:`Tables`: the SymCache (format
+:func:`bee_report.dwarf.lines.build` turns a debug file into :class:`Tables`: the SymCache (format
 v9) that Sentry's ``symbolic`` (Rust, gimli) makes from the DWARF (read by
-:class:`bee_report.symcache_view.SymCacheView`), plus the ELF symbol-table facts
-(:func:`bee_report.symcache_symbols.symbol_tables`) needed to print names the way
-``addr2line`` does (the rules are in :mod:`bee_report.dwarf`). Every table is a flat
+:class:`bee_report.dwarf.symcache.SymCacheView`), plus the ELF symbol-table facts
+(:func:`bee_report.dwarf.symbol_facts.symbol_tables`) needed to print names the way
+``addr2line`` does (the rules are in :mod:`bee_report.dwarf.lines`). Every table is a flat
 little-endian buffer, so a cached entry is used straight from ``mmap``. This module holds
 :class:`Tables`, the helpers that build its u32/u64 buffers, :class:`DebugInfoError`, and
 the cache file format (:func:`serialize`/:func:`deserialize`, :func:`load`/:func:`store`).
@@ -34,8 +34,6 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from bee_record.errors import BeeError
-
 FORMAT_VERSION = 1
 MAGIC = b"BEEDWRF\x00"
 NONE = 0xFFFFFFFF
@@ -58,10 +56,6 @@ _SECTIONS = (
     ("range_limit", "I"),
 )
 _FLAG_DWARF5 = 1
-
-
-class DebugInfoError(BeeError):
-    """A debug file is unreadable or its ELF/DWARF is malformed."""
 
 
 

@@ -24,10 +24,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-from bee_record import __version__
-from bee_record.buildid import build_id_of_path, valid_build_id
-from bee_report.cachedir import default_cache_dir
+from bee_contract import __version__
+from bee_contract.buildid import build_id_of_path, valid_build_id
 from bee_report.diag import warn
+from bee_report.find.cachedir import default_cache_dir
 
 KINDS = ("debuginfo", "executable")
 DEFAULT_TIMEOUT = 10.0

@@ -5,7 +5,7 @@
 producing more than :data:`MAX_SECTION_BYTES`. :func:`build_id_in_notes` finds the
 NT_GNU_BUILD_ID in a block of notes, :func:`parse_debuglink` reads ``.gnu_debuglink``
 and :func:`unpack_debugdata` unpacks the xz stream of ``.gnu_debugdata``. Problems are
-reported through the caller's error factory (:meth:`bee_report.elf.ElfFile._error`), so
+reported through the caller's error factory (:meth:`bee_report.elf.elffile.ElfFile._error`), so
 every message names the file and no zlib/zstd/lzma exception escapes.
 """
 
@@ -16,7 +16,7 @@ import struct
 import zlib
 from typing import Final
 
-from bee_report.elf_headers import ElfLayout, ErrorFactory, Section
+from bee_contract.elf import ElfLayout, ErrorFactory, Section
 
 __all__ = [
     "ELFCOMPRESS_ZLIB",

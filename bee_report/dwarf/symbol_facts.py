@@ -2,10 +2,10 @@
 
 binutils names an address from the ELF symbol table when no DWARF function covers it, and
 uses ELF symbols for some DWARF functions too, with its own rules. :func:`symbol_tables`
-builds the ``sec_*``/``sym_*`` tables of :class:`bee_report.symcache.Tables` by those
+builds the ``sec_*``/``sym_*`` tables of :class:`bee_report.dwarf.tables.Tables` by those
 rules, and :func:`hide_function_symbols` turns FUNC/IFUNC symbols into OBJECTs in a copy
 of the image so that symbolic names every function from DWARF while building the
-SymCache (the ELF names are applied afterwards by :mod:`bee_report.dwarf`).
+SymCache (the ELF names are applied afterwards by :mod:`bee_report.dwarf.lines`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 
-from bee_report.elf import ElfError, ElfFile
-from bee_report.symcache import NONE, u32, u64
+from bee_contract.errors import ElfError
+from bee_report.dwarf.tables import NONE, u32, u64
+from bee_report.elf.elffile import ElfFile
 
 __all__ = ["hide_function_symbols", "symbol_tables"]
 

@@ -21,7 +21,7 @@ addr2line drops inlined frames that llvm-symbolizer and we show).
 
 How: Sentry's ``symbolic`` (Rust, gimli; DWARF 2-5, compressed sections) builds a SymCache:
 address ranges -> (file, line, function, inlined-into) with the inline tree resolved. We read
-that buffer ourselves (:class:`bee_report.symcache_view.SymCacheView`): it keeps the raw
+that buffer ourselves (:class:`bee_report.dwarf.symcache.SymCacheView`): it keeps the raw
 comp_dir/directory/name of each file, so paths come out as binutils joins them
 (``./malloc/./malloc/malloc.c``), and a cache entry is used straight from ``mmap``.
 
@@ -42,7 +42,7 @@ Known differences from addr2line 2.40: for DWARF 5 it reports line rows before a
 first DW_LNS_set_file under file 0 where the default is file 1 (a binutils bug that
 llvm-symbolizer does not share; we print file 1); when several DWARF functions share one
 range it takes the last one, symbolic the first (we re-read GNU as units, the only ones
-that do this, to take the last too: :mod:`bee_report.dwarf_units`); line rows of code that
+that do this, to take the last too: :mod:`bee_report.dwarf.units`); line rows of code that
 no DWARF function covers (assembly without subprograms, some LTO clones) give no file:line
 here.
 """
@@ -56,13 +56,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bee_record.buildid import valid_build_id
-from bee_report import symcache
-from bee_report.dwarf_units import assembler_names
-from bee_report.elf import ElfError, ElfFile
-from bee_report.symcache import NONE, DebugInfoError, Tables, u32
-from bee_report.symcache_symbols import hide_function_symbols, symbol_tables
-from bee_report.symcache_view import SymCacheView
+from bee_contract.buildid import valid_build_id
+from bee_contract.errors import DebugInfoError, ElfError
+from bee_report.dwarf import tables as cache_tables
+from bee_report.dwarf.symbol_facts import hide_function_symbols, symbol_tables
+from bee_report.dwarf.symcache import SymCacheView
+from bee_report.dwarf.tables import NONE, Tables, u32
+from bee_report.dwarf.units import assembler_names
+from bee_report.elf.elffile import ElfFile
 
 __all__ = ["DebugInfo", "DebugInfoError", "SourceFrame"]
 
@@ -83,10 +84,10 @@ class SourceFrame:
 
 
 def default_demangle(name: str) -> str:
-    """Demangle like ``addr2line -C``: :func:`bee_report.demangle.demangle`."""
+    """Demangle like ``addr2line -C``: :func:`bee_report.demangle.binutils.demangle`."""
     if name[:1] not in "_.$":  # what demangle() returns unchanged anyway, only faster
         return name
-    from bee_report.demangle import demangle
+    from bee_report.demangle.binutils import demangle
 
     return demangle(name)
 
@@ -142,7 +143,7 @@ class DebugInfo:
         """
         cache = cache_dir if valid_build_id(build_id) else None
         if cache is not None and build_id is not None:
-            tables = symcache.load(cache, build_id)
+            tables = cache_tables.load(cache, build_id)
             if tables is not None:
                 try:
                     return cls(tables, debug_path, demangle)
@@ -153,7 +154,7 @@ class DebugInfo:
             return None
         # Never file a debug file under a build-id that its own note contradicts.
         if cache is not None and build_id is not None and own_id in (None, build_id):
-            symcache.store(cache, build_id, tables)
+            cache_tables.store(cache, build_id, tables)
         return cls(tables, debug_path, demangle)
 
     def lookup(self, vaddr: int) -> tuple[SourceFrame, ...]:

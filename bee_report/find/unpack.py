@@ -37,7 +37,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
-from bee_record.errors import BeeError
+from bee_contract.errors import ArchiveError
 
 MAX_TOTAL_BYTES = 8 << 30
 MAX_MEMBERS = 100_000
@@ -47,10 +47,6 @@ COMPLETE_MARKER = "complete"
 _CHUNK = 1 << 20
 _BLOCK = tarfile.BLOCKSIZE
 _CORRUPT = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError, ValueError)
-
-
-class ArchiveError(BeeError):
-    """A symbols archive is unreadable, corrupt, too big or holds a refused member."""
 
 
 def is_archive(path: Path) -> bool:
@@ -300,7 +296,6 @@ __all__ = [
     "ARCHIVE_SUFFIXES",
     "MAX_MEMBERS",
     "MAX_TOTAL_BYTES",
-    "ArchiveError",
     "is_archive",
     "resolve_symbol_dirs",
     "symbols_from_archive",

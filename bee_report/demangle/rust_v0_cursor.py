@@ -3,7 +3,7 @@
 :class:`V0Cursor` is the state of one demangling run (the symbol, the read position, the
 output, whether output is being skipped, the nesting depth, the bound lifetimes and the
 remaining work budget) and the low-level readers the grammar in
-:mod:`bee_report.demangle_rust_v0` is built from: base-62 integers, hex nibbles,
+:mod:`bee_report.demangle.rust_v0` is built from: base-62 integers, hex nibbles,
 identifiers (ASCII or punycode), lifetimes, binders, back-references and ``E``-terminated
 lists. Every bound (:data:`MAX_DEPTH`, :data:`WORK_PER_CHAR`) raises :class:`Malformed`
 when exceeded.
@@ -15,7 +15,7 @@ import string
 from collections.abc import Callable
 from typing import TypeVar
 
-from bee_report.demangle_rust import Malformed, decode_punycode
+from bee_report.demangle.rust import Malformed, decode_punycode
 
 __all__ = ["MAX_DEPTH", "WORK_BASE", "WORK_PER_CHAR", "V0Cursor"]
 

@@ -2,7 +2,7 @@
 
 These frozen dataclasses are the contract between the two stages. They hold raw data
 only (instruction addresses, memory maps, build-ids, the kernel symbols needed), never
-symbol names of user code. `bee_record.codec` turns them into the versioned msgpack file
+symbol names of user code. `bee_contract.codec` turns them into the versioned msgpack file
 described in `formats/recording-v1.md`; nothing here imports bcc or any report code.
 """
 

@@ -26,3 +26,15 @@ class RecordError(BeeError):
 
 class ReportError(BeeError):
     """`bee report` cannot produce its output (bad options, unusable inputs)."""
+
+
+class ElfError(BeeError):
+    """An ELF file (or a cached table derived from one) is malformed or unreadable."""
+
+
+class DebugInfoError(BeeError):
+    """A debug file is unreadable or its ELF/DWARF is malformed."""
+
+
+class ArchiveError(BeeError):
+    """A symbols archive is unreadable, corrupt, too big or holds a refused member."""

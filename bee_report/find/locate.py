@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
-from bee_record.buildid import build_id_of_path, valid_build_id
+from bee_contract.buildid import build_id_of_path, valid_build_id
 from bee_report.diag import warn
 
 _HEX = re.compile(r"^[0-9a-f]{2,128}$")

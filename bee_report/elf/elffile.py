@@ -9,9 +9,9 @@ no lower-level exception (IndexError, struct.error, zlib.error, ...) escapes.
 
 This module holds :class:`ElfFile` itself. The pieces it is built from live beside it
 and are re-exported here: header constants, :class:`Segment`, :class:`Section` and the
-header-table parsers in :mod:`bee_report.elf_headers`; section decompression, notes,
-.gnu_debuglink and .gnu_debugdata in :mod:`bee_report.elf_sections`; symbol lookup
-(:class:`FunctionTable`) in :mod:`bee_report.elf_symbols`.
+header-table parsers in :mod:`bee_contract.elf`; section decompression, notes,
+.gnu_debuglink and .gnu_debugdata in :mod:`bee_report.elf.sections`; symbol lookup
+(:class:`FunctionTable`) in :mod:`bee_report.elf.symbols`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from bee_report.elf_headers import (
+from bee_contract.elf import (
     ET_CORE,
     ET_DYN,
     ET_EXEC,
@@ -43,7 +43,8 @@ from bee_report.elf_headers import (
     parse_sections,
     parse_segments,
 )
-from bee_report.elf_sections import (
+from bee_contract.errors import ElfError
+from bee_report.elf.sections import (
     ELFCOMPRESS_ZLIB,
     ELFCOMPRESS_ZSTD,
     MAX_SECTION_BYTES,
@@ -54,8 +55,7 @@ from bee_report.elf_sections import (
     section_contents,
     unpack_debugdata,
 )
-from bee_report.elf_symbols import (
-    ElfError,
+from bee_report.elf.symbols import (
     FunctionArrays,
     FunctionTable,
     RawSymbol,

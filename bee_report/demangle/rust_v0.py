@@ -8,20 +8,20 @@ binder print as ``'_<2**64 - n>``, back-references are not followed while skippi
 
 Hostile input is bounded: Python frames (``MAX_DEPTH``), total work (``WORK_PER_CHAR``
 per input character, which caps what back-references can expand to), binder sizes and
-punycode lengths (see :func:`bee_report.demangle_rust.decode_punycode`). Exceeding a
+punycode lengths (see :func:`bee_report.demangle.rust.decode_punycode`). Exceeding a
 bound counts as malformed: the caller keeps the raw name.
 
 This module holds the grammar (:class:`_V0`); the bounds and the low-level readers it is
 built on (integers, identifiers, back-references, ...) are in
-:mod:`bee_report.demangle_rust_v0_cursor`.
+:mod:`bee_report.demangle.rust_v0_cursor`.
 """
 
 from __future__ import annotations
 
 import string
 
-from bee_report.demangle_rust import Malformed
-from bee_report.demangle_rust_v0_cursor import MAX_DEPTH, WORK_BASE, WORK_PER_CHAR, V0Cursor
+from bee_report.demangle.rust import Malformed
+from bee_report.demangle.rust_v0_cursor import MAX_DEPTH, WORK_BASE, WORK_PER_CHAR, V0Cursor
 
 __all__ = ["MAX_DEPTH", "WORK_BASE", "WORK_PER_CHAR", "demangle_rust_v0"]
 

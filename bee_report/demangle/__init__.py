@@ -1,0 +1,2 @@
+"""Demangling C++ and Rust symbol names as binutils prints them.
+"""

@@ -1,0 +1,2 @@
+"""Reading DWARF: source lines and inlined frames through symbolic's SymCache, cached.
+"""

@@ -1,0 +1,2 @@
+"""Reading ELF files on the workstation: sections, symbol tables and their cache.
+"""

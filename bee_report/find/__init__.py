@@ -1,0 +1,2 @@
+"""Finding the files a recording names: symbol folders, archives, debug files, debuginfod.
+"""
