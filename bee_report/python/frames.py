@@ -60,9 +60,9 @@ def merge(native: Sequence[Frame], groups: list[list[Frame]]) -> list[Frame]:
     for group in reversed(groups[len(by_position):]):  # unmatched, outermost first
         out.extend(reversed(group))
     for i, frame in enumerate(native):
-        group = by_position.get(i)
-        if group is None:
+        matched = by_position.get(i)
+        if matched is None:
             out.append(frame)
         else:
-            out.extend(reversed(group))
+            out.extend(reversed(matched))
     return out
