@@ -15,7 +15,7 @@ import pytest
 
 from bee_contract import codec
 from bee_report.profile import FrameKind
-from bee_report.symbolize import Symbolizer, SymbolizeOptions
+from bee_report.symbolize import SymbolizeOptions, Symbolizer
 from tests.conftest import SRC, run_bee
 
 INTERPRETERS = sorted(
