@@ -132,3 +132,20 @@ def test_merge_without_eval_frames_puts_python_at_the_root() -> None:
     # THEN the Python frames are kept, above (calling) the native frames
     got = [f.name.split(" (")[0] for f in merge([Frame("sre_ucs1_match")], groups)]
     assert got == ["main", "regex", "sre_ucs1_match"]
+
+
+def test_python_frames_have_their_own_flame_colour() -> None:
+    # GIVEN folded Python, native and kernel frames
+    from bee_report.reporters.flame_palette import KIND_PYTHON, split_kind
+
+    # THEN `_[py]` is recognised as a Python frame and stripped from the label
+    assert split_kind("handle (app.py:12)_[py]") == ("handle (app.py:12)", KIND_PYTHON)
+    assert split_kind("main") == ("main", None)
+
+
+def test_lines_option_names_the_sampled_line() -> None:
+    # GIVEN a Python frame of a function defined at line 10, sampled at line 12
+    frame = Frame("handle (app.py:10)", FrameKind.PYTHON, "[python]", "/srv/app.py", 12)
+    # THEN folded output names the function, or with --lines the sampled line
+    assert frame.folded() == "handle (app.py:10)_[py]"
+    assert frame.folded(lines=True) == "handle (app.py:12)_[py]"
