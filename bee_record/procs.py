@@ -65,9 +65,12 @@ class ProcessTable:
     """Processes and binaries seen so far, in the order they were first seen."""
 
     def __init__(self, keep_cmdline: bool = True, proc: str = "/proc",
+                 on_maps: Callable[[Process, list[Binary]], None] | None = None,
                  python: bool = False) -> None:
         self.keep_cmdline = keep_cmdline
         self.proc = proc
+        #: called with a process (and the binaries) whenever its maps were read
+        self.on_maps = on_maps
         #: CPython runtimes found, per process index (only when `python` is on), and who
         #: to tell about each (the sampler, which then walks that process's frames).
         self.python: dict[int, PyRuntime] = {}
@@ -97,8 +100,13 @@ class ProcessTable:
             idx = self._index[key] = len(self.processes)
             self.processes.append(proc)
             self._live[idx] = _Live(proc, [m.start for m in proc.maps])
+            self._notify(proc)
         self._detect_python(idx)
         return idx
+
+    def _notify(self, proc: Process) -> None:
+        if self.on_maps is not None and proc.maps:
+            self.on_maps(proc, self.binaries)
 
     def _detect_python(self, idx: int) -> None:
         """Look for CPython in a process generation until found (libpython may load late)."""
@@ -154,7 +162,10 @@ class ProcessTable:
         if not old.maps:  # first read failed or came too early: take the fresh one whole
             self.processes[idx] = fresh
             self._live[idx] = _Live(fresh, [m.start for m in fresh.maps])
+            self._notify(fresh)
             return
+        if fresh.maps != old.maps:
+            self._notify(fresh)  # the live mappings only, not those since unmapped
         merged = {m.start: m for m in old.maps}
         merged.update({m.start: m for m in fresh.maps})
         maps = tuple(sorted(merged.values(), key=lambda m: m.start))

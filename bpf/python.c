@@ -13,8 +13,6 @@
 // keyed by a hash of the frames. A slot holding a different stack is compared and the next
 // slot tried (BEE_PY_PROBES times); when none fits, the loss is counted, never silent.
 
-#include <uapi/linux/ptrace.h>
-
 #ifndef BEE_PY_FRAMES
 #define BEE_PY_FRAMES 128  // chain steps walked (3.12+ shim frames count, unrecorded)
 #endif
