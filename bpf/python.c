@@ -75,9 +75,15 @@ struct bee_py_thread {
     u64 checked;
 };
 
+// Per-CPU working memory: everything here would otherwise live on the 512-byte BPF stack,
+// which profile.c and the unwinder also need.
 struct bee_py_scratch {
     struct bee_py_stack stack;
     u8 chunk[BEE_PY_CHUNK + 8];
+    u64 word;
+    u64 thread_key;
+    struct bee_py_thread thread;
+    u32 slot;
 };
 
 BPF_TABLE("lru_hash", u32, struct bee_py_proc, py_procs, BEE_PY_PROCS);
@@ -94,58 +100,60 @@ static __always_inline void bee_py_lost(int slot)
         (*v)++;
 }
 
-static __always_inline u64 bee_py_u64(u64 addr)
+static __always_inline u64 bee_py_u64(struct bee_py_scratch *s, u64 addr)
 {
-    u64 v = 0;
-    if (bpf_probe_read_user(&v, sizeof(v), (void *)addr) != 0)
+    if (bpf_probe_read_user(&s->word, sizeof(s->word), (void *)addr) != 0)
         return 0;
-    return v;
+    return s->word;
 }
 
 // Is `tstate` the thread state of kernel thread `tid`?
-static __always_inline int bee_py_is_thread(struct bee_py_proc *p, u64 tstate, u32 tid)
+static __always_inline int bee_py_is_thread(struct bee_py_scratch *s, struct bee_py_proc *p,
+                                            u64 tstate, u32 tid)
 {
-    u64 id = bee_py_u64(tstate + p->tstate_tid);
+    u64 id = bee_py_u64(s, tstate + p->tstate_tid);
     if (p->pthread_tid >= 0) {
-        u32 t = 0;
-        if (!id || bpf_probe_read_user(&t, sizeof(t), (void *)(id + p->pthread_tid)) != 0)
+        if (!id)
             return 0;
-        return t == tid;
+        return (u32)bee_py_u64(s, id + p->pthread_tid) == tid;
     }
     return (u32)id == tid && (id >> 32) == 0;
 }
 
 // The thread state of `tid`: cached, else searched in every interpreter's thread list.
-static __always_inline u64 bee_py_tstate(struct bee_py_proc *p, u32 pid, u32 tid)
+static __always_inline u64 bee_py_tstate(struct bee_py_scratch *s, struct bee_py_proc *p,
+                                         u32 pid, u32 tid)
 {
-    u64 key = ((u64)pid << 32) | tid;
+    s->thread_key = ((u64)pid << 32) | tid;
     u64 now = bpf_ktime_get_ns();
-    struct bee_py_thread *c = py_threads.lookup(&key);
+    struct bee_py_thread *c = py_threads.lookup(&s->thread_key);
     if (c) {
-        if (c->tstate && bee_py_is_thread(p, c->tstate, tid))
-            return c->tstate;
-        if (!c->tstate && now - c->checked < BEE_PY_RETRY_NS)
+        u64 cached = c->tstate;
+        if (cached && bee_py_is_thread(s, p, cached, tid))
+            return cached;
+        if (!cached && now - c->checked < BEE_PY_RETRY_NS)
             return 0;
     }
-    u64 interp = bee_py_u64(p->interp_head);
-    u64 t = interp ? bee_py_u64(interp + p->threads_head) : 0;
+    u64 interp = bee_py_u64(s, p->interp_head);
+    u64 t = interp ? bee_py_u64(s, interp + p->threads_head) : 0;
     u64 found = 0;
     for (int i = 0; i < BEE_PY_THREADS; i++) {
         if (!t) {
             if (!interp)
                 break;
-            interp = bee_py_u64(interp + p->interp_next);
-            t = interp ? bee_py_u64(interp + p->threads_head) : 0;
+            interp = bee_py_u64(s, interp + p->interp_next);
+            t = interp ? bee_py_u64(s, interp + p->threads_head) : 0;
             continue;
         }
-        if (bee_py_is_thread(p, t, tid)) {
+        if (bee_py_is_thread(s, p, t, tid)) {
             found = t;
             break;
         }
-        t = bee_py_u64(t + p->tstate_next);
+        t = bee_py_u64(s, t + p->tstate_next);
     }
-    struct bee_py_thread fresh = {.tstate = found, .checked = now};
-    py_threads.update(&key, &fresh);
+    s->thread.tstate = found;
+    s->thread.checked = now;
+    py_threads.update(&s->thread_key, &s->thread);
     return found;
 }
 
@@ -178,52 +186,47 @@ static __always_inline u32 bee_py_walk(struct bee_py_proc *p, u64 tstate,
                                                  struct bee_py_scratch *s)
 {
     struct bee_py_stack *st = &s->stack;
-    u64 frame = bee_py_u64(tstate + p->tstate_frame);
+    u64 frame = bee_py_u64(s, tstate + p->tstate_frame);
     if (frame && p->cframe_current >= 0)
-        frame = bee_py_u64(frame + p->cframe_current);
+        frame = bee_py_u64(s, frame + p->cframe_current);
     u32 n = 0;
     u64 h = 0xcbf29ce484222325ULL;
-    u32 size = p->frame_read;
-    if (size > BEE_PY_CHUNK)
-        size = BEE_PY_CHUNK;
-    u64 is310 = bee_py_eq(p->model, BEE_PY_MODEL_FRAME_OBJECTS);
-    u64 is311 = bee_py_eq(p->model, BEE_PY_MODEL_IS_ENTRY);
-    u64 is312 = bee_py_eq(p->model, BEE_PY_MODEL_CSTACK_SHIM);
-    u32 owner_at = (u32)p->frame_owner & (BEE_PY_CHUNK - 1);
-    u32 entry_at = (u32)p->frame_is_entry & (BEE_PY_CHUNK - 1);
-    u64 adaptive = (u32)p->code_adaptive;
+    // Few locals on purpose: the loop reads the per-process constants from `p` so that
+    // nothing spills to the BPF stack, which profile.c and the unwinder need.
     for (int i = 0; i < BEE_PY_FRAMES; i++) {
         if (!frame)
             break;
-        if (bpf_probe_read_user(s->chunk, size, (void *)frame) != 0) {
+        if (bpf_probe_read_user(s->chunk, p->frame_read & (BEE_PY_CHUNK - 1),
+                                (void *)frame) != 0) {
             bee_py_lost(PY_LOST_READ);
             frame = 0;
             break;
         }
-        u64 prev = bee_py_field64(s->chunk, p->frame_previous);
         u64 code = bee_py_field64(s->chunk, p->frame_code);
         u64 raw = bee_py_field64(s->chunk, p->frame_instr);
-        // 3.10: f_lasti, an int (negative before the first instruction)
+        u64 is310 = bee_py_eq(p->model, BEE_PY_MODEL_FRAME_OBJECTS);
+        // 3.10: f_lasti, an int (negative before the first instruction);
+        // 3.11+: an instruction pointer into the code object
         u64 lasti = raw & 0xffffffffULL;
         lasti &= ~(0ULL - (lasti >> 31));
-        // 3.11+: an instruction pointer into the code object
-        u64 delta = raw - (code + adaptive);
+        u64 delta = raw - (code + (u32)p->code_adaptive);
         u64 index = (delta >> 1) & ~(0ULL - (delta >> 63)) & 0x7fffffffULL;
-        u64 shim = is312 & bee_py_eq(s->chunk[owner_at], BEE_PY_OWNED_BY_CSTACK);
-        u64 entry = is310 | (is311 & (1 - bee_py_eq(s->chunk[entry_at], 0)));
-        u32 info = (u32)((lasti & (0ULL - is310)) | (index & ~(0ULL - is310)));
-        info |= (u32)entry << 31;
+        u64 info = (lasti & (0ULL - is310)) | (index & ~(0ULL - is310));
+        u64 entry = is310 | (bee_py_eq(p->model, BEE_PY_MODEL_IS_ENTRY) &
+                             (1 - bee_py_eq(s->chunk[(u32)p->frame_is_entry & (BEE_PY_CHUNK - 1)], 0)));
+        info |= entry << 31;
+        u64 shim = bee_py_eq(p->model, BEE_PY_MODEL_CSTACK_SHIM) &
+                   bee_py_eq(s->chunk[(u32)p->frame_owner & (BEE_PY_CHUNK - 1)],
+                             BEE_PY_OWNED_BY_CSTACK);
         // A shim precedes an eval activation: the frame recorded before it was its first.
         // Its own slot is written but not kept (n does not advance).
         st->info[bee_py_ix(n - 1)] |= (u32)shim << 31;
-        u32 k = bee_py_ix(n);
-        st->code[k] = code;
-        st->info[k] = info;
-        u64 keep = 1 - shim;
-        h = (h ^ (code & (0ULL - keep))) * 0x100000001b3ULL;
-        h = (h ^ (info & (0ULL - keep))) * 0x100000001b3ULL;
-        n += keep;
-        frame = prev;
+        st->code[bee_py_ix(n)] = code;
+        st->info[bee_py_ix(n)] = (u32)info;
+        h = (h ^ (code & (shim - 1))) * 0x100000001b3ULL;
+        h = (h ^ (info & (shim - 1))) * 0x100000001b3ULL;
+        n += 1 - shim;
+        frame = bee_py_field64(s->chunk, p->frame_previous);
     }
     st->len = n | (frame ? BEE_PY_TRUNCATED : 0);
     return (u32)(h ^ (h >> 32)) & 0x7fffffff;
@@ -246,22 +249,24 @@ static __always_inline int bee_py_same(struct bee_py_stack *a, struct bee_py_sta
 
 // Store the scratch stack in py_stacks<which>; returns its slot, or -2 (counted as lost).
 // (bcc rewrites map calls by name, so both buffers are spelled out.)
-static __always_inline s32 bee_py_store(struct bee_py_stack *st, u32 h, u32 which)
+static __always_inline s32 bee_py_store(struct bee_py_scratch *s, u32 h, u32 which)
 {
+    struct bee_py_stack *st = &s->stack;
     for (u32 i = 0; i < BEE_PY_PROBES; i++) {
-        u32 slot = (h + i) & 0x7fffffff;
-        struct bee_py_stack *have = which ? py_stacks1.lookup(&slot) : py_stacks0.lookup(&slot);
+        s->slot = (h + i) & 0x7fffffff;
+        struct bee_py_stack *have = which ? py_stacks1.lookup(&s->slot)
+                                          : py_stacks0.lookup(&s->slot);
         if (!have) {
-            int err = which ? py_stacks1.insert(&slot, st) : py_stacks0.insert(&slot, st);
+            int err = which ? py_stacks1.insert(&s->slot, st) : py_stacks0.insert(&s->slot, st);
             if (err == 0)
-                return slot;
+                return (h + i) & 0x7fffffff;
             // Another CPU took the slot meanwhile, or the table is full.
-            have = which ? py_stacks1.lookup(&slot) : py_stacks0.lookup(&slot);
+            have = which ? py_stacks1.lookup(&s->slot) : py_stacks0.lookup(&s->slot);
             if (!have)
                 break;
         }
         if (bee_py_same(have, st))
-            return slot;
+            return (h + i) & 0x7fffffff;
     }
     bee_py_lost(PY_LOST_STACKS_FULL);
     return -2;
@@ -274,16 +279,16 @@ static __always_inline s32 bee_python_stack(u32 pid, u32 tid, u32 gen, u32 which
     struct bee_py_proc *p = py_procs.lookup(&pid);
     if (!p || p->gen != gen)
         return -1;
-    u64 tstate = bee_py_tstate(p, pid, tid);
-    if (!tstate)
-        return -1;
     u32 zero = 0;
     struct bee_py_scratch *s = py_scratch.lookup(&zero);
     if (!s)
+        return -1;
+    u64 tstate = bee_py_tstate(s, p, pid, tid);
+    if (!tstate)
         return -1;
     s->stack.len = 0;
     u32 h = bee_py_walk(p, tstate, s);
     if ((s->stack.len & ~BEE_PY_TRUNCATED) == 0)
         return -1;
-    return bee_py_store(&s->stack, h, which);
+    return bee_py_store(s, h, which);
 }
