@@ -13,10 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bee_contract.recording import (
+    LOST_STACK,
+    PY_TRUNCATED,
     Binary,
     Header,
     JitSymbol,
     Process,
+    PythonInfo,
     Recording,
     Sample,
     is_anonymous,
@@ -24,6 +27,7 @@ from bee_contract.recording import (
 from bee_record.kallsyms import kernel_info
 from bee_record.perfmap import PerfMap, PerfMapEntry, perf_map_paths
 from bee_record.procs import ProcessTable
+from bee_record.python.codeobj import CodeTable
 from bee_record.sampler import RawCount
 
 
@@ -42,8 +46,12 @@ class Collector:
         self.clock = clock
         self.stacks: dict[tuple[int, ...], int] = {}
         #: (process, tid, cpu, comm, user stack, kernel stack, event, time bucket since the
-        #: sampler's start) -> counts
-        self.samples: dict[tuple[int, int, int, str, int, int, int, int], _Acc] = {}
+        #: sampler's start, Python stack) -> counts
+        self.samples: dict[tuple[int, int, int, str, int, int, int, int, int], _Acc] = {}
+        #: Python stacks as (code index, info) pairs, and each CPython process's code table.
+        self.py_stacks: dict[tuple[tuple[int, int], ...], int] = {}
+        self.codes: dict[int, CodeTable] = {}
+        self.drains = 0
         self._refreshed: set[int] = set()
         #: (pid, generation) pairs whose samples are dropped, e.g. the `--` command's
         #: child before its exec (it still runs bee's own code then).
@@ -88,12 +96,31 @@ class Collector:
                     pending.setdefault(a, set()).add(raw.bucket)
         self._last_bucket = max(self._last_bucket, raw.bucket)
         key = (proc, raw.tid, raw.cpu, raw.comm, user, self._stack(raw.kernel_stack),
-               raw.event, raw.bucket)
+               raw.event, raw.bucket, self._python_stack(proc, raw.python_stack))
         acc = self.samples.get(key)
         if acc is None:
             acc = self.samples[key] = _Acc()
         acc.count += raw.count
         acc.weight += raw.weight
+
+    def _python_stack(self, proc: int, value: tuple[tuple[int, int], ...] | int) -> int:
+        """Intern a Python stack, naming its code objects (read once per process)."""
+        if isinstance(value, int):
+            return value
+        rt = self.table.python.get(proc)
+        if rt is None:
+            return LOST_STACK
+        codes = self.codes.get(proc)
+        if codes is None:
+            codes = self.codes[proc] = CodeTable(self.table.processes[proc].pid, rt)
+        frames = tuple(
+            (PY_TRUNCATED, 0) if (address, info) == (0, 0) and i == len(value) - 1
+            else (codes.index(address, self.drains), info)
+            for i, (address, info) in enumerate(value))
+        idx = self.py_stacks.get(frames)
+        if idx is None:
+            idx = self.py_stacks[frames] = len(self.py_stacks)
+        return idx
 
     def _check_user_stack(self, proc: int, stack: tuple[int, ...]) -> tuple[int, ...]:
         """Refresh maps after dlopen; return the addresses outside file mappings (JIT)."""
@@ -131,6 +158,7 @@ class Collector:
         """
         self._refreshed.clear()
         bucket = self.clock() if self.clock is not None else None
+        self.drains += 1
         for proc, pending in list(self.jit_pending.items()):
             perf_map = self._perf_maps.get(proc)
             if perf_map is None:
@@ -164,7 +192,11 @@ class Collector:
         self.samples = {}
         self._jit_addresses = {}
         self.jit_used = {}
+        self.py_stacks = {}
         remap = self.table.prune_exited()
+        self.codes = {remap[k]: v for k, v in self.codes.items() if k in remap}
+        for codes in self.codes.values():
+            codes.start_file()
         self.jit_pending = {remap[k]: v for k, v in self.jit_pending.items() if k in remap}
         self._perf_maps = {remap[k]: v for k, v in self._perf_maps.items() if k in remap}
         self.skip = {k for k in self.skip if os.path.isdir(f"/proc/{k[0]}")}
@@ -188,17 +220,17 @@ class Collector:
 
         procs = [replace(self.table.processes[i], jit=tuple(
             JitSymbol(e.start, e.size, e.name, in_file(span[0]), in_file(span[1]))
-            for _, (e, span) in sorted(self.jit_used.get(i, {}).items())))
-            for i in used_procs]
+            for _, (e, span) in sorted(self.jit_used.get(i, {}).items())),
+            python=self._python_info(i)) for i in used_procs]
         procs, binaries = _prune_binaries(procs, self.table.binaries)
         kernel_addrs = {a for ks in {k[5] for k in self.samples} if ks >= 0
                         for a in stacks[ks]}
         in_vdso = any(m.path == "[vdso]" and any(m.start <= a < m.end for a in stacks[u])
                       for p, u in {(k[0], k[4]) for k in self.samples} if u >= 0
                       for m in self.table.processes[p].maps)
-        rows: dict[tuple[int, int, int, str, int, int, int, int], _Acc] = {}
-        for (p, tid, cpu, comm, u, k, ev, b), acc in self.samples.items():
-            key = (p, tid, cpu, comm, u, k, ev, in_file(b))
+        rows: dict[tuple[int, int, int, str, int, int, int, int, int], _Acc] = {}
+        for (p, tid, cpu, comm, u, k, ev, b, py), acc in self.samples.items():
+            key = (p, tid, cpu, comm, u, k, ev, in_file(b), py)
             row = rows.get(key)
             if row is None:
                 rows[key] = _Acc(acc.count, acc.weight)
@@ -207,16 +239,24 @@ class Collector:
                 row.weight += acc.weight
         samples = tuple(
             Sample(process=proc_map[p], tid=tid, cpu=cpu, comm=comm, user_stack=u,
-                   kernel_stack=k, count=acc.count, weight=acc.weight, event=ev, bucket=b)
-            for (p, tid, cpu, comm, u, k, ev, b), acc in sorted(rows.items(),
-                                                                key=lambda kv: kv[0])
+                   kernel_stack=k, count=acc.count, weight=acc.weight, event=ev, bucket=b,
+                   python_stack=py)
+            for (p, tid, cpu, comm, u, k, ev, b, py), acc in sorted(rows.items(),
+                                                                    key=lambda kv: kv[0])
         )
         return Recording(
             header=header, binaries=tuple(binaries), processes=tuple(procs),
             stacks=tuple(stacks), samples=samples,
             kernel=kernel_info(kernel_addrs, with_vdso=in_vdso),
-            lost=dict(lost),
+            lost=dict(lost), python_stacks=tuple(self.py_stacks),
         )
+
+    def _python_info(self, proc: int) -> PythonInfo | None:
+        rt = self.table.python.get(proc)
+        if rt is None:
+            return None
+        codes = self.codes.get(proc)
+        return PythonInfo(rt.version, tuple(codes.entries) if codes is not None else ())
 
 
 def _prune_binaries(procs: list[Process], binaries: list[Binary]

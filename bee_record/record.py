@@ -254,8 +254,10 @@ def record(opts: RecordOptions) -> RecordResult:
     res_ns = opts.time_resolution_ms * 1_000_000
     collector = Collector(
         ProcessTable(keep_cmdline=opts.keep_cmdline,
-                     on_maps=unwind.load_process if unwind is not None else None),
+                     on_maps=unwind.load_process if unwind is not None else None,
+                     python=sampler_opts.python),
         clock=lambda: max(0, time.monotonic_ns() - sampler.start_ns) // res_ns)
+    collector.table.on_python = sampler.add_python
     writer = _Writer(opts, output, collector)
     stop = _Stop()
     child = None

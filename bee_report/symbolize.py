@@ -39,6 +39,7 @@ from bee_report.find.locate import Locator
 from bee_report.jit import JitIndex
 from bee_report.profile import Frame, FrameKind, Profile, StackSample
 from bee_report.progress import Progress
+from bee_report.python.frames import merge, python_frames
 
 if TYPE_CHECKING:
     from bee_report.find.debuginfod import Debuginfod
@@ -146,17 +147,18 @@ class Symbolizer:
     def _recording(self, rec: Recording) -> list[StackSample]:
         kernel = _Kernel(rec.kernel)
         procs = [_ProcessMaps(p) for p in rec.processes]
-        stack_cache: dict[tuple[int, int, int, int], tuple[Frame, ...]] = {}
+        stack_cache: dict[tuple[int, int, int, int, int], tuple[Frame, ...]] = {}
         samples = []
         h = rec.header
         for s in rec.samples:
             # JIT entries may name an address differently from one time bucket to the next
             bucket = s.bucket if procs[s.process].jit.timed else 0
-            key = (s.process, s.user_stack, s.kernel_stack, bucket)
+            key = (s.process, s.user_stack, s.kernel_stack, s.python_stack, bucket)
             frames = stack_cache.get(key)
             if frames is None:
                 frames = stack_cache[key] = self._frames(rec, procs, kernel, s.process,
-                                                         s.user_stack, s.kernel_stack, bucket)
+                                                         s.user_stack, s.kernel_stack,
+                                                         s.python_stack, bucket)
             proc = rec.processes[s.process]
             if rec.header.mode == "event":  # several probes: one root frame per event
                 frames = (Frame(rec.header.events[s.event], FrameKind.ROOT), *frames)
@@ -169,7 +171,8 @@ class Symbolizer:
         return samples
 
     def _frames(self, rec: Recording, procs: list[_ProcessMaps], kernel: _Kernel,
-                pidx: int, ustack: int, kstack: int, bucket: int) -> tuple[Frame, ...]:
+                pidx: int, ustack: int, kstack: int, pystack: int,
+                bucket: int) -> tuple[Frame, ...]:
         frames: list[Frame] = []
         if ustack == LOST_STACK:
             frames.append(Frame("[lost user stack]", FrameKind.USER))
@@ -180,6 +183,11 @@ class Symbolizer:
                     frames.append(Frame(TRUNCATED, FrameKind.USER))
                     continue
                 frames.extend(self._user(rec, procs[pidx], addrs[depth], depth == 0, bucket))
+        info = rec.processes[pidx].python
+        if pystack >= 0 and info is not None:
+            frames = merge(frames, python_frames(info, rec.python_stacks[pystack]))
+        elif pystack == LOST_STACK:
+            frames.insert(0, Frame("[lost Python stack]", FrameKind.PYTHON))
         if kstack == LOST_STACK:
             frames.append(Frame("[lost kernel stack]", FrameKind.KERNEL, KERNEL_MODULE))
         elif kstack >= 0:

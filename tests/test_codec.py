@@ -169,7 +169,7 @@ def test_unknown_optional_keys_are_ignored(tmp_path: Path) -> None:
     # GIVEN a file with an extra key and an extra trailing sample column (allowed additions)
     body = _body()
     body["future_table"] = [1, 2, 3]
-    body["samples"][0].append("extra")  # type: ignore[index]
+    body["samples"][0] += [-1, "extra"]  # type: ignore[operator]  # column 9: no Python stack
     path = _write_body(tmp_path / "f.bee", body)
     # THEN it still reads, with the same samples
     assert codec.read(path).samples == sample_recording().samples
@@ -204,10 +204,11 @@ def test_version_1_file_reads_as_one_bucket_spanning_the_recording() -> None:
     assert totals(rec) == totals(sample_recording())
 
 
-def test_version_1_ignores_a_tenth_column(tmp_path: Path) -> None:
-    # GIVEN a v1 file whose rows carry a tenth column (an optional addition for v1 readers)
+def test_version_1_tenth_column_is_no_bucket(tmp_path: Path) -> None:
+    # GIVEN a v1 file whose rows carry a tenth column (v1's optional Python stack column)
     body = _body()
-    body["samples"][0][9] = 3  # type: ignore[index]
+    for row in body["samples"]:  # type: ignore[attr-defined]
+        row[9] = -1
     rec = codec.read(_write_body(tmp_path / "v1.bee", body, version=1))
     # THEN v1 meaning applies: no buckets
     assert rec.samples[0].bucket == 0 and rec.header.time_resolution_ns == 0

@@ -202,6 +202,8 @@ def test_jit_rows_without_a_range_apply_at_any_time(tmp_path: Path, version: int
     # v1 file with five (its reader ignores trailing columns)
     body = _body()
     body["processes"][0][8] = [[CODE, 16, 0], [CODE + 16, 16, 0, 4, 5]]  # type: ignore[index]
+    if version == 1:  # v1 rows end at the event column
+        body["samples"] = [row[:9] for row in body["samples"]]  # type: ignore[attr-defined]
     # WHEN read
     got = codec.read(_write_body(tmp_path / "o.bee", body, version))
     # THEN the entries apply at any time (v2 keeps the range it was given)
