@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import struct
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,14 @@ def read(path: Path) -> Recording:
 
 
 def decode(body: bytes, path: Path, preamble: bytes) -> Recording:
-    """Decode the body that follows an already-checked preamble."""
+    """Decode the body that follows an already-checked preamble.
+
+    The body is never inflated or turned into a msgpack tree whole: it is streamed twice
+    through a bounded inflater (:class:`_Inflater`) and a msgpack ``Unpacker``. The first
+    pass reads the header, the strings (interned) and the addresses and checks every
+    table's declared length against the limits in the module docstring; the second turns
+    each row straight into its model object. Peak memory is therefore the model itself.
+    """
     _, _version, compression, _, length, crc = _PREAMBLE.unpack(preamble)
     if len(body) < length:
         raise RecordingFormatError(
@@ -149,28 +156,83 @@ def decode(body: bytes, path: Path, preamble: bytes) -> Recording:
         raise RecordingFormatError(f"{path}: {len(body) - length} unexpected bytes after the body")
     if zlib.crc32(body) != crc:
         raise RecordingFormatError(f"{path}: corrupt: checksum mismatch")
-    if compression == COMPRESSION_ZLIB:
-        d = zlib.decompressobj()
-        try:
-            body = d.decompress(body, MAX_BODY_BYTES)
-        except zlib.error as exc:
-            raise RecordingFormatError(f"{path}: corrupt compressed body: {exc}") from None
-        if d.unconsumed_tail:
-            raise RecordingFormatError(f"{path}: body larger than {MAX_BODY_BYTES} bytes")
-        if not d.eof:
-            raise RecordingFormatError(f"{path}: truncated compressed body")
-    elif compression != COMPRESSION_NONE:
+    if compression not in (COMPRESSION_NONE, COMPRESSION_ZLIB):
         raise RecordingFormatError(f"{path}: unknown compression {compression}")
+    dec = _Decoder(path)
     try:
-        obj = msgpack.unpackb(
-            body, raw=False, strict_map_key=True, use_list=True,
-            max_str_len=MAX_STRING_BYTES, max_bin_len=MAX_STRING_BYTES,
-            max_array_len=min(MAX_ITEMS, len(body)), max_map_len=min(MAX_ITEMS, len(body)),
-            max_ext_len=0,
-        )
+        dec.scan(_unpacker(_Inflater(path, body, compression)))
+        return dec.recording(_unpacker(_Inflater(path, body, compression)))
+    except msgpack.StackError:
+        raise RecordingFormatError(
+            f"{path}: corrupt body: values nested deeper than msgpack allows") from None
+    except msgpack.OutOfData:
+        raise RecordingFormatError(f"{path}: corrupt body: msgpack ends inside a value") from None
+    except msgpack.BufferFull:
+        raise RecordingFormatError(
+            f"{path}: corrupt body: one row is larger than {_MAX_ROW_BYTES >> 20} MiB") from None
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
-        raise RecordingFormatError(f"{path}: corrupt body: {exc}") from None
-    return _Decoder(path).recording(obj)
+        reason = str(exc) or type(exc).__name__
+        raise RecordingFormatError(f"{path}: corrupt body: {reason}") from None
+
+
+#: Largest single msgpack value read at once (a process row, a string, the vDSO image).
+_MAX_ROW_BYTES = 64 << 20
+_READ_SIZE = 1 << 20
+#: Deepest stack the reader accepts (the report side shows at most 2048 frames of it).
+MAX_STACK_FRAMES = 1 << 16
+#: Tables whose size follows from another's (kallsyms entries: two per sampled address;
+#: stacks: two per sample) may exceed that by this much (hand-made files).
+TABLE_SLACK = 4096
+#: Most entries in the `lost` map.
+MAX_LOST_KEYS = 1024
+
+
+def _unpacker(stream: _Inflater) -> msgpack.Unpacker:
+    return msgpack.Unpacker(
+        stream, read_size=_READ_SIZE, max_buffer_size=_MAX_ROW_BYTES, raw=False,
+        strict_map_key=True, use_list=True, max_str_len=MAX_STRING_BYTES,
+        max_bin_len=MAX_STRING_BYTES, max_array_len=MAX_ITEMS, max_map_len=MAX_ITEMS,
+        max_ext_len=0,
+    )
+
+
+class _Inflater:
+    """File-like view of the body, inflated on demand; refuses more than MAX_BODY_BYTES."""
+
+    def __init__(self, path: Path, body: bytes, compression: int) -> None:
+        self.path = path
+        self.view = memoryview(body)
+        self.pos = 0
+        self.total = 0
+        self.zlib = zlib.decompressobj() if compression == COMPRESSION_ZLIB else None
+
+    def read(self, n: int) -> bytes:
+        """Up to `n` bytes of the (inflated) body; b"" at its end."""
+        if self.zlib is None:
+            out = bytes(self.view[self.pos : self.pos + n])
+            self.pos += len(out)
+            return out
+        d = self.zlib
+        while True:
+            src: bytes | memoryview = d.unconsumed_tail
+            if not src:
+                if d.eof:
+                    return b""
+                if self.pos >= len(self.view):
+                    raise RecordingFormatError(f"{self.path}: truncated compressed body")
+                src = self.view[self.pos : self.pos + _READ_SIZE]
+                self.pos += len(src)
+            try:
+                out = d.decompress(src, n)
+            except zlib.error as exc:
+                raise RecordingFormatError(
+                    f"{self.path}: corrupt compressed body: {exc}") from None
+            self.total += len(out)
+            if self.total > MAX_BODY_BYTES:
+                raise RecordingFormatError(
+                    f"{self.path}: body larger than {MAX_BODY_BYTES} bytes")
+            if out:
+                return out
 
 
 def read_preamble(path: Path, data: bytes) -> tuple[int, int]:
@@ -237,32 +299,124 @@ class _Decoder:
         return [conv(self.list_(row, f"{what}[{i}]", n), f"{what}[{i}]")
                 for i, row in enumerate(self.list_(v, what))]
 
-    def recording(self, obj: Any) -> Recording:
-        top = self.dict_(obj, "top level")
-        for key in ("header", "strings", "binaries", "processes", "addresses", "stacks",
-                    "samples", "kernel"):
-            if key not in top:
+    _TABLES = ("binaries", "processes", "stacks", "samples")
+    _REQUIRED = ("header", "strings", "binaries", "processes", "addresses", "stacks",
+                 "samples", "kernel")
+
+    def _keys(self, u: msgpack.Unpacker) -> Iterator[str]:
+        """The top-level keys, each to be followed by reading or skipping its value."""
+        try:
+            n = u.read_map_header()
+        except ValueError:
+            raise self.fail("top level is not a map") from None
+        seen: set[str] = set()
+        for _ in range(n):
+            key = u.unpack()
+            if type(key) is not str:
+                raise self.fail("top-level key is not a string")
+            if key in seen:
+                raise self.fail(f"'{key}' appears twice")
+            seen.add(key)
+            yield key
+        try:
+            u.skip()
+        except msgpack.OutOfData:
+            return
+        raise RecordingFormatError(f"{self.path}: unexpected bytes after the body")
+
+    def _array(self, u: msgpack.Unpacker, what: str, limit: int = MAX_ITEMS) -> int:
+        """Declared length of the array that comes next, checked against `limit`."""
+        try:
+            n: int = u.read_array_header()
+        except ValueError:
+            raise self.fail(f"{what} is not an array") from None
+        if n > limit:
+            raise self.fail(f"{what} declares {n} entries, more than {limit}")
+        return n
+
+    def scan(self, u: msgpack.Unpacker) -> None:
+        """First pass: header, strings, addresses and the declared size of every table."""
+        self.counts: dict[str, int] = {}
+        self.addresses: list[int] = []
+        self.symbol_count = 0
+        header: dict[str, Any] | None = None
+        for key in self._keys(u):
+            if key == "header":
+                header = self.dict_(u.unpack(), "header")
+            elif key == "strings":
+                interned: dict[str, str] = {}
+                for i in range(self._array(u, "strings")):
+                    text = self.str_(u.unpack(), f"strings[{i}]")
+                    self.strings.append(interned.setdefault(text, text))
+            elif key == "addresses":
+                self.addresses = [self.int_(u.unpack(), f"addresses[{i}]")
+                                  for i in range(self._array(u, "addresses"))]
+            elif key in self._TABLES:
+                self.counts[key] = self._array(u, key)
+                for _ in range(self.counts[key]):
+                    u.skip()
+            else:
+                u.skip()
+            if key in self._REQUIRED:
+                self.counts.setdefault(key, 0)
+        for key in self._REQUIRED:
+            if key not in self.counts:
                 raise self.fail(f"missing '{key}'")
-        self.strings = [self.str_(x, f"strings[{i}]")
-                        for i, x in enumerate(self.list_(top["strings"], "strings"))]
-        header = self.header(self.dict_(top["header"], "header"))
-        binaries = tuple(self.table(top["binaries"], "binaries", 3, self.binary))
-        self.n_binaries = len(binaries)
-        processes = tuple(self.table(top["processes"], "processes", 9, self.process))
-        addresses = [self.int_(a, f"addresses[{i}]")
-                     for i, a in enumerate(self.list_(top["addresses"], "addresses"))]
-        stacks = tuple(
-            tuple(addresses[self.int_(a, f"stacks[{i}]", 0, len(addresses) - 1)]
-                  for a in self.list_(st, f"stacks[{i}]"))
-            for i, st in enumerate(self.list_(top["stacks"], "stacks"))
-        )
-        self.n_processes, self.n_stacks, self.n_events = len(processes), len(stacks), len(
-            header.events)
-        samples = tuple(self.table(top["samples"], "samples", 9, self.sample))
-        kernel = self.kernel(self.dict_(top["kernel"], "kernel"))
-        lost_raw = self.dict_(top.get("lost", {}), "lost")
-        lost = {self.str_(k, "lost key"): self.int_(v, f"lost[{k}]") for k, v in lost_raw.items()}
+        assert header is not None
+        self.parsed_header = self.header(header)
+        # Every stack is some sample's user or kernel stack (the recorder keeps no others).
+        if self.counts["stacks"] > 2 * self.counts["samples"] + TABLE_SLACK:
+            raise self.fail(f"{self.counts['stacks']} stacks for {self.counts['samples']} "
+                            "samples (each stack belongs to a sample)")
+
+    def recording(self, u: msgpack.Unpacker) -> Recording:
+        """Second pass: every table, row by row, straight into the model."""
+        header, counts = self.parsed_header, self.counts
+        self.n_binaries, self.n_processes = counts["binaries"], counts["processes"]
+        self.n_stacks, self.n_events = counts["stacks"], len(header.events)
+        binaries: tuple[Binary, ...] = ()
+        processes: tuple[Process, ...] = ()
+        stacks: tuple[tuple[int, ...], ...] = ()
+        samples: tuple[Sample, ...] = ()
+        kernel = KernelInfo("", None, ())
+        lost: dict[str, int] = {}
+        for key in self._keys(u):
+            if key == "binaries":
+                binaries = tuple(self.rows(u, key, 3, self.binary))
+            elif key == "processes":
+                processes = tuple(self.rows(u, key, 9, self.process))
+            elif key == "stacks":
+                stacks = tuple(self.stack(u, i) for i in range(self._array(u, key)))
+            elif key == "samples":
+                samples = tuple(self.rows(u, key, 9, self.sample))
+            elif key == "kernel":
+                kernel = self.kernel(u)
+            elif key == "lost":
+                lost = {}
+                try:
+                    n = u.read_map_header()
+                except ValueError:
+                    raise self.fail("lost is not a map") from None
+                if n > MAX_LOST_KEYS:
+                    raise self.fail(f"lost has {n} counters, more than {MAX_LOST_KEYS}")
+                for _ in range(n):
+                    k = self.str_(u.unpack(), "lost key")
+                    lost[k] = self.int_(u.unpack(), f"lost[{k}]")
+            else:
+                u.skip()
         return Recording(header, binaries, processes, stacks, samples, kernel, lost)
+
+    def rows(self, u: msgpack.Unpacker, what: str, n: int,
+             conv: Callable[[list[Any], str], Any]) -> Iterator[Any]:
+        """Rows of a top-level table, each converted as soon as it is read."""
+        for i in range(self._array(u, what)):
+            yield conv(self.list_(u.unpack(), f"{what}[{i}]", n), f"{what}[{i}]")
+
+    def stack(self, u: msgpack.Unpacker, i: int) -> tuple[int, ...]:
+        """One stack, its address indices resolved."""
+        addresses, last = self.addresses, len(self.addresses) - 1
+        return tuple(addresses[self.int_(u.unpack(), f"stacks[{i}]", 0, last)]
+                     for _ in range(self._array(u, f"stacks[{i}]", MAX_STACK_FRAMES)))
 
     def header(self, h: dict[str, Any]) -> Header:
         def get(key: str) -> Any:
@@ -336,10 +490,27 @@ class _Decoder:
             event=self.int_(r[8], f"{what}.event", 0, self.n_events - 1),
         )
 
-    def kernel(self, k: dict[str, Any]) -> KernelInfo:
-        syms = self.table(k.get("symbols", []), "kernel.symbols", 3, lambda r, w: KernelSymbol(
-            self.int_(r[0], f"{w}.address"), self.sref(r[1], f"{w}.name"),
-            self.sref(r[2], f"{w}.module")))
+    def kernel(self, u: msgpack.Unpacker) -> KernelInfo:
+        """The kernel map; its symbols are at most two per sampled address."""
+        try:
+            n = u.read_map_header()
+        except ValueError:
+            raise self.fail("kernel is not a map") from None
+        k: dict[str, Any] = {}
+        syms: list[KernelSymbol] = []
+        for _ in range(n):
+            key = u.unpack()
+            if key != "symbols":
+                k[self.str_(key, "kernel key")] = u.unpack()
+                continue
+            # the recorder keeps the entry covering each address and its successor
+            limit = 2 * len(self.addresses) + TABLE_SLACK
+            for i in range(self._array(u, "kernel.symbols", limit)):
+                r = self.list_(u.unpack(), f"kernel.symbols[{i}]", 3)
+                w = f"kernel.symbols[{i}]"
+                syms.append(KernelSymbol(self.int_(r[0], f"{w}.address"),
+                                         self.sref(r[1], f"{w}.name"),
+                                         self.sref(r[2], f"{w}.module")))
         if any(a.address > b.address for a, b in itertools.pairwise(syms)):
             raise self.fail("kernel.symbols not sorted by address")
         vdso = k.get("vdso", b"")
