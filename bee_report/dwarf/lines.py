@@ -59,7 +59,9 @@ from typing import Any
 from bee_contract.buildid import valid_build_id
 from bee_contract.errors import DebugInfoError, ElfError
 from bee_report.dwarf import tables as cache_tables
-from bee_report.dwarf.symbol_facts import hide_function_symbols, symbol_tables
+from bee_report.dwarf.isolate import in_child
+from bee_report.dwarf.symbol_facts import symbol_tables
+from bee_report.dwarf.symbolic_input import symbolic_image
 from bee_report.dwarf.symcache import SymCacheView
 from bee_report.dwarf.tables import NONE, Tables, u32
 from bee_report.dwarf.units import assembler_names
@@ -293,7 +295,8 @@ def build(debug_path: Path) -> tuple[Tables | None, str | None]:
         elf = ElfFile.from_bytes(raw, str(debug_path))
         if not elf.has_debug_info:
             return None, elf.build_id
-        blob = _run_symbolic(hide_function_symbols(raw, elf), debug_path)
+        image = symbolic_image(raw, elf)
+        blob = in_child(lambda: _run_symbolic(image, debug_path), debug_path)
         return (None if blob is None else _tables(elf, blob, debug_path)), elf.build_id
     except OSError as e:
         raise DebugInfoError(f"{debug_path}: cannot read: {e.strerror or e}") from None
