@@ -26,7 +26,7 @@ from bee_report.diag import warn
 from bee_report.dwarf.lines import DebugInfo
 from bee_report.elf import symtab_cache
 from bee_report.elf.elffile import ElfFile, FunctionTable
-from bee_report.find.cachedir import default_cache_dir
+from bee_report.find.cachedir import default_cache_dir, source_key
 from bee_report.find.debuginfo import best_symbol_source, find_debug_file
 from bee_report.find.locate import Locator
 from bee_report.profile import Frame, FrameKind, Profile, StackSample
@@ -296,13 +296,14 @@ class Symbolizer:
                                      self.opts.symbol_dirs,
                                      None if elf.has_debug_info else self._debuginfod)
         bid = binary.build_id or elf.build_id
-        functions = symtab_cache.load(self.opts.cache_dir, bid)
+        files = source_key(path, debug_path)  # the cache answers for these files only
+        functions = symtab_cache.load(self.opts.cache_dir, bid, files)
         if functions is None:
             source = best_symbol_source(elf, debug_path)
             if source.debug is not None:
                 source.debug.close()
             functions = source.functions
-            symtab_cache.store(self.opts.cache_dir, bid, source.origin, functions)
+            symtab_cache.store(self.opts.cache_dir, bid, files, source.origin, functions)
         debug = None
         dwarf_file = debug_path or (path if elf.has_debug_info else None)
         if self.opts.dwarf and dwarf_file is not None:

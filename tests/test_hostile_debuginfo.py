@@ -139,3 +139,24 @@ def test_symbolize_says_what_is_wrong_with_the_exe(path: str, says: str,
     result = cli("symbolize", "-e", path, "0x1000")
     assert result.exit_code != 0
     assert result.stderr == f"bee: {path}: {says}\n"
+
+
+def test_an_untrusted_symbols_folder_cannot_poison_the_cache(
+        build_c: Callable[..., Path], tmp_path: Path) -> None:
+    # GIVEN a genuine binary, and an untrusted folder holding a copy with the same build-id
+    # whose symbol and DWARF names say "pwnd" instead of "main"
+    prog = _built(build_c)
+    rec = _recording_of(prog, tmp_path)
+    fake = tmp_path / "untrusted" / "prog"
+    fake.parent.mkdir()
+    fake.write_bytes(prog.read_bytes().replace(b"main\0", b"pwnd\0"))
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    poisoned = run_bee("report", rec, "-f", "folded", "--lines", "--symbols", fake.parent,
+                       env=env)
+    assert "pwnd" in poisoned.stdout, poisoned.stderr
+    # WHEN reported later without that folder, with the cache it filled
+    later = run_bee("report", rec, "-f", "folded", "--lines", env=env)
+    # THEN the genuine binary answers, as without any cache
+    truth = run_bee("report", rec, "-f", "folded", "--lines", "--no-cache", env=env)
+    assert "main" in truth.stdout and "pwnd" not in truth.stdout
+    assert later.stdout == truth.stdout, later.stderr

@@ -66,6 +66,7 @@ from bee_report.dwarf.symcache import SymCacheView
 from bee_report.dwarf.tables import NONE, Tables, u32
 from bee_report.dwarf.units import assembler_names
 from bee_report.elf.elffile import ElfFile
+from bee_report.find.cachedir import source_key
 
 __all__ = ["DebugInfo", "DebugInfoError", "SourceFrame"]
 
@@ -143,9 +144,11 @@ class DebugInfo:
         :func:`default_demangle` (``str`` keeps mangled names). Raises
         :class:`DebugInfoError` when the file is unreadable or malformed.
         """
-        cache = cache_dir if valid_build_id(build_id) else None
-        if cache is not None and build_id is not None:
-            tables = cache_tables.load(cache, build_id)
+        # keyed by the file as well: a build-id is no proof that two files agree
+        source = source_key(debug_path) if cache_dir is not None else None
+        cache = cache_dir if valid_build_id(build_id) and source is not None else None
+        if cache is not None and build_id is not None and source is not None:
+            tables = cache_tables.load(cache, build_id, source)
             if tables is not None:
                 try:
                     return cls(tables, debug_path, demangle)
@@ -155,8 +158,9 @@ class DebugInfo:
         if tables is None:
             return None
         # Never file a debug file under a build-id that its own note contradicts.
-        if cache is not None and build_id is not None and own_id in (None, build_id):
-            cache_tables.store(cache, build_id, tables)
+        if (cache is not None and build_id is not None and source is not None
+                and own_id in (None, build_id)):
+            cache_tables.store(cache, build_id, source, tables)
         return cls(tables, debug_path, demangle)
 
     def lookup(self, vaddr: int) -> tuple[SourceFrame, ...]:
