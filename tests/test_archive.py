@@ -493,7 +493,7 @@ def test_expansion_far_beyond_the_archive_size_is_refused(tmp_path: Path) -> Non
     path = tmp_path / "zeros.tar.gz"
     path.write_bytes(buf.getvalue())
     # WHEN unpacked THEN it is refused for its expansion, with nothing left behind
-    with pytest.raises(ArchiveError, match="'zeros'.* more than 64 MiB; refused"):
+    with pytest.raises(ArchiveError, match=r"'zeros'.* more than 64 MiB; refused"):
         symbols_from_archive(path, tmp_path / "cache")
     assert list((tmp_path / "cache" / "archives").iterdir()) == []
 
