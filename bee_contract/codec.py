@@ -344,13 +344,12 @@ class _Decoder:
             if key == "header":
                 header = self.dict_(u.unpack(), "header")
             elif key == "strings":
-                interned: dict[str, str] = {}
-                for i in range(self._array(u, "strings")):
-                    text = self.str_(u.unpack(), f"strings[{i}]")
-                    self.strings.append(interned.setdefault(text, text))
+                self.strings = self.scalars(u, "strings", str, intern=True)
             elif key == "addresses":
-                self.addresses = [self.int_(u.unpack(), f"addresses[{i}]")
-                                  for i in range(self._array(u, "addresses"))]
+                self.addresses = self.scalars(u, "addresses", int)
+                for i, a in enumerate(self.addresses):
+                    if not 0 <= a < 1 << 64:
+                        raise self.fail(f"addresses[{i}] is not an integer in [0, {(1 << 64) - 1}]")
             elif key in self._TABLES:
                 self.counts[key] = self._array(u, key)
                 for _ in range(self.counts[key]):
@@ -414,9 +413,31 @@ class _Decoder:
 
     def stack(self, u: msgpack.Unpacker, i: int) -> tuple[int, ...]:
         """One stack, its address indices resolved."""
-        addresses, last = self.addresses, len(self.addresses) - 1
-        return tuple(addresses[self.int_(u.unpack(), f"stacks[{i}]", 0, last)]
-                     for _ in range(self._array(u, f"stacks[{i}]", MAX_STACK_FRAMES)))
+        refs = self.scalars(u, f"stacks[{i}]", int, MAX_STACK_FRAMES)
+        if refs and (min(refs) < 0 or max(refs) >= len(self.addresses)):
+            raise self.fail(f"stacks[{i}] is not an integer in [0, {len(self.addresses) - 1}]")
+        addresses = self.addresses
+        return tuple([addresses[r] for r in refs])
+
+    def scalars(self, u: msgpack.Unpacker, what: str, kind: type, limit: int = MAX_ITEMS,
+                intern: bool = False) -> list[Any]:
+        """An array of `kind` values (strings interned: duplicates cost one pointer)."""
+        n = self._array(u, what, limit)
+        items = itertools.islice(u, n)
+        if intern:
+            seen: dict[Any, Any] = {}
+            try:
+                out = [seen.setdefault(x, x) for x in items]
+            except TypeError:  # unhashable: an array or map among them
+                raise self.fail(f"{what} holds a value that is not a string") from None
+        else:
+            out = list(items)
+        if len(out) < n:
+            raise msgpack.OutOfData
+        if any(type(x) is not kind for x in out):
+            j = next(j for j, x in enumerate(out) if type(x) is not kind)
+            raise self.fail(f"{what}[{j}] is not {'a string' if kind is str else 'an integer'}")
+        return out
 
     def header(self, h: dict[str, Any]) -> Header:
         def get(key: str) -> Any:
