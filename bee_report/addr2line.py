@@ -66,7 +66,7 @@ def symbolize(binary: Path, addresses: Iterable[int], opts: SymbolizeOptions,
         try:
             debug = DebugInfo.load(dwarf_file, elf.build_id, opts.cache_dir)
         except BeeError as exc:
-            warn(str(exc))
+            warn(f"{exc}; no source lines or inlined frames")
     try:
         for addr in addresses:
             yield f"0x{addr:016x}"

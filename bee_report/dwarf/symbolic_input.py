@@ -43,7 +43,8 @@ def symbolic_image(raw: bytes, elf: ElfFile) -> bytes:
         if not _is_debug(sec.name) or sec.sh_type == SHT_NOBITS:
             continue
         if sec.size > MAX_SECTION_BYTES or sec.offset + sec.size > len(raw):
-            where = "is too large" if sec.size > MAX_SECTION_BYTES else "lies outside the file"
+            where = (f"is too large (limit {MAX_SECTION_BYTES >> 30} GiB)"
+                     if sec.size > MAX_SECTION_BYTES else "lies outside the file")
             raise elf._error(f"section {sec.name}: {sec.size} bytes {where}")
         compressed = bool(sec.flags & SHF_COMPRESSED) or (
             sec.name.startswith(".zdebug_") and raw[sec.offset : sec.offset + 4] == b"ZLIB")

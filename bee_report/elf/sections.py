@@ -75,7 +75,8 @@ def _decompress_elf(section: Section, raw: bytes, lay: ElfLayout, error: ErrorFa
 
 def _inflate(section: Section, payload: bytes, size: int, error: ErrorFactory) -> bytes:
     if size > MAX_SECTION_BYTES:
-        raise error(f"section {section.name}: decompressed size {size} too large")
+        raise error(f"section {section.name}: decompressed size {size} is too large "
+                    f"(limit {MAX_SECTION_BYTES >> 30} GiB)")
     try:
         out = zlib.decompressobj().decompress(payload, size + 1)
     except zlib.error as exc:
@@ -94,7 +95,8 @@ def _unzstd(section: Section, payload: bytes, size: int, error: ErrorFactory) ->
             "(the 'zstandard' module is not installed)"
         ) from None
     if size > MAX_SECTION_BYTES:
-        raise error(f"section {section.name}: decompressed size {size} too large")
+        raise error(f"section {section.name}: decompressed size {size} is too large "
+                    f"(limit {MAX_SECTION_BYTES >> 30} GiB)")
     chunks: list[bytes] = []
     total = 0
     try:
