@@ -8,6 +8,7 @@ corrupt, foreign or newer file is refused with one line naming the file and the 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import struct
 import zlib
@@ -350,6 +351,9 @@ class _Decoder:
                 for i, a in enumerate(self.addresses):
                     if not 0 <= a < 1 << 64:
                         raise self.fail(f"addresses[{i}] is not an integer in [0, {(1 << 64) - 1}]")
+                # each distinct address once, ascending (as written): no cheap repetition
+                if any(a >= b for a, b in itertools.pairwise(self.addresses)):
+                    raise self.fail("addresses not strictly ascending")
             elif key in self._TABLES:
                 self.counts[key] = self._array(u, key)
                 for _ in range(self.counts[key]):
@@ -385,9 +389,11 @@ class _Decoder:
             elif key == "processes":
                 processes = tuple(self.rows(u, key, 9, self.process))
             elif key == "stacks":
-                stacks = tuple(self.stack(u, i) for i in range(self._array(u, key)))
+                shared: dict[tuple[int, ...], tuple[int, ...]] = {}  # equal stacks: one tuple
+                stacks = tuple(shared.setdefault(st, st)
+                               for st in (self.stack(u, i) for i in range(self._array(u, key))))
             elif key == "samples":
-                samples = tuple(self.rows(u, key, 9, self.sample))
+                samples = self.samples(u)
             elif key == "kernel":
                 kernel = self.kernel(u)
             elif key == "lost":
@@ -408,8 +414,39 @@ class _Decoder:
     def rows(self, u: msgpack.Unpacker, what: str, n: int,
              conv: Callable[[list[Any], str], Any]) -> Iterator[Any]:
         """Rows of a top-level table, each converted as soon as it is read."""
-        for i in range(self._array(u, what)):
-            yield conv(self.list_(u.unpack(), f"{what}[{i}]", n), f"{what}[{i}]")
+        count = self._array(u, what)
+        for i, row in enumerate(itertools.islice(u, count)):
+            yield conv(self.list_(row, f"{what}[{i}]", n), f"{what}[{i}]")
+            count -= 1
+        if count:
+            raise msgpack.OutOfData
+
+    def samples(self, u: msgpack.Unpacker) -> tuple[Sample, ...]:
+        """The samples; rows equal in every column but count and weight are merged (the
+        recorder writes each key once), so repeated rows cannot multiply objects."""
+        out: list[Sample] = []
+        where: dict[tuple[Any, ...], int] = {}
+        extra: dict[int, list[int]] = {}  # row index -> [count, weight] merged into it
+        n = self._array(u, "samples")
+        i = -1
+        for i, row in enumerate(itertools.islice(u, n)):
+            r = self.list_(row, f"samples[{i}]", 9)
+            try:
+                j = where.setdefault((*r[:6], *r[8:]), len(out))
+            except TypeError:  # an unhashable unknown trailing column: kept apart
+                j = len(out)
+            if j == len(out):
+                out.append(self.sample(r, f"samples[{i}]"))
+            else:
+                counts = extra.setdefault(j, [0, 0])
+                counts[0] += self.int_(r[6], f"samples[{i}].count")
+                counts[1] += self.int_(r[7], f"samples[{i}].weight")
+        if n and i + 1 < n:
+            raise msgpack.OutOfData
+        for j, (count, weight) in extra.items():
+            out[j] = dataclasses.replace(out[j], count=out[j].count + count,
+                                         weight=out[j].weight + weight)
+        return tuple(out)
 
     def stack(self, u: msgpack.Unpacker, i: int) -> tuple[int, ...]:
         """One stack, its address indices resolved."""
@@ -526,12 +563,13 @@ class _Decoder:
                 continue
             # the recorder keeps the entry covering each address and its successor
             limit = 2 * len(self.addresses) + TABLE_SLACK
+            same: dict[tuple[Any, ...], KernelSymbol] = {}  # equal rows: one object
             for i in range(self._array(u, "kernel.symbols", limit)):
                 r = self.list_(u.unpack(), f"kernel.symbols[{i}]", 3)
                 w = f"kernel.symbols[{i}]"
-                syms.append(KernelSymbol(self.int_(r[0], f"{w}.address"),
-                                         self.sref(r[1], f"{w}.name"),
-                                         self.sref(r[2], f"{w}.module")))
+                sym = KernelSymbol(self.int_(r[0], f"{w}.address"),
+                                   self.sref(r[1], f"{w}.name"), self.sref(r[2], f"{w}.module"))
+                syms.append(same.setdefault((r[0], r[1], r[2]), sym))
         if any(a.address > b.address for a, b in itertools.pairwise(syms)):
             raise self.fail("kernel.symbols not sorted by address")
         vdso = k.get("vdso", b"")
