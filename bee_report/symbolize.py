@@ -126,8 +126,8 @@ class Symbolizer:
                       frequency_hz=freqs.pop() if len(freqs) == 1 else 0,
                       start_time_ns=min((r.header.start_time_ns for _, r in recordings), default=0),
                       duration_ns=sum(r.header.duration_ns for _, r in recordings))
-        total = sum(len({a for s in rec.samples if s.user_stack >= 0
-                         for a in rec.stacks[s.user_stack]}) for _, rec in recordings)
+        total = sum(len({a for i in {s.user_stack for s in rec.samples if s.user_stack >= 0}
+                         for a in rec.stacks[i]}) for _, rec in recordings)
         self._progress = Progress(total, "symbolizing")
         try:
             for _, rec in recordings:
