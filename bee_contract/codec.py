@@ -4,6 +4,15 @@ Layout: a 24-byte preamble (magic, format version, compression, body length, CRC
 followed by one msgpack map. The reader checks magic, then version, then length and
 checksum, then every field's type and every index between tables, so a truncated,
 corrupt, foreign or newer file is refused with one line naming the file and the problem.
+
+A small file can inflate to a huge body, and a body of tiny items to a huge object tree,
+so the reader never inflates the body whole nor decodes it into a msgpack tree: it
+streams it (twice) and checks each table's declared length before reading it. Limits:
+1 GiB inflated, 1 MiB per string or binary value, 2^26 entries per array or map, 65,536
+frames per stack, at most 2 stacks per sample and 2 kernel symbols per address (plus
+:data:`TABLE_SLACK`), 1024 `lost` counters, addresses strictly ascending. Equal strings,
+stacks and kernel symbols share one object; sample rows equal but for count and weight
+are merged. Memory is then that of the model, whatever the file repeats.
 """
 
 from __future__ import annotations
@@ -339,7 +348,6 @@ class _Decoder:
         """First pass: header, strings, addresses and the declared size of every table."""
         self.counts: dict[str, int] = {}
         self.addresses: list[int] = []
-        self.symbol_count = 0
         header: dict[str, Any] | None = None
         for key in self._keys(u):
             if key == "header":
