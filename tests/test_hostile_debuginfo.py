@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from bee_contract.elf import ElfLayout
+from bee_contract.errors import ElfError
 from bee_report.elf.elffile import ElfFile
 from tests.conftest import run_bee
 from tests.debug_helpers import run
@@ -126,7 +127,7 @@ def test_huge_minidebuginfo_is_refused_early(build_c: Callable[..., Path],
     packed.write_bytes(lzma.compress(bytes(300 << 20), preset=1))
     run("objcopy", "--add-section", f".gnu_debugdata={packed}", prog)
     # WHEN its symbols are read THEN it is refused with one line, before inflating it all
-    with ElfFile.open(prog) as elf, pytest.raises(Exception) as exc:
+    with ElfFile.open(prog) as elf, pytest.raises(ElfError) as exc:
         elf.gnu_debugdata()
     assert ".gnu_debugdata: decompresses to more than" in str(exc.value)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import Final
 
 from bee_contract.elf import SHT_NOBITS, ElfLayout
+from bee_contract.errors import ElfError
 from bee_report.dwarf.symbol_facts import hide_function_symbols
 from bee_report.elf.elffile import ElfFile
 from bee_report.elf.sections import MAX_SECTION_BYTES, SHF_COMPRESSED
@@ -45,7 +46,7 @@ def symbolic_image(raw: bytes, elf: ElfFile) -> bytes:
         if sec.size > MAX_SECTION_BYTES or sec.offset + sec.size > len(raw):
             where = (f"is too large (limit {MAX_SECTION_BYTES >> 30} GiB)"
                      if sec.size > MAX_SECTION_BYTES else "lies outside the file")
-            raise elf._error(f"section {sec.name}: {sec.size} bytes {where}")
+            raise ElfError(f"{elf.path}: section {sec.name}: {sec.size} bytes {where}")
         compressed = bool(sec.flags & SHF_COMPRESSED) or (
             sec.name.startswith(".zdebug_") and raw[sec.offset : sec.offset + 4] == b"ZLIB")
         size = sec.size
@@ -54,8 +55,8 @@ def symbolic_image(raw: bytes, elf: ElfFile) -> bytes:
             size = len(data)
         total += size
         if total > MAX_DWARF_BYTES:
-            raise elf._error(f"section {sec.name}: DWARF sections add up to more than "
-                             f"{MAX_DWARF_BYTES >> 30} GiB; too large")
+            raise ElfError(f"{elf.path}: section {sec.name}: DWARF sections add up to more "
+                           f"than {MAX_DWARF_BYTES >> 30} GiB; too large")
         if not compressed:
             continue
         offset = (len(buf) + 7) & ~7

@@ -35,6 +35,7 @@ from bee_contract.buildid import build_id_of_path, valid_build_id
 from bee_contract.elf import SHT_NOBITS
 from bee_contract.errors import BeeError
 from bee_report.diag import warn
+from bee_report.elf.elffile import ElfFile
 from bee_report.find.cachedir import default_cache_dir
 
 KINDS = ("debuginfo", "executable")
@@ -256,8 +257,6 @@ def _incomplete(path: Path, expected: int | None) -> str | None:
     sections (NOBITS aside) all lie inside it: a file cut off anywhere loses its section
     header table (at the end) or the end of a section.
     """
-    from bee_report.elf.elffile import ElfFile
-
     try:
         size = path.stat().st_size
         if expected is not None and size != expected:
