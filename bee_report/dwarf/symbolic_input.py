@@ -39,6 +39,8 @@ def symbolic_image(raw: bytes, elf: ElfFile) -> bytes:
     ehdr = lay.ehdr.unpack_from(raw, 16)
     shoff, shentsize = ehdr[5], ehdr[10]
     buf = bytearray(hide_function_symbols(raw, elf))
+    appended: list[bytes] = []  # inflated sections, placed after the image (8-aligned)
+    end = len(buf)
     total = 0
     for index, sec in enumerate(elf.sections):
         if not _is_debug(sec.name) or sec.sh_type == SHT_NOBITS:
@@ -59,9 +61,9 @@ def symbolic_image(raw: bytes, elf: ElfFile) -> bytes:
                            f"than {MAX_DWARF_BYTES >> 30} GiB; too large")
         if not compressed:
             continue
-        offset = (len(buf) + 7) & ~7
-        buf += bytes(offset - len(buf))
-        buf += data
+        offset = (end + 7) & ~7
+        appended += [bytes(offset - end), data]
+        end = offset + len(data)
         at = shoff + index * shentsize
         row = list(lay.shdr.unpack_from(buf, at))
         row[2] &= ~SHF_COMPRESSED
@@ -69,7 +71,7 @@ def symbolic_image(raw: bytes, elf: ElfFile) -> bytes:
         lay.shdr.pack_into(buf, at, *row)
         if sec.name.startswith(".zdebug_"):
             _rename(buf, lay, ehdr, elf, row[0], sec.name)
-    return bytes(buf)
+    return b"".join([buf, *appended])  # one copy of each inflated section
 
 
 def _rename(buf: bytearray, lay: ElfLayout, ehdr: tuple[int, ...], elf: ElfFile,
