@@ -11,6 +11,8 @@ import re
 import struct
 from typing import BinaryIO
 
+from bee_contract.safeopen import open_regular
+
 NT_GNU_BUILD_ID = 3
 _BUILD_ID = re.compile(r"[0-9a-f]{2,128}")
 PT_NOTE = 4
@@ -36,9 +38,10 @@ def build_id_of_file(f: BinaryIO) -> str | None:
 
 
 def build_id_of_path(path: str) -> str | None:
-    """Open `path` and return its build-id, or None if unreadable or absent."""
+    """Open `path` and return its build-id, or None if unreadable, absent or not a plain
+    regular file (FIFOs, devices and kernel pseudo files are never opened: see safeopen)."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             return build_id_of_file(f)
     except OSError:
         return None

@@ -31,7 +31,6 @@ import io
 import json
 import os
 import re
-import stat
 import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ from bee_contract.atomic import atomic_output
 from bee_contract.buildid import build_id_of_file
 from bee_contract.errors import RecordError
 from bee_contract.recording import Recording
+from bee_contract.safeopen import open_regular
 
 #: Folders searched for `.build-id/xx/rest.debug` debug files.
 DEBUG_DIRS: tuple[Path, ...] = (Path("/usr/lib/debug"),)
@@ -222,18 +222,16 @@ def _open_verified(
     Yields None when none is; `reasons` then says why each candidate was passed over.
     """
     for cand in candidates:
-        try:
-            f = open(cand, "rb")  # noqa: SIM115 - closed below or by the with
+        try:  # never blocks on a FIFO or opens a device a process put there: see safeopen
+            f = open_regular(cand)
         except OSError as exc:
             reasons.append(f"{cand}: {exc.strerror or exc}")
             continue
         with f:
             st = os.fstat(f.fileno())
-            got = build_id_of_file(f) if stat.S_ISREG(st.st_mode) else None
+            got = build_id_of_file(f)
             if got != build_id:
-                what = "not a regular file" if not stat.S_ISREG(st.st_mode) else (
-                    f"has build-id {got}" if got else "has no build-id")
-                reasons.append(f"{cand}: {what}")
+                reasons.append(f"{cand}: {f'has build-id {got}' if got else 'has no build-id'}")
                 continue
             f.seek(0)
             yield f, cand, st.st_size

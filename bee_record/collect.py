@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import stat
 from dataclasses import dataclass, replace
 
 from bee_contract.recording import (
@@ -21,6 +22,7 @@ from bee_contract.recording import (
     Sample,
     is_anonymous,
 )
+from bee_contract.safeopen import read_regular
 from bee_record.kallsyms import kernel_info
 from bee_record.procs import ProcessTable
 from bee_record.sampler import RawCount
@@ -172,18 +174,22 @@ def perf_map_size(pid: int, ns_pid: int) -> int | None:
     """Size of the process's perf map, or None when it has none (or cannot be seen)."""
     for path in _perf_map_paths(pid, ns_pid):
         try:
-            return os.stat(path).st_size
+            st = os.lstat(path)
         except OSError:
             continue
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
     return None
 
 
 def read_perf_map(pid: int, ns_pid: int) -> list[JitSymbol]:
-    """Entries of the process's perf map (`/tmp/perf-NSPID.map` in its mount namespace)."""
+    """Entries of the process's perf map (`/tmp/perf-NSPID.map` in its mount namespace).
+
+    The process controls the file: it is read only when a regular file (not a symlink, a
+    FIFO, a device or a kernel file), at most _MAX_PERF_MAP_BYTES, never blocking.
+    """
     for path in _perf_map_paths(pid, ns_pid):
         try:
-            with open(path, "rb") as f:
-                data = f.read(_MAX_PERF_MAP_BYTES)
+            data = read_regular(path, _MAX_PERF_MAP_BYTES, follow=False)
         except OSError:
             continue
         return parse_perf_map(data)

@@ -44,6 +44,7 @@ from bee_contract.elf import (
     parse_segments,
 )
 from bee_contract.errors import ElfError
+from bee_contract.safeopen import open_regular
 from bee_report.elf.sections import (
     ELFCOMPRESS_ZLIB,
     ELFCOMPRESS_ZSTD,
@@ -148,7 +149,7 @@ class ElfFile:
         """Memory-map ``path`` read-only and parse it; raises ElfError on any failure."""
         p = Path(path)
         try:
-            with p.open("rb") as f:
+            with open_regular(p) as f:  # no FIFO, device or /proc file: see safeopen
                 size = os.fstat(f.fileno()).st_size
                 if size == 0:
                     raise ElfError(f"{p}: not an ELF file (empty)")

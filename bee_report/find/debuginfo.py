@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from bee_contract.buildid import build_id_of_path, valid_build_id
 from bee_contract.errors import BeeError
+from bee_contract.safeopen import open_regular
 from bee_report.diag import warn
 from bee_report.elf.elffile import ElfFile, FunctionTable
 
@@ -146,7 +147,7 @@ def file_crc32(path: Path) -> int | None:
     """zlib CRC-32 of a whole file (what .gnu_debuglink stores), None when unreadable."""
     crc = 0
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:  # a regular file, never under /proc, /sys or /dev
             while chunk := f.read(_CHUNK):
                 crc = zlib.crc32(chunk, crc)
     except OSError:

@@ -38,6 +38,7 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from bee_contract.errors import ArchiveError
+from bee_contract.safeopen import open_regular
 
 MAX_TOTAL_BYTES = 8 << 30
 MAX_MEMBERS = 100_000
@@ -109,7 +110,7 @@ def symbols_from_archive(
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             while chunk := f.read(_CHUNK):
                 h.update(chunk)
     except OSError as exc:
@@ -164,7 +165,7 @@ def _open_stream(path: Path) -> Iterator[_Stream]:
     """The archive's decompressed byte stream, compression recognized by magic bytes."""
     with contextlib.ExitStack() as stack:
         try:
-            f = stack.enter_context(open(path, "rb"))
+            f = stack.enter_context(open_regular(path))
             magic = f.read(6)
             f.seek(0)
         except OSError as exc:

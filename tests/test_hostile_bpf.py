@@ -1,0 +1,65 @@
+"""`bee record` (root, real BPF) against a hostile unprivileged process and a reduced root.
+
+These load BPF programs and need root; see conftest.py for how they are gated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bee_contract import codec
+from tests.conftest import REPO
+
+pytestmark = [pytest.mark.bpf]
+
+# Runs as nobody: a FIFO at its perf map, then a loop in anonymous executable memory (so
+# its samples need the perf map: the recorder opens the FIFO).
+_JIT_LOOP = """
+import ctypes, mmap, os
+os.mkfifo(f"/tmp/perf-{os.getpid()}.map")
+buf = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+buf.write(b"\\xeb\\xfe")  # jmp .
+print("ready", flush=True)
+ctypes.CFUNCTYPE(None)(ctypes.addressof(ctypes.c_char.from_buffer(buf)))()
+"""
+
+
+@pytest.fixture()
+def fifo_jit() -> Iterator[int]:
+    """A process owned by nobody, spinning in anonymous code, its perf map a FIFO."""
+    if shutil.which("setpriv") is None:
+        pytest.fail("setpriv (util-linux) is needed to run a process as nobody")
+    proc = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                             "/usr/bin/python3", "-c", _JIT_LOOP],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        yield proc.pid
+    finally:
+        proc.kill()
+        proc.wait()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"/tmp/perf-{proc.pid}.map")
+
+
+def test_fifo_perf_map_does_not_hang_the_recorder(fifo_jit: int, tmp_path: Path) -> None:
+    # GIVEN a process owned by nobody whose /tmp/perf-PID.map is a FIFO
+    assert Path(f"/tmp/perf-{fifo_jit}.map").is_fifo()
+    out = tmp_path / "jit.bee"
+    # WHEN root records it for 2 s
+    rec = subprocess.run([sys.executable, "-m", "bee", "record", "-p", str(fifo_jit),
+                          "-d", "2", "-o", str(out)],
+                         cwd=REPO, capture_output=True, text=True, timeout=90)
+    # THEN the recording finishes and holds the samples, with no JIT names
+    assert rec.returncode == 0, rec.stderr
+    got = codec.read(out)
+    assert got.total_samples > 0
+    assert all(not p.jit for p in got.processes)
