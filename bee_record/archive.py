@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from bee_contract import codec
-from bee_contract.atomic import atomic_output
+from bee_contract.atomic import atomic_output, check_not_input
 from bee_contract.buildid import build_id_of_file
 from bee_contract.errors import RecordError
 from bee_contract.recording import Recording
@@ -106,8 +106,7 @@ def archive(
     be written; binaries that cannot be found are listed in the result and the manifest.
     """
     recording, output = Path(recording), Path(output)
-    if output.exists() and output.resolve() == recording.resolve():
-        raise RecordError(f"{output}: refusing to overwrite the recording with its archive")
+    check_not_input(output, [recording])
     rec = codec.read(recording)
     wanted, missing = _hit_binaries(rec)
     mtime = rec.header.start_time_ns // 1_000_000_000

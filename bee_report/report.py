@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bee_contract import codec
-from bee_contract.atomic import write_atomic
+from bee_contract.atomic import check_not_input, write_atomic
 from bee_contract.errors import ReportError
 from bee_contract.recording import Recording
 from bee_report.filters import Filters, apply, validate
@@ -112,7 +112,7 @@ def emit(data: str | bytes, output: Path | None) -> Path | None:
         sys.stdout.buffer.write(raw)
         sys.stdout.flush()
         return None
-    write_atomic(output, raw, mode=0o644)
+    write_atomic(output, raw)
     return output
 
 
@@ -121,6 +121,8 @@ def run(opts: ReportOptions) -> Path | None:
     if opts.format not in FORMATS:
         raise ReportError(f"--format {opts.format}: choose one of {', '.join(FORMATS)}")
     validate(opts.filters)
+    if opts.output is not None:
+        check_not_input(opts.output, opts.files)
     profile = apply(build_profile(opts.files, opts.symbolize), opts.filters)
     return emit(render(profile, opts), opts.output)
 
@@ -158,6 +160,8 @@ def run_diff(opts: DiffOptions) -> Path | None:
     if opts.format not in DIFF_FORMATS:
         raise ReportError(f"--format {opts.format}: choose one of {', '.join(DIFF_FORMATS)}")
     validate(opts.filters)
+    if opts.output is not None:
+        check_not_input(opts.output, (*opts.base, *opts.new))
     base = apply(build_profile(opts.base, opts.symbolize), opts.filters)
     new = apply(build_profile(opts.new, opts.symbolize), opts.filters)
     text: str

@@ -182,7 +182,7 @@ def _open_stream(path: Path) -> Iterator[_Stream]:
 
 def _extract(archive: Path, dest: Path, max_bytes: int, max_members: int) -> None:
     """Check and write every member of `archive` below `dest` (which must not exist)."""
-    dest.mkdir(mode=0o755)
+    dest.mkdir(mode=0o700)
     limit = max_bytes + max_members * 4 * _BLOCK + MAX_HEADER_READ * 4
     total = members = 0
     last = ""
@@ -258,7 +258,7 @@ def _member_path(archive: Path, member: tarfile.TarInfo) -> PurePosixPath | None
 
 def _makedirs(archive: Path, member: tarfile.TarInfo, target: Path) -> None:
     try:
-        target.mkdir(mode=0o755, parents=True, exist_ok=True)
+        target.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ArchiveError(f"{archive}: member {member.name!r}: cannot create folder: "
                            f"{exc.strerror or exc}") from None
@@ -272,7 +272,7 @@ def _write_member(archive: Path, tar: tarfile.TarFile, member: tarfile.TarInfo,
     _makedirs(archive, member, target.parent)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(target, flags, 0o644)
+        fd = os.open(target, flags, 0o600)
     except FileExistsError:
         raise ArchiveError(
             f"{archive}: member {member.name!r}: duplicate member; refused") from None
