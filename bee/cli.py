@@ -6,13 +6,41 @@ Each command imports its stage lazily, so `bee record` never loads report code a
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
 from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
 
 from bee.commands import archive, diff, info, record, report, symbolize
-from bee_contract.errors import BeeError
+from bee_contract.errors import BeeError, Terminated
+
+#: Signals that end a command like Ctrl-C does: as an exception, so every cleanup runs
+#: (temporary files of outputs, downloads and extractions). `bee record` handles them
+#: itself while recording (they stop it and the file is written).
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise Terminated while a command runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, _terminate) for sig in HANDLED_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 class _BeeGroup(TyperGroup):
@@ -20,10 +48,14 @@ class _BeeGroup(TyperGroup):
 
     def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
         try:
-            return super().invoke(ctx)
+            with _signals_raise():
+                return super().invoke(ctx)
         except BeeError as exc:
             typer.echo(f"bee: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except Terminated as exc:
+            typer.echo(f"bee: terminated by {signal.Signals(exc.signum).name}", err=True)
+            raise typer.Exit(128 + exc.signum) from None
         except KeyboardInterrupt:
             typer.echo("bee: interrupted", err=True)
             raise typer.Exit(130) from None

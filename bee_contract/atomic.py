@@ -54,14 +54,16 @@ def check_not_input(output: Path | str, inputs: Iterable[Path | str]) -> None:
             raise OutputError(f"{output}: is the input {given}; refusing to overwrite it")
 
 
-def sweep_stale(folder: Path | str, prefix: str, suffix: str = ".tmp",
+def sweep_stale(folder: Path | str, prefix: str | re.Pattern[str], suffix: str = ".tmp",
                 older_than: float = STALE_AFTER_S) -> int:
     """Remove `prefix` + 8 random characters + `suffix` files and folders in `folder`.
 
     Only entries owned by this user and unmodified for `older_than` seconds: what
-    mkstemp/mkdtemp made for an earlier run that was killed. Returns how many went.
+    mkstemp/mkdtemp made for an earlier run that was killed. `prefix` is a literal, or a
+    compiled pattern for prefixes that vary. Returns how many went.
     """
-    pattern = re.compile(re.escape(prefix) + _RANDOM + re.escape(suffix))
+    head = prefix.pattern if isinstance(prefix, re.Pattern) else re.escape(prefix)
+    pattern = re.compile(head + _RANDOM + re.escape(suffix))
     removed = 0
     now = time.time()
     try:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from bee_contract import __version__
+from bee_contract.atomic import sweep_stale
 from bee_contract.buildid import build_id_of_path, valid_build_id
 from bee_report.diag import warn
 from bee_report.find.cachedir import default_cache_dir
@@ -135,6 +136,7 @@ class Debuginfod:
         folder = self.cache / build_id
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            sweep_stale(folder, f".{kind}.")  # downloads of earlier runs that were killed
             fd, tmp = tempfile.mkstemp(prefix=f".{kind}.", suffix=".tmp", dir=folder)
         except OSError as exc:
             warn(f"debuginfod: cannot write to the cache {folder}: {exc.strerror or exc}")

@@ -29,6 +29,7 @@ import gzip
 import hashlib
 import lzma
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -37,6 +38,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from bee_contract.atomic import sweep_stale
 from bee_contract.errors import ArchiveError
 from bee_contract.safeopen import open_regular
 
@@ -46,6 +48,7 @@ MAX_HEADER_READ = 16 << 20
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tar")
 COMPLETE_MARKER = "complete"
 _CHUNK = 1 << 20
+_TMP_PREFIX = re.compile(r"\.[0-9a-f]{16}\.")  # then mkdtemp's 8 characters and ".tmp"
 _BLOCK = tarfile.BLOCKSIZE
 _CORRUPT = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError, ValueError)
 
@@ -81,6 +84,7 @@ def symbols_from_archive(
         return final / "tree"
     try:
         base.mkdir(parents=True, exist_ok=True)
+        sweep_stale(base, _TMP_PREFIX)  # extractions of earlier runs that were killed
         tmp = Path(tempfile.mkdtemp(prefix=f".{digest[:16]}.", suffix=".tmp", dir=base))
     except OSError as exc:
         raise ArchiveError(f"{path}: cannot extract into {base}: {exc.strerror or exc}") from None
