@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from bee.commands import archive, diff, info, record, report, symbolize
 from bee_contract.errors import BeeError, Terminated
+from bee_contract.text import for_terminal
 
 #: Signals that end a command like Ctrl-C does: as an exception, so every cleanup runs
 #: (temporary files of outputs, downloads and extractions). `bee record` handles them
@@ -51,7 +52,7 @@ class _BeeGroup(TyperGroup):
             with _signals_raise():
                 return super().invoke(ctx)
         except BeeError as exc:
-            typer.echo(f"bee: {exc}", err=True)
+            typer.echo(f"bee: {for_terminal(str(exc))}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except Terminated as exc:
             typer.echo(f"bee: terminated by {signal.Signals(exc.signum).name}", err=True)
@@ -61,7 +62,7 @@ class _BeeGroup(TyperGroup):
             raise typer.Exit(130) from None
         except OSError as exc:  # an environment problem not caught closer to its cause
             where = f": {exc.filename}" if exc.filename else ""
-            typer.echo(f"bee: {exc.strerror or exc}{where}", err=True)
+            typer.echo(for_terminal(f"bee: {exc.strerror or exc}{where}"), err=True)
             raise typer.Exit(1) from None
 
 

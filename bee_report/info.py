@@ -8,6 +8,7 @@ from pathlib import Path
 
 from bee_contract import codec
 from bee_contract.recording import Recording
+from bee_contract.text import lines_for_terminal
 
 
 def describe(path: Path) -> str:
@@ -47,7 +48,7 @@ def summarize(rec: Recording, name: str) -> str:
     for i, b in enumerate(rec.binaries):
         mark = f"{hits[i]:>8} hits" if hits[i] else "  not hit    "
         lines.append(f"  {b.build_id or '(no build-id)':<42} {mark}  {b.path}")
-    return "\n".join(lines) + "\n"
+    return lines_for_terminal(lines)
 
 
 def _binary_hits(rec: Recording) -> Counter[int]:

@@ -34,6 +34,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 from bee_contract.errors import ReportError
+from bee_contract.text import lines_for_terminal
 from bee_report import stats
 from bee_report.profile import Profile, StackSample, folded_name
 from bee_report.reporters import folded
@@ -342,5 +343,5 @@ def render_top(
             f"{r.total_delta:>+7.2f} {_fmt_p(r.p_adjusted):>8} {r.status:<6}  "
             f"{_printable(r.name)}"
         )
-    return "\n".join(lines) + "\n"
+    return lines_for_terminal(lines)
 

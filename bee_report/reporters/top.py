@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
+from bee_contract.text import lines_for_terminal
 from bee_report.profile import Frame, FrameKind, Profile
 
 BY_CHOICES = ("function", "module", "line")
@@ -73,4 +74,4 @@ def render(profile: Profile, by: str = "function", limit: int = 25) -> str:
         tp = 100.0 * r.total_weight / total if total else 0.0
         lines.append(f"{fmt_weight(r.self_weight, unit):>10} {sp:>6.2f}% "
                      f"{fmt_weight(r.total_weight, unit):>10} {tp:>6.2f}%  {r.name}")
-    return "\n".join(lines) + "\n"
+    return lines_for_terminal(lines)
