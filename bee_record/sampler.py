@@ -72,26 +72,30 @@ class RawCount:
     weight: int
 
 
-def check_privileges() -> None:
-    """Fail with one line when neither root nor CAP_BPF + CAP_PERFMON is held."""
-    if os.geteuid() == 0:
-        return
-    eff = 0
+def check_privileges(status: str = "/proc/self/status") -> None:
+    """Fail with one line unless CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN) are effective.
+
+    The effective capabilities decide, not the uid: root in a container or under a reduced
+    bounding set may lack them, and the kernel would only say "Operation not permitted".
+    """
+    eff = None
     try:
-        with open("/proc/self/status") as f:
+        with open(status) as f:
             for line in f:
                 if line.startswith("CapEff:"):
                     eff = int(line.split()[1], 16)
-    except (OSError, ValueError):
+    except (OSError, ValueError, IndexError):
         pass
-    if eff & (1 << _CAP_SYS_ADMIN):
-        return
+    if eff is None or eff & (1 << _CAP_SYS_ADMIN):
+        return  # unknown (no /proc): let the kernel decide
     missing = [name for bit, name in ((_CAP_BPF, "CAP_BPF"), (_CAP_PERFMON, "CAP_PERFMON"))
                if not eff & (1 << bit)]
     if missing:
+        how = ("run it with sudo" if os.geteuid() != 0 else
+               "this root process lacks them (container or capability bounding set?)")
         raise RecordError(
-            "bee record needs root or the capabilities CAP_BPF and CAP_PERFMON "
-            f"(missing: {', '.join(missing)}); run it with sudo"
+            "bee record needs the capabilities CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN "
+            f"(missing: {', '.join(missing)}, CAP_SYS_ADMIN); {how}"
         )
 
 

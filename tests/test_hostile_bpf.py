@@ -63,3 +63,22 @@ def test_fifo_perf_map_does_not_hang_the_recorder(fifo_jit: int, tmp_path: Path)
     got = codec.read(out)
     assert got.total_samples > 0
     assert all(not p.jit for p in got.processes)
+
+
+def test_root_without_bpf_capabilities_is_told_what_is_missing(tmp_path: Path) -> None:
+    # GIVEN root whose bounding set lacks CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN
+    if shutil.which("setpriv") is None:
+        pytest.fail("setpriv (util-linux) is needed to drop capabilities")
+    out = tmp_path / "x.bee"
+    # WHEN it records
+    rec = subprocess.run(["setpriv", "--inh-caps=-all",
+                          "--bounding-set=-bpf,-perfmon,-sys_admin",
+                          sys.executable, "-m", "bee", "record", "-d", "1", "-o", str(out)],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    # THEN one line names what is missing, before any BPF is loaded, and no file is written
+    assert rec.returncode == 1
+    assert rec.stderr == (
+        "bee: bee record needs the capabilities CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN "
+        "(missing: CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN); this root process lacks them "
+        "(container or capability bounding set?)\n")
+    assert not out.exists()
