@@ -26,6 +26,20 @@ from bee_record.procs import ProcessTable
 from bee_record.sampler import LOST_HINTS, Sampler, SamplerOptions, check_privileges
 
 _MIN_FREE_BYTES = 1 << 20
+_MAX_SAMPLE_RATE = "/proc/sys/kernel/perf_event_max_sample_rate"
+_YEAR_S = 366 * 86400
+
+#: (option, where in RecordOptions, lowest, highest): checked before anything starts.
+RANGES: tuple[tuple[str, str, float, float], ...] = (
+    ("--duration", "duration", 0.01, _YEAR_S),
+    ("--rotate", "rotate", 0.1, _YEAR_S),
+    ("--drain-interval", "drain_interval", 0.01, 3600),
+    ("--frequency", "frequency", 1, 100_000),
+    ("--min-block", "min_block_us", 0, 1 << 40),
+    ("--max-block", "max_block_us", 0, 1 << 40),
+    ("--stack-storage-size", "sampler.stack_storage_size", 0, 1 << 18),  # 0: by frequency
+    ("--counts-size", "sampler.counts_size", 1, 1 << 22),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,8 +188,6 @@ def _sampler_options(opts: RecordOptions, filter_pids: bool) -> SamplerOptions:
     if opts.mode not in MODES or (opts.mode == "event" and not opts.events):
         raise RecordError(f"--mode {opts.mode}: choose one of {', '.join(MODES[:3])}, "
                           "or give -e events")
-    if opts.frequency <= 0 or opts.frequency > 100_000:
-        raise RecordError(f"frequency {opts.frequency} Hz is out of range (1 to 100000)")
     if len(opts.events) > probes.MAX_PROBES:
         raise RecordError(f"at most {probes.MAX_PROBES} -e events")
     parsed = tuple(probes.parse(e) for e in opts.events)
@@ -219,8 +231,45 @@ class _Writer:
         self.collector.reset()
 
 
+def check_ranges(opts: RecordOptions) -> None:
+    """One line naming the option and its range when a value is out of it (RANGES)."""
+    for option, where, lo, hi in RANGES:
+        value: object = opts
+        for part in where.split("."):
+            value = getattr(value, part)
+        if value is not None and not lo <= value <= hi:  # type: ignore[operator]
+            raise RecordError(f"{option} {_num(value)}: out of range ({_num(lo)} to {_num(hi)})")
+    if opts.max_block_us is not None and opts.max_block_us < opts.min_block_us:
+        raise RecordError(f"--max-block {opts.max_block_us}: less than --min-block "
+                          f"{opts.min_block_us}")
+
+
+def _num(x: object) -> str:
+    if isinstance(x, float) and x.is_integer():
+        return str(int(x))
+    return str(x)
+
+
+def clamp_frequency(frequency: int, limit_file: str = _MAX_SAMPLE_RATE) -> int:
+    """`frequency`, lowered (with a warning) to the kernel's perf_event_max_sample_rate."""
+    try:
+        with open(limit_file) as f:
+            limit = int(f.read().strip())
+    except (OSError, ValueError):
+        return frequency
+    if 0 < limit < frequency:
+        print(f"bee: warning: -F {frequency} is above the kernel's limit "
+              f"(kernel.perf_event_max_sample_rate = {limit}); recording at {limit} Hz",
+              file=sys.stderr)
+        return limit
+    return frequency
+
+
 def record(opts: RecordOptions) -> RecordResult:
     """Run a recording to completion and write it; see RecordOptions."""
+    check_ranges(opts)
+    if _mode(opts) in ("cpu", "wall"):
+        opts = replace(opts, frequency=clamp_frequency(opts.frequency))
     output = opts.output or default_output()
     check_output(output)
     for pid in opts.pids:
@@ -262,6 +311,8 @@ def record(opts: RecordOptions) -> RecordResult:
             for pid, gen in sampler.poll(100):  # returns early when a process is announced
                 collector.table.capture(pid, gen)
             now = time.monotonic()
+            if opts.duration is not None and now - start >= opts.duration:
+                break  # stop sampling first: at high rates a drain under load takes long
             if next_rotate is not None and now >= next_rotate:
                 sampler.drain(collector.add)
                 collector.end_drain()
@@ -273,8 +324,6 @@ def record(opts: RecordOptions) -> RecordResult:
                 sampler.drain(collector.add)
                 collector.end_drain()
                 next_drain = now + opts.drain_interval
-            if opts.duration is not None and now - start >= opts.duration:
-                break
             if child is not None:
                 done, status = os.waitpid(child, os.WNOHANG)
                 if done:

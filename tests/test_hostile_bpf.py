@@ -82,3 +82,14 @@ def test_root_without_bpf_capabilities_is_told_what_is_missing(tmp_path: Path) -
         "(missing: CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN); this root process lacks them "
         "(container or capability bounding set?)\n")
     assert not out.exists()
+
+
+def test_duration_is_kept_at_the_highest_frequency(tmp_path: Path) -> None:
+    # GIVEN the highest frequency the kernel allows, for 1 s
+    out = tmp_path / "fast.bee"
+    rec = subprocess.run([sys.executable, "-m", "bee", "record", "-F", "100000", "-d", "1",
+                          "-o", str(out)], cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+    assert rec.returncode == 0, rec.stderr
+    # THEN sampling stopped at the deadline, not after a drain under full load
+    assert codec.read(out).header.duration_ns < 2_000_000_000
