@@ -9,8 +9,12 @@ A blocking open is caught by an interval timer that raises in the test process.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
+import subprocess
+import tarfile
+import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +24,7 @@ import pytest
 
 from bee_contract import codec
 from bee_contract.buildid import build_id_of_path
+from bee_contract.errors import ArchiveError
 from bee_contract.recording import Binary, KernelInfo, Mapping, Process, Recording, Sample
 from bee_contract.safeopen import RefusedFile, open_regular, read_regular
 from bee_record.archive import archive
@@ -27,6 +32,7 @@ from bee_record.collect import read_perf_map
 from bee_record.procs import ProcessTable
 from bee_report.find.debuginfo import file_crc32
 from bee_report.find.locate import Locator
+from bee_report.find.unpack import MAX_DEPTH, symbols_from_archive
 from tests.test_archive import header
 
 LIBC = "/usr/lib/x86_64-linux-gnu/libc.so.6"
@@ -182,3 +188,34 @@ def test_symbols_folder_index_skips_fifos_and_pseudo_files(tmp_path: Path) -> No
     with must_not_block():
         got = locator.find("/elsewhere/libc-copy.so", build_id_of_path(LIBC))
     assert got is not None and os.path.samefile(got, LIBC)
+
+
+def test_deeply_nested_archive_is_one_line(tmp_path: Path) -> None:
+    # GIVEN an archive with a file 2,000 folders deep
+    archive_path = tmp_path / "deep.tar"
+    with tarfile.open(archive_path, "w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("/".join(["d"] * 2000) + "/f")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    # WHEN it is given as symbols THEN it is refused in one short line
+    with pytest.raises(ArchiveError) as exc:
+        symbols_from_archive(archive_path, tmp_path / "cache")
+    assert str(exc.value).endswith(f"nested more than {MAX_DEPTH} folders deep; refused")
+    assert len(str(exc.value)) < 400
+
+
+def test_deeply_nested_symbols_folder_is_indexed() -> None:
+    # GIVEN a symbols folder holding libc 2,000 folders deep (outside pytest's tmp_path:
+    # pytest's clean-up of a tree that deep fails, in this and later sessions)
+    top = Path(tempfile.mkdtemp(prefix="bee-deep-"))
+    deep = top
+    try:
+        for _ in range(2000):
+            deep = deep / "d"
+            deep.mkdir()
+        (deep / "libc.so.6").symlink_to(LIBC)
+        # WHEN a binary is looked up by build-id THEN it is found there, no RecursionError
+        got = Locator([top], use_original_paths=False).find("/x/libc", build_id_of_path(LIBC))
+        assert got is not None and got.name == "libc.so.6"
+    finally:
+        subprocess.run(["rm", "-rf", str(top)], check=True)

@@ -44,6 +44,7 @@ from bee_contract.safeopen import open_regular
 
 MAX_TOTAL_BYTES = 8 << 30
 MAX_MEMBERS = 100_000
+MAX_DEPTH = 64  # folders a member may be nested in (a debug tree needs fewer than 10)
 MAX_HEADER_READ = 16 << 20
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tar")
 COMPLETE_MARKER = "complete"
@@ -234,7 +235,8 @@ def _member_path(archive: Path, member: tarfile.TarInfo) -> PurePosixPath | None
     name = member.name
 
     def refuse(why: str) -> ArchiveError:
-        return ArchiveError(f"{archive}: member {name!r}: {why}; refused")
+        shown = name if len(name) <= 200 else f"{name[:120]}...{name[-60:]}"
+        return ArchiveError(f"{archive}: member {shown!r}: {why}; refused")
 
     if member.issym():
         raise refuse("symbolic link")
@@ -253,6 +255,8 @@ def _member_path(archive: Path, member: tarfile.TarInfo) -> PurePosixPath | None
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise refuse("'..' in path")
+    if len(parts) > MAX_DEPTH + 1:
+        raise refuse(f"nested more than {MAX_DEPTH} folders deep")
     if not parts:
         if member.isdir():
             return None
@@ -299,6 +303,7 @@ def _write_member(archive: Path, tar: tarfile.TarFile, member: tarfile.TarInfo,
 
 __all__ = [
     "ARCHIVE_SUFFIXES",
+    "MAX_DEPTH",
     "MAX_MEMBERS",
     "MAX_TOTAL_BYTES",
     "is_archive",
