@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import re
 import stat
 from dataclasses import dataclass, replace
 
@@ -28,6 +29,7 @@ from bee_record.procs import ProcessTable
 from bee_record.sampler import RawCount
 
 _MAX_PERF_MAP_BYTES = 256 << 20
+_HEX64 = re.compile(r"(?:0[xX])?[0-9a-fA-F]{1,16}")
 
 
 @dataclass
@@ -197,16 +199,17 @@ def read_perf_map(pid: int, ns_pid: int) -> list[JitSymbol]:
 
 
 def parse_perf_map(data: bytes) -> list[JitSymbol]:
-    """Parse `START SIZE NAME` lines (hex start and size), sorted by start; later wins."""
+    """Parse `START SIZE NAME` lines (hex start and size), sorted by start; later wins.
+
+    The process writes the file: only plain hex numbers (optional 0x) of at most 64 bits
+    are taken (no sign, no underscores), anything else is skipped.
+    """
     out: dict[int, JitSymbol] = {}
     for line in data.decode("utf-8", "replace").splitlines():
         parts = line.split(" ", 2)
-        if len(parts) < 3:
+        if len(parts) < 3 or not (_HEX64.fullmatch(parts[0]) and _HEX64.fullmatch(parts[1])):
             continue
-        try:
-            start, size = int(parts[0], 16), int(parts[1], 16)
-        except ValueError:
-            continue
+        start, size = int(parts[0], 16), int(parts[1], 16)
         out[start] = JitSymbol(start, size, parts[2].strip())
     return sorted(out.values(), key=lambda j: j.start)
 

@@ -58,6 +58,7 @@ from typing import Any
 
 from bee_contract.buildid import valid_build_id
 from bee_contract.errors import DebugInfoError, ElfError
+from bee_contract.safeopen import open_regular
 from bee_report.dwarf import tables as cache_tables
 from bee_report.dwarf.symbol_facts import hide_function_symbols, symbol_tables
 from bee_report.dwarf.symcache import SymCacheView
@@ -289,7 +290,8 @@ def _run_symbolic(data: bytes, where: Path) -> bytes | None:
 def build(debug_path: Path) -> tuple[Tables | None, str | None]:
     """The tables of ``debug_path`` (None without DWARF) and the file's own build-id."""
     try:
-        raw = debug_path.read_bytes()
+        with open_regular(debug_path) as f:  # no FIFO, device or /proc file: see safeopen
+            raw = f.read()
         elf = ElfFile.from_bytes(raw, str(debug_path))
         if not elf.has_debug_info:
             return None, elf.build_id
