@@ -272,6 +272,8 @@ def record(opts: RecordOptions) -> RecordResult:
         opts = replace(opts, frequency=clamp_frequency(opts.frequency))
     output = opts.output or default_output()
     check_output(output)
+    if opts.rotate and output.exists() and not output.is_file():
+        raise RecordError(f"{output}: --rotate writes a series of files; give a file name")
     for pid in opts.pids:
         if not os.path.isdir(f"/proc/{pid}"):
             raise RecordError(f"no process with pid {pid}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,3 +44,13 @@ def test_frequency_is_clamped_to_the_kernel_limit(tmp_path: Path,
         "bee: warning: -F 40000 is above the kernel's limit "
         "(kernel.perf_event_max_sample_rate = 25000); recording at 25000 Hz\n")
     assert clamp_frequency(40000, str(tmp_path / "absent")) == 40000
+
+
+def test_rotate_into_a_fifo_is_refused(tmp_path: Path, cli: Callable[..., Any]) -> None:
+    # a series would be FIFO.0001, ...: refused before anything starts
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    result = cli("record", "--rotate", "5", "-d", "1", "-o", fifo)
+    assert result.exit_code == 1
+    assert result.stderr == f"bee: {fifo}: --rotate writes a series of files; give a file name\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
