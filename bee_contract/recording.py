@@ -16,6 +16,14 @@ NO_STACK = -1
 #: Stack index meaning "the kernel failed to collect this stack" (counted in `lost`).
 LOST_STACK = -2
 
+#: The last address of a user stack the unwinder could not finish (ran out of frames,
+#: found no rule, or could not read the stack before reaching the outermost frame).
+#: No user address can take this value; the report prints it as `[truncated]`.
+TRUNCATED_FRAME = 0xFFFFFFFFFFFFFFFF
+
+#: How user stacks were unwound (Header.unwinder).
+UNWINDERS = ("fp", "dwarf")
+
 #: Units a sample weight can have.
 WEIGHT_UNITS = ("samples", "nanoseconds", "events")
 
@@ -117,6 +125,7 @@ class Header:
     bee_version: str
     argv: tuple[str, ...] = ()  # the bee record command line (empty with --no-cmdline)
     sequence: int = 0  # position in a --rotate series (0 when not rotating)
+    unwinder: str = ""  # "fp" (frame pointers) or "dwarf" (.eh_frame tables); "" unknown
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,9 @@ def describe(path: Path) -> str:
     return summarize(codec.read(path), str(path))
 
 
+_UNWINDERS = {"fp": "frame pointers", "dwarf": ".eh_frame tables"}
+
+
 def summarize(rec: Recording, name: str) -> str:
     """Header, counts, processes and binaries (with build-ids and hit counts)."""
     h = rec.header
@@ -29,6 +32,8 @@ def summarize(rec: Recording, name: str) -> str:
         f"mode:       {h.mode} ({', '.join(h.events)}), {h.frequency_hz} Hz, "
         f"weight in {h.weight_unit}",
         f"target:     {h.target}",
+        *([f"unwinder:   {h.unwinder} ({_UNWINDERS.get(h.unwinder, 'unknown')})"]
+          if h.unwinder else []),
         f"recorder:   bee {h.bee_version}" + (f", sequence {h.sequence}" if h.sequence else ""),
         f"samples:    {rec.total_samples} in {len(rec.samples)} keys, "
         f"{len(rec.stacks)} unique stacks",

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from bee_contract.errors import RecordError
+
+
+class Unwinder(StrEnum):
+    """How user stacks are unwound."""
+
+    dwarf = "dwarf"
+    fp = "fp"
 
 
 def record(
@@ -43,6 +51,9 @@ def record(
         "--user-only", help="Collect user stacks only.")] = False,
     kernel_only: Annotated[bool, typer.Option(
         "--kernel-only", help="Collect kernel stacks only.")] = False,
+    unwind: Annotated[Unwinder, typer.Option(
+        help="User stacks: dwarf (.eh_frame tables, complete without frame pointers) | "
+        "fp (frame pointers only, cheaper).")] = Unwinder.dwarf,
     include_idle: Annotated[bool, typer.Option(
         "--include-idle", help="Also sample the idle task.")] = False,
     stack_storage_size: Annotated[int | None, typer.Option(
@@ -70,6 +81,7 @@ def record(
         sampler=SamplerOptions(
             user_stacks=not kernel_only, kernel_stacks=not user_only, include_idle=include_idle,
             stack_storage_size=stack_storage_size or 0, counts_size=counts_size,
+            unwinder=unwind.value,
         ),
     )
     result = run(opts)
