@@ -30,6 +30,8 @@ from bee_contract.safeopen import RefusedFile, open_regular, read_regular
 from bee_record.archive import archive
 from bee_record.collect import read_perf_map
 from bee_record.procs import ProcessTable
+from bee_record.unwind.table import TableError
+from bee_record.unwind.table import load as load_unwind_table
 from bee_report.find.debuginfo import file_crc32
 from bee_report.find.locate import Locator
 from bee_report.find.unpack import MAX_DEPTH, symbols_from_archive
@@ -219,3 +221,10 @@ def test_deeply_nested_symbols_folder_is_indexed() -> None:
         assert got is not None and got.name == "libc.so.6"
     finally:
         subprocess.run(["rm", "-rf", str(top)], check=True)
+
+
+def test_unwind_table_of_a_fifo_fails_at_once(fifo: Path) -> None:
+    # GIVEN a mapped binary's path replaced by a FIFO WHEN the unwinder reads its CFI
+    # THEN it gives up at once, saying why
+    with must_not_block(), pytest.raises(TableError, match="FIFO"):
+        load_unwind_table(str(fifo), None)

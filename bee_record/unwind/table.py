@@ -22,7 +22,8 @@ from pathlib import Path
 from bee_contract.atomic import write_atomic
 from bee_contract.buildid import valid_build_id
 from bee_contract.elf import PT_LOAD, SHT_NOBITS, ElfLayout, parse_sections, parse_segments
-from bee_contract.errors import ElfError, RecordError
+from bee_contract.errors import ElfError, OutputError
+from bee_contract.safeopen import open_regular
 from bee_record.unwind import cfi
 
 #: One row as the BPF program reads it.
@@ -116,7 +117,8 @@ def _cfi_of(buf: mmap.mmap, path: str) -> tuple[bytes, int, bool, tuple[tuple[in
 def build(path: str) -> UnwindTable:
     """Decode the .eh_frame (else .debug_frame) of the ELF file at `path`."""
     try:
-        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+        # the target controls `path`: no FIFO, device or /proc file (see safeopen)
+        with open_regular(path) as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
             data, addr, eh, loads = _cfi_of(buf, path)
     except (OSError, ValueError, struct.error, ElfError) as exc:
         raise TableError(getattr(exc, "strerror", None) or str(exc)) from None
@@ -138,7 +140,7 @@ def cache_dir() -> Path:
 
 
 def _source_key(path: str) -> tuple[int, bytes]:
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         head = f.read(_HEAD_BYTES)
     return size, hashlib.blake2b(head, digest_size=16).digest()
@@ -199,6 +201,6 @@ def load(path: str, build_id: str | None, folder: Path | None = None) -> UnwindT
     try:
         cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_atomic(cache, encode(table, size, head_hash))
-    except (OSError, RecordError):
+    except (OSError, OutputError):
         pass  # a read-only or full cache only costs the next build
     return table
