@@ -10,8 +10,9 @@
   (never replaced by a regular file), a link's target is truncated and written in place
   (not atomic), and a write error (``/dev/full``) is one line. A dangling link is never
   followed to create a file, and directories, block devices and sockets are refused.
-- Temporaries of an earlier run killed with SIGKILL (bee's own naming, owned by this
-  user, untouched for :data:`STALE_AFTER_S`) are removed by the next write to that folder.
+- Temporaries of an earlier run killed with SIGKILL (bee's own naming ``.NAME.XXXXXXXX.tmp``
+  for a NAME with the same extension, owned by this user, untouched for
+  :data:`STALE_AFTER_S`) are removed by the next write of that kind to that folder.
 - An output that is one of the command's inputs (same device and inode) is refused
   before anything is written (:func:`check_not_input`).
 """
@@ -145,7 +146,9 @@ def atomic_output(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
             yield f
         return
     folder = path.parent if str(path.parent) else Path(".")
-    sweep_stale(folder, f".{path.name}.")
+    # leftovers of any earlier output of the same kind (default names change every run)
+    kind = re.compile(r"\.[^/]+" + re.escape(path.suffix) + r"\.") if path.suffix else None
+    sweep_stale(folder, kind or f".{path.name}.")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:

@@ -107,14 +107,19 @@ def test_stale_temporaries_of_a_killed_run_are_removed(tmp_path: Path) -> None:
     os.utime(stale, (old, old))
     fresh = tmp_path / ".out.bee.abcdefgh.tmp"
     fresh.write_bytes(b"being written")
+    other_name = tmp_path / ".bee-host-20260101-000000.bee.abcd1234.tmp"  # a default name
+    other_name.write_bytes(b"half")
+    os.utime(other_name, (old, old))
     unrelated = tmp_path / ".out.bee.notours.tmp"
-    unrelated.write_bytes(b"x")
-    os.utime(unrelated, (old, old))
+    other_kind = tmp_path / ".out.svg.abcd1234.tmp"
+    for path in (unrelated, other_kind):
+        path.write_bytes(b"x")
+        os.utime(path, (old, old))
     # WHEN the next run writes out.bee
     write_atomic(tmp_path / "out.bee", b"data")
-    # THEN only the stale one is gone
+    # THEN only the stale recordings are gone
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [fresh.name, unrelated.name, "out.bee"])
+        [fresh.name, unrelated.name, other_kind.name, "out.bee"])
 
 
 def test_report_outputs_and_caches_are_private(tmp_path: Path,
