@@ -312,9 +312,13 @@ def record(opts: RecordOptions) -> RecordResult:
             print(f"Recording ({mode}, {what}); Ctrl-C to stop.", file=sys.stderr)
         next_drain = start + opts.drain_interval
         next_rotate = start + opts.rotate if opts.rotate else None
+        pending: list[tuple[int, int]] = []  # announced, not captured yet
         while stop.signal is None:
-            for pid, gen in sampler.poll(100):  # returns early when a process is announced
-                collector.table.capture(pid, gen)
+            pending += sampler.poll(100)  # returns early when a process is announced
+            # a capture can take seconds (unwind tables): the deadline and signals come first
+            while pending and stop.signal is None and not (
+                    opts.duration is not None and time.monotonic() - start >= opts.duration):
+                collector.table.capture(*pending.pop(0))
             now = time.monotonic()
             if opts.duration is not None and now - start >= opts.duration:
                 break  # stop sampling first: at high rates a drain under load takes long
@@ -339,7 +343,8 @@ def record(opts: RecordOptions) -> RecordResult:
         end = time.monotonic()
         _ignore_signals()  # from here on a second Ctrl-C must not interrupt the write
         sampler.stop()
-        for pid, gen in sampler.poll(0):
+        collector.table.on_maps = None  # sampling is over: unwind tables no longer matter
+        for pid, gen in pending + sampler.poll(0):
             collector.table.capture(pid, gen)
         sampler.drain(collector.add)
         sampler.drain(collector.add)

@@ -91,5 +91,6 @@ def test_duration_is_kept_at_the_highest_frequency(tmp_path: Path) -> None:
                           "-o", str(out)], cwd=REPO, capture_output=True, text=True,
                          timeout=300)
     assert rec.returncode == 0, rec.stderr
-    # THEN sampling stopped at the deadline, not after a drain under full load
-    assert codec.read(out).header.duration_ns < 2_000_000_000
+    # THEN sampling stopped near the deadline (a capture in progress finishes first), not
+    # after drains and captures under full load (which took tens of seconds)
+    assert codec.read(out).header.duration_ns < 10_000_000_000
