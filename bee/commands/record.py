@@ -61,6 +61,11 @@ def record(
         "32768 above 199 Hz: fewer hash collisions, 32 MiB of kernel memory per buffer)."
     )] = None,
     counts_size: Annotated[int, typer.Option(help="Unique sample keys between drains.")] = 40960,
+    no_python: Annotated[bool, typer.Option(
+        "--no-python", help="Do not record the Python frames of CPython 3.10-3.13 processes."
+    )] = False,
+    python_stacks_size: Annotated[int, typer.Option(
+        help="Unique Python stacks the kernel can hold between drains.")] = 2048,
     drain_interval: Annotated[float, typer.Option(
         help="Seconds between drains of kernel maps.")] = 1.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
@@ -81,6 +86,7 @@ def record(
         sampler=SamplerOptions(
             user_stacks=not kernel_only, kernel_stacks=not user_only, include_idle=include_idle,
             stack_storage_size=stack_storage_size or 0, counts_size=counts_size,
+            python=not no_python and not kernel_only, python_stacks_size=python_stacks_size,
             unwinder=unwind.value,
         ),
     )
