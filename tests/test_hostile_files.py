@@ -30,6 +30,7 @@ from bee_contract.safeopen import RefusedFile, open_regular, read_regular
 from bee_record.archive import archive
 from bee_record.collect import read_perf_map
 from bee_record.procs import ProcessTable
+from bee_record.python.detect import Detector
 from bee_record.unwind.table import TableError
 from bee_record.unwind.table import load as load_unwind_table
 from bee_report.find.debuginfo import file_crc32
@@ -228,3 +229,15 @@ def test_unwind_table_of_a_fifo_fails_at_once(fifo: Path) -> None:
     # THEN it gives up at once, saying why
     with must_not_block(), pytest.raises(TableError, match="FIFO"):
         load_unwind_table(str(fifo), None)
+
+
+def test_python_detection_does_not_block_on_a_fifo(tmp_path: Path) -> None:
+    # GIVEN a process whose python3.11 mapping, seen through its root, is now a FIFO
+    proc = tmp_path / "proc"
+    exe = "/usr/bin/python3.11"
+    (proc / "77" / "root" / "usr" / "bin").mkdir(parents=True)
+    os.mkfifo(proc / "77" / "root" / exe.lstrip("/"))
+    maps = (Mapping(0x400000, 0x401000, 0, 0x801, 5, exe, 0),)
+    # WHEN the recorder looks for CPython in it THEN it finds none, at once
+    with must_not_block():
+        assert Detector().detect(77, exe, maps, proc=str(proc)) is None
