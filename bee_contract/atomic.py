@@ -23,6 +23,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import stat
 import tempfile
 import time
@@ -36,6 +37,24 @@ from bee_contract.errors import OutputError
 STALE_AFTER_S = 3600
 #: What tempfile.mkstemp/mkdtemp put between prefix and suffix.
 _RANDOM = "[a-z0-9_]{8}"
+
+
+#: Signals that end bee (as exceptions, see bee.cli): held while a clean-up runs.
+HELD_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP while the body (a clean-up) runs; delivered after.
+
+    A signal arriving during a clean-up would otherwise interrupt it half-way (a folder
+    half removed); held, it takes effect as soon as the clean-up is done.
+    """
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def check_not_input(output: Path | str, inputs: Iterable[Path | str]) -> None:
@@ -161,11 +180,11 @@ def atomic_output(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
-        with contextlib.suppress(OSError):
+        with signals_held(), contextlib.suppress(OSError):
             os.unlink(tmp)
         raise _error(path, exc) from None
     except BaseException:
-        with contextlib.suppress(OSError):
+        with signals_held(), contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
 

@@ -20,26 +20,30 @@ from bee_report.find.unpack import symbols_from_archive
 from formats.make_sample import SAMPLE
 from tests.conftest import REPO
 
-_BIG = 1 << 30  # zeros: a few MB compressed, seconds to extract
+_BIG = 512 << 20  # compresses about 30 times (within the expansion limit), seconds to extract
+_BLOCK = bytes(os.urandom(2048)) + bytes(62 * 1024)
 
 
-class _Zeros(io.RawIOBase):
+class _Sparse(io.RawIOBase):
+    """Blocks of 2 KiB of noise and 62 KiB of zeros."""
+
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: bytearray) -> int:  # type: ignore[override]
-        b[:] = bytes(len(b))
-        return len(b)
+        n = min(len(b), len(_BLOCK))
+        b[:n] = _BLOCK[:n]
+        return n
 
 
 @pytest.fixture(scope="module")
 def big_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A .tar.gz holding one 1 GiB member of zeros."""
+    """A .tar.gz holding one 512 MiB member."""
     path = tmp_path_factory.mktemp("big") / "symbols.tar.gz"
     with gzip.open(path, "wb", compresslevel=1) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
         info = tarfile.TarInfo("big.bin")
         info.size = _BIG
-        tar.addfile(info, io.BufferedReader(_Zeros()))
+        tar.addfile(info, io.BufferedReader(_Sparse(), len(_BLOCK)))
     return path
 
 
