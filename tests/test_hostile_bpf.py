@@ -94,3 +94,17 @@ def test_duration_is_kept_at_the_highest_frequency(tmp_path: Path) -> None:
     # THEN sampling stopped near the deadline (a capture in progress finishes first), not
     # after drains and captures under full load (which took tens of seconds)
     assert codec.read(out).header.duration_ns < 10_000_000_000
+
+
+def test_record_to_a_full_device_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    # GIVEN a clone of /dev/full (made here: a regression must not replace the host's own)
+    full = tmp_path / "full"
+    os.mknod(full, 0o20666, os.makedev(1, 7))
+    # WHEN a recording is written to it
+    rec = subprocess.run([sys.executable, "-m", "bee", "record", "-d", "1", "-o", str(full)],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    # THEN one error line, the device is still a device, and no temporary file is left
+    assert rec.returncode == 1
+    assert rec.stderr.splitlines()[-1] == f"bee: {full}: cannot write: No space left on device"
+    assert Path(full).is_char_device()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full"]
