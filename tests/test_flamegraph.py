@@ -24,12 +24,8 @@ import pytest
 
 from bee_contract.errors import ReportError
 from bee_report.reporters import inferno, svg_builtin
-from bee_report.reporters.flamegraph import (
-    FlameOptions,
-    parse_folded,
-    render_diff_svg,
-    render_svg,
-)
+from bee_report.reporters.flamegraph import parse_folded, render_diff_svg, render_svg
+from bee_report.reporters.options import FlameOptions
 
 NS = "{http://www.w3.org/2000/svg}"
 FIXTURES = Path(__file__).parent / "fixtures" / "flamegraph"

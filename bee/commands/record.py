@@ -8,19 +8,22 @@ from typing import Annotated
 
 import typer
 
+from bee.commands.choices import choice
 from bee_contract.errors import RecordError
+from bee_record.record import Mode
 
 
 def record(
     command: Annotated[list[str] | None, typer.Argument(
-        help="Command to start and record until it exits (after --).")] = None,
+        help="Command to start and record until it exits; put it after --.",
+        show_default=False)] = None,
     pid: Annotated[list[int] | None, typer.Option(
         "--pid", "-p", help="Record this process and its children. Repeatable.")] = None,
     frequency: Annotated[int, typer.Option(
         "--frequency", "-F", help="Samples per second per CPU.")] = 99,
-    mode: Annotated[str, typer.Option(
-        help="cpu (on-CPU samples) | offcpu (blocked time, sched_switch) | wall (both, in ns)."
-    )] = "cpu",
+    mode: Annotated[Mode, typer.Option(
+        click_type=choice(Mode), help="cpu: on-CPU samples; offcpu: blocked time "
+        "(sched_switch); wall: both, in ns.")] = Mode.CPU,
     min_block: Annotated[int, typer.Option(
         help="offcpu/wall: ignore blocks shorter than this many microseconds.")] = 1,
     max_block: Annotated[int | None, typer.Option(

@@ -37,11 +37,9 @@ from bee_contract.errors import ReportError
 from bee_report import stats
 from bee_report.profile import Profile, StackSample, folded_name
 from bee_report.reporters import folded
-from bee_report.reporters.flamegraph import FlameOptions, render_diff_svg
-from bee_report.reporters.top import BY_CHOICES, fmt_weight, frame_label
-
-SHARES = ("self", "total")
-"""Which share of a function :func:`diff_rows` tests and sorts by."""
+from bee_report.reporters.flamegraph import render_diff_svg
+from bee_report.reporters.options import Correction, FlameOptions, Share, TopBy
+from bee_report.reporters.top import fmt_weight, frame_label
 
 DiffStack = tuple[tuple[str, ...], int, int]
 """One differential folded stack: (root-first frames, base count, new count)."""
@@ -219,15 +217,15 @@ def _share(part: int, whole: int) -> float:
 
 
 def _check_options(by: str, share: str, alpha: float, correction: str) -> None:
-    if by not in BY_CHOICES:
-        raise ReportError(f"unknown --by {by!r} (choose from {', '.join(BY_CHOICES)})")
-    if share not in SHARES:
-        raise ReportError(f"unknown share {share!r} (choose from {', '.join(SHARES)})")
+    if by not in tuple(TopBy):
+        raise ReportError(f"unknown --by {by!r} (choose from {', '.join(TopBy)})")
+    if share not in tuple(Share):
+        raise ReportError(f"unknown share {share!r} (choose from {', '.join(Share)})")
     if not 0.0 < alpha < 1.0:
         raise ReportError(f"alpha must be between 0 and 1, not {alpha}")
-    if correction not in stats.CORRECTIONS:
+    if correction not in tuple(Correction):
         raise ReportError(
-            f"unknown correction {correction!r} (choose from {', '.join(stats.CORRECTIONS)})"
+            f"unknown correction {correction!r} (choose from {', '.join(Correction)})"
         )
 
 

@@ -28,9 +28,6 @@ _GROUPING_ROOT = re.compile(r"(?:cpu|pid|tid)_\d+\Z")
 SEARCH_COLOR = "rgb(230,0,230)"
 """Fill of frames matched by the interactive search (magenta, as flamegraph.pl)."""
 
-PALETTES = ("bee", "hot", "mem", "io", "java")
-"""Palette names accepted by :class:`~bee_report.reporters.flamegraph.FlameOptions`."""
-
 BACKGROUNDS: dict[str, tuple[str, str]] = {
     "bee": ("#f8f8f8", "#e6e6ee"),
     "hot": ("#eeeeee", "#eeeeb0"),

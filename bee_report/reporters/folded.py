@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 from bee_report.profile import FrameKind, Profile, StackSample, folded_name
+from bee_report.reporters.options import RenderOptions
 
 
 def stack_key(sample: StackSample, lines: bool = False) -> tuple[str, ...]:
@@ -39,3 +40,18 @@ def format_folded(stacks: Iterable[tuple[tuple[str, ...], int]]) -> str:
 def render(profile: Profile, lines: bool = False) -> str:
     """The folded text of a profile."""
     return format_folded(fold(profile, lines).items())
+
+
+class FoldedReporter:
+    """`--format folded`: one `frame;frame count` line per stack."""
+
+    name = "folded"
+    binary = False
+    options = ("lines",)
+
+    def render(self, profile: Profile, options: RenderOptions) -> str:
+        """The folded text of a profile."""
+        return render(profile, options.lines)
+
+
+REPORTER = FoldedReporter()

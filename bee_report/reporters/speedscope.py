@@ -29,6 +29,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from bee_report.profile import Frame, FrameKind, Profile
+from bee_report.reporters.options import RenderOptions
 
 SCHEMA = "https://www.speedscope.app/file-format-schema.json"
 
@@ -152,3 +153,18 @@ def render(profile: Profile, per_thread: bool = False, name: str = "bee",
     """The speedscope JSON text of a profile (ASCII only: non-ASCII names are escaped)."""
     return json.dumps(to_dict(profile, per_thread, name, lines),
                       separators=(",", ":"), ensure_ascii=True) + "\n"
+
+
+class SpeedscopeReporter:
+    """`--format speedscope`: speedscope's JSON, one profile per process or thread."""
+
+    name = "speedscope"
+    binary = False
+    options = ("per_thread", "lines")
+
+    def render(self, profile: Profile, options: RenderOptions) -> str:
+        """The speedscope JSON of a profile."""
+        return render(profile, per_thread=options.per_thread, lines=options.lines)
+
+
+REPORTER = SpeedscopeReporter()

@@ -40,7 +40,7 @@ from bee_report.reporters.flame_palette import (
 )
 
 if TYPE_CHECKING:
-    from bee_report.reporters.flamegraph import FlameOptions
+    from bee_report.reporters.options import FlameOptions
 
 Row = tuple[Sequence[str], int, int]
 """A folded stack for this module: (root-first frames, width count, base count for diffs)."""
