@@ -24,7 +24,8 @@ from bee_report.demangle.binutils import demangle
 from bee_report.diag import warn
 from bee_report.dwarf.lines import DebugInfo
 from bee_report.elf import symtab_cache
-from bee_report.elf.elffile import ElfFile, FunctionTable
+from bee_report.elf.elffile import ElfFile
+from bee_report.elf.symbols import FunctionTable
 from bee_report.find.cachedir import default_cache_dir
 from bee_report.find.debuginfo import best_symbol_source, find_debug_file
 from bee_report.find.locate import Locator

@@ -17,14 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from bee_report.elf.elffile import ElfFile, FunctionTable
+from bee_report.elf.elffile import ElfFile
+from bee_report.elf.symbols import FunctionTable
+from bee_report.find.cachedir import default_cache_dir
 from bee_report.find.debuginfo import (
     best_symbol_source,
     debuglink_candidates,
     find_debug_file,
     merge_function_tables,
 )
-from bee_report.find.debuginfod import Debuginfod, default_cache_dir
+from bee_report.find.debuginfod import Debuginfod
 from tests.debug_helpers import Split, build_split, with_minidebuginfo
 
 LIBC = Path("/usr/lib/x86_64-linux-gnu/libc.so.6")

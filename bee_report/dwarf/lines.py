@@ -65,7 +65,7 @@ from bee_report.dwarf.tables import NONE, Tables, u32
 from bee_report.dwarf.units import assembler_names
 from bee_report.elf.elffile import ElfFile
 
-__all__ = ["DebugInfo", "DebugInfoError", "SourceFrame"]
+__all__ = ["DebugInfo", "SourceFrame"]
 
 _PROGRESS_EVERY = 1024
 _MAX_DEPTH = 256  # inline depth guard against a SymCache with a cycle

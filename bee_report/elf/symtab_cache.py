@@ -15,7 +15,7 @@ import msgpack
 from bee_contract.atomic import write_atomic
 from bee_contract.buildid import valid_build_id
 from bee_contract.errors import BeeError
-from bee_report.elf.elffile import FunctionTable
+from bee_report.elf.symbols import FunctionTable
 
 VERSION = 1
 CACHED_ORIGINS = ("debug file", "symtab")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import re
 import tempfile
 import urllib.error
 import urllib.parse
@@ -27,12 +26,10 @@ from typing import IO
 from bee_contract import __version__
 from bee_contract.buildid import build_id_of_path, valid_build_id
 from bee_report.diag import warn
-from bee_report.find.cachedir import default_cache_dir
 
 KINDS = ("debuginfo", "executable")
 DEFAULT_TIMEOUT = 10.0
 MAX_DOWNLOAD_BYTES = 4 << 30
-_HEX = re.compile(r"^[0-9a-f]{2,128}$")
 _CHUNK = 1 << 20
 
 
@@ -172,4 +169,4 @@ def _usable_url(url: str) -> bool:
     return False
 
 
-__all__ = ["KINDS", "Debuginfod", "default_cache_dir", "valid_build_id"]
+__all__ = ["KINDS", "Debuginfod"]
