@@ -63,7 +63,8 @@ def build_id_of_file(f: BinaryIO) -> str | None:
     except (OSError, ValueError):  # empty, or not a regular file
         return None
     try:
-        with ElfImage(Path(getattr(f, "name", "<file>")), buf) as image:
+        name = getattr(f, "name", None)
+        with ElfImage(Path(name if isinstance(name, str) else "<file>"), buf) as image:
             return build_id_of_image(image)
     except ElfError:
         return None

@@ -115,7 +115,7 @@ def archive(
     mtime = rec.header.start_time_ns // 1_000_000_000
     entries: dict[str, dict[str, Any]] = {}
     n_bin = n_dbg = 0
-    with atomic_output(output) as out:
+    with atomic_output(output, error=RecordError) as out:
         gz = gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6)
         with gz, tarfile.TarFile(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT,
                                  copybufsize=_CHUNK) as tar:

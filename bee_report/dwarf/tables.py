@@ -24,22 +24,20 @@ same directory followed by ``os.replace``; a cache that cannot be written is ski
 from __future__ import annotations
 
 import bisect
-import contextlib
 import mmap
-import os
-import re
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from bee_contract.atomic import write_atomic
+from bee_contract.errors import BeeError
 
 FORMAT_VERSION = 1
 MAGIC = b"BEEDWRF\x00"
 NONE = 0xFFFFFFFF
 """The "no index" value of the u32 tables (the SymCache's own convention too)."""
 
-_BUILD_ID_RE = re.compile(r"[0-9a-f]{2,128}")  # fullmatch: "$" would let a "\n" through
 _HEADER = struct.Struct("<8sIIIIQB128s")
 _ENTRY = struct.Struct("<QQ")
 _SECTIONS = (
@@ -170,17 +168,8 @@ def load(cache_dir: Path, build_id: str) -> Tables | None:
 def store(cache_dir: Path, build_id: str, tables: Tables) -> None:
     """Write ``tables`` as the entry of ``build_id``, atomically; errors are ignored."""
     path = cache_file(cache_dir, build_id)
-    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(serialize(tables, build_id))
-        os.replace(tmp, path)
-        tmp = None
-    except OSError:
+        write_atomic(path, serialize(tables, build_id))
+    except (OSError, BeeError):
         pass
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import struct
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, TypedDict
 
@@ -203,6 +203,33 @@ def build_function_table(
     return FunctionTable(starts, sizes, names)
 
 
+SymbolEntry = tuple[int, int, int, int, int, int]
+"""One symbol table entry: (st_name, st_value, st_size, st_info, st_other, st_shndx)."""
+
+
+def symbol_entries(data: bytes, *, is_64: bool, little_endian: bool,
+                   entsize: int) -> Iterator[SymbolEntry]:
+    """Decode every entry of a symbol table's bytes (entry 0 included), in table order.
+
+    ``entsize`` 0 means the standard size; a smaller one raises ElfError (message without
+    the file name; the caller adds it). Trailing bytes short of an entry are ignored.
+    """
+    sym = struct.Struct(("<" if little_endian else ">") + ("IBBHQQ" if is_64 else "IIIBBH"))
+    entsize = entsize or sym.size
+    if entsize < sym.size:
+        raise ElfError(f"symbol entry size {entsize} too small")
+    count = len(data) // entsize
+    if entsize == sym.size:
+        rows: Iterable[tuple[int, ...]] = sym.iter_unpack(data[: count * entsize])
+    else:
+        rows = (sym.unpack_from(data, i * entsize) for i in range(count))
+    if is_64:
+        for name_off, info, other, shndx, value, size in rows:
+            yield name_off, value, size, info, other, shndx
+    else:
+        yield from rows  # type: ignore[misc]  # ELF32 order is already (name, value, size, ...)
+
+
 def read_function_symbols(
     data: bytes,
     strtab: bytes,
@@ -220,24 +247,11 @@ def read_function_symbols(
     reserved or out-of-range sections are skipped; a bad entry size or name offset
     raises ElfError (message without the file name; the caller adds it).
     """
-    e = "<" if little_endian else ">"
-    sym = struct.Struct(e + ("IBBHQQ" if is_64 else "IIIBBH"))
-    entsize = entsize or sym.size
-    if entsize < sym.size:
-        raise ElfError(f"symbol entry size {entsize} too small")
-    count = len(data) // entsize
-    if entsize == sym.size:
-        rows: Iterable[tuple[int, ...]] = sym.iter_unpack(data[: count * entsize])
-    else:
-        rows = (sym.unpack_from(data, i * entsize) for i in range(count))
-    u32 = struct.Struct(e + "I")
+    rows = symbol_entries(data, is_64=is_64, little_endian=little_endian, entsize=entsize)
+    u32 = struct.Struct(("<" if little_endian else ">") + "I")
     xcount = len(xindex) // 4 if xindex else 0
     kept: list[tuple[int, int, int, int, int]] = []
-    for i, row in enumerate(rows):
-        if is_64:
-            name_off, st_info, _other, shndx, value, size = row
-        else:
-            name_off, value, size, st_info, _other, shndx = row
+    for i, (name_off, value, size, st_info, _other, shndx) in enumerate(rows):
         st_type = st_info & 0xF
         if (st_type != _STT_FUNC and st_type != _STT_GNU_IFUNC) or not value or not shndx:
             continue

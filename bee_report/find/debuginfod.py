@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -24,7 +23,9 @@ from pathlib import Path
 from typing import IO
 
 from bee_contract import __version__
-from bee_contract.buildid import build_id_of_path, valid_build_id
+from bee_contract.atomic import atomic_output
+from bee_contract.buildid import build_id_of_file, build_id_of_path, valid_build_id
+from bee_contract.errors import OutputError
 from bee_report.diag import warn
 
 KINDS = ("debuginfo", "executable")
@@ -130,35 +131,35 @@ class Debuginfod:
 
     def _store(self, base: str, resp: IO[bytes], build_id: str, kind: str) -> Path | None:
         folder = self.cache / build_id
+        dest = folder / kind
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{kind}.", suffix=".tmp", dir=folder)
-        except OSError as exc:
-            warn(f"debuginfod: cannot write to the cache {folder}: {exc.strerror or exc}")
-            return None
-        try:
-            with os.fdopen(fd, "wb") as out:
+            with atomic_output(dest, 0o644) as out:
                 total = 0
                 while chunk := resp.read(_CHUNK):
                     total += len(chunk)
                     if total > self.max_bytes:
                         warn(f"debuginfod {base}: {kind} of {build_id} is more than "
                              f"{self.max_bytes} bytes; not used")
-                        return None
+                        raise _Refused
                     out.write(chunk)
                 out.flush()
-                os.fsync(out.fileno())
-            got = build_id_of_path(tmp)
-            if got != build_id:
-                warn(f"debuginfod {base}: {kind} for {build_id} has build-id {got or 'none'}; "
-                     "not used")
-                return None
-            dest = folder / kind
-            os.replace(tmp, dest)
-            return dest
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+                got = build_id_of_file(out)
+                if got != build_id:
+                    warn(f"debuginfod {base}: {kind} for {build_id} has build-id "
+                         f"{got or 'none'}; not used")
+                    raise _Refused
+        except _Refused:
+            return None
+        except (OSError, OutputError) as exc:
+            warn(f"debuginfod: cannot write to the cache {folder}: "
+                 f"{getattr(exc, 'strerror', None) or exc}")
+            return None
+        return dest
+
+
+class _Refused(Exception):
+    """A download was refused (too big, wrong build-id); its partial file is removed."""
 
 
 def _usable_url(url: str) -> bool:
