@@ -20,9 +20,39 @@ class FrameKind(StrEnum):
     INLINED = "inlined"
     ROOT = "root"  # synthetic grouping frames: process, thread, cpu
 
+    @property
+    def suffix(self) -> str:
+        """Its suffix in folded stacks, as flamegraph.pl and bcc write it ("" if none)."""
+        return _MARKS[self][0]
 
-#: Folded-format suffixes, as flamegraph.pl and bcc write them.
-FOLDED_SUFFIX = {FrameKind.KERNEL: "_[k]", FrameKind.JIT: "_[j]", FrameKind.INLINED: "_[i]"}
+    @property
+    def label(self) -> str:
+        """Its marker after a name in tables and speedscope, e.g. " [k]" ("" if none)."""
+        return _MARKS[self][1]
+
+    @classmethod
+    def split_folded(cls, name: str) -> tuple[str, FrameKind | None]:
+        """A folded element's name without its kind suffix, and that kind (None if none).
+
+        >>> FrameKind.split_folded("do_syscall_64_[k]")
+        ('do_syscall_64', <FrameKind.KERNEL: 'kernel'>)
+        """
+        if len(name) > 4 and name[-1] == "]" and name[-4:-2] == "_[":
+            kind = _BY_SUFFIX.get(name[-4:])
+            if kind is not None:
+                return name[:-4], kind
+        return name, None
+
+
+#: (folded suffix, label) of each kind: the one table of frame-kind markers.
+_MARKS = {
+    FrameKind.USER: ("", ""),
+    FrameKind.KERNEL: ("_[k]", " [k]"),
+    FrameKind.JIT: ("_[j]", " [jit]"),
+    FrameKind.INLINED: ("_[i]", " [inlined]"),
+    FrameKind.ROOT: ("", ""),
+}
+_BY_SUFFIX = {suffix: kind for kind, (suffix, _) in _MARKS.items() if suffix}
 
 
 def folded_name(name: str) -> str:
@@ -51,7 +81,7 @@ class Frame:
         name = self.name
         if lines and self.file is not None:
             name = f"{name} [{self.file}:{self.line or 0}]"
-        return folded_name(name) + FOLDED_SUFFIX.get(self.kind, "")
+        return folded_name(name) + self.kind.suffix
 
 
 @dataclass(frozen=True, slots=True)

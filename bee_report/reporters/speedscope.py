@@ -28,13 +28,10 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from bee_report.profile import Frame, FrameKind, Profile
+from bee_report.profile import Frame, Profile
 from bee_report.reporters.options import RenderOptions
 
 SCHEMA = "https://www.speedscope.app/file-format-schema.json"
-
-#: Suffixes marking the kind of a frame in speedscope (same as the top table's).
-NAME_SUFFIX = {FrameKind.KERNEL: " [k]", FrameKind.JIT: " [jit]", FrameKind.INLINED: " [inlined]"}
 
 UNKNOWN_FRAME = Frame("[unknown]")
 
@@ -70,7 +67,7 @@ class _Group:
 
 def frame_key(frame: Frame, lines: bool = False) -> _FrameKey:
     """The (name, file, line) speedscope shows for a frame."""
-    name = frame.name + NAME_SUFFIX.get(frame.kind, "")
+    name = frame.name + frame.kind.label
     file = frame.file or frame.module or None
     line = frame.line if lines and frame.file and frame.line else None
     return (name, file, line)

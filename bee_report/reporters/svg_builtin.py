@@ -26,17 +26,14 @@ from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from bee_contract.errors import ReportError
+from bee_report.profile import FrameKind
 from bee_report.reporters.flame_palette import (
     BACKGROUNDS,
     KIND_ALL,
-    KIND_INLINED,
-    KIND_JIT,
-    KIND_KERNEL,
     SEARCH_COLOR,
     diff_color,
     frame_kind,
     palette,
-    split_kind,
 )
 
 if TYPE_CHECKING:
@@ -52,7 +49,6 @@ FONT_SIZE = 12
 FONT_WIDTH = 0.59  # average glyph width relative to FONT_SIZE (as flamegraph.pl)
 YPAD_BOTTOM = FONT_SIZE * 2 + 10  # room for the details line
 
-_KIND_TAGS = {KIND_KERNEL: " [kernel]", KIND_JIT: " [jit]", KIND_INLINED: " [inlined]"}
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
 _ATTR = str.maketrans(
@@ -106,7 +102,7 @@ class Frame:
     """One drawn frame: folded name, kind, depth and its span and counts in samples."""
 
     name: str
-    kind: str
+    kind: str  # a FrameKind, or KIND_ALL for the "all" frame
     depth: int
     offset: int  # samples to its left
     value: int  # its width in samples (the new count of a diff)
@@ -224,7 +220,7 @@ def render(rows: Iterable[Row], options: FlameOptions, *, diff: bool) -> str:
         key = (frame.name, frame.kind)
         cached = labels.get(key)
         if cached is None:
-            label = split_kind(frame.name)[0]
+            label = FrameKind.split_folded(frame.name)[0]
             color = "" if diff else color_of(frame.name, frame.kind)
             cached = labels[key] = (label, attr(label), color)
         label, label_attr, color = cached
@@ -236,7 +232,8 @@ def render(rows: Iterable[Row], options: FlameOptions, *, diff: bool) -> str:
         else:
             y = bottom - (frame.depth + 1) * FRAME_HEIGHT + FRAME_PAD
         pct = 100.0 * value / total
-        tag = _KIND_TAGS.get(frame.kind, "")
+        kind = frame.kind
+        tag = f" [{kind}]" if isinstance(kind, FrameKind) and kind.suffix else ""
         if diff:
             bpct = 100.0 * frame.base / base_total if base_total else 0.0
             delta = _delta(frame, total, base_total)

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from bee_contract.errors import ReportError
-from bee_report.profile import Frame, FrameKind, Profile
+from bee_report.profile import Frame, Profile
 from bee_report.reporters.options import RenderOptions, TopBy
 
 
@@ -26,10 +26,7 @@ def frame_label(frame: Frame, by: str) -> str:
     if by == "line":
         where = f"{frame.file}:{frame.line or '?'}" if frame.file else frame.module or "?"
         return f"{frame.name} ({where})"
-    suffix = " [k]" if frame.kind is FrameKind.KERNEL else ""
-    suffix = " [inlined]" if frame.kind is FrameKind.INLINED else suffix
-    suffix = " [jit]" if frame.kind is FrameKind.JIT else suffix
-    return frame.name + suffix
+    return frame.name + frame.kind.label
 
 
 def top_rows(profile: Profile, by: str = "function") -> list[TopRow]:
