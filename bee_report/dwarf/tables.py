@@ -6,7 +6,7 @@ v9) that Sentry's ``symbolic`` (Rust, gimli) makes from the DWARF (read by
 (:func:`bee_report.dwarf.symbol_facts.symbol_tables`) needed to print names the way
 ``addr2line`` does (the rules are in :mod:`bee_report.dwarf.lines`). Every table is a flat
 little-endian buffer, so a cached entry is used straight from ``mmap``. This module holds
-:class:`Tables`, the helpers that build its u32/u64 buffers, :class:`DebugInfoError`, and
+:class:`Tables`, the helpers that build its u32/u64 buffers, and
 the cache file format (:func:`serialize`/:func:`deserialize`, :func:`load`/:func:`store`).
 
 On-disk layout (integers little-endian, sections 8-byte aligned)::
@@ -17,8 +17,8 @@ On-disk layout (integers little-endian, sections 8-byte aligned)::
     sections the buffers of :class:`Tables`
 
 An entry that is truncated, has flipped bytes (CRC), another magic, format version or
-build-id reads as absent, and the caller rebuilds it. Writes go to a temporary file in the
-same directory followed by ``os.replace``; a cache that cannot be written is skipped.
+build-id reads as absent, and the caller rebuilds it. Writes are atomic
+(:mod:`bee_contract.atomic`); a cache that cannot be written is skipped.
 """
 
 from __future__ import annotations

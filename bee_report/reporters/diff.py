@@ -104,18 +104,18 @@ def _clean(part: str, strip_hex: bool) -> str:
     return _HEX.sub("0x...", part) if strip_hex else part
 
 
-def stack_key(
+def matched_stack(
     sample: StackSample, *, ignore_comm: bool = False, lines: bool = False,
     strip_hex: bool = False,
 ) -> tuple[str, ...]:
     """The folded frames a sample is matched by, root first.
 
-    As :func:`bee_report.reporters.folded.stack_key` (process name, then frames with
+    As :func:`bee_report.reporters.folded.folded_stack` (process name, then frames with
     their kind suffixes), without the process name when ``ignore_comm``, and with hex
     numbers replaced by ``0x...`` when ``strip_hex`` (difffolded's ``-s``: unknown
     frames are ``module+0xOFFSET``, which moves between builds).
     """
-    key = folded.stack_key(sample, lines)
+    key = folded.folded_stack(sample, lines)
     if ignore_comm:
         key = key[1:] or ("[unknown]",)
     return tuple(_clean(p, strip_hex) for p in key)
@@ -126,7 +126,7 @@ def _fold(
 ) -> Counter[tuple[str, ...]]:
     out: Counter[tuple[str, ...]] = Counter()
     for s in profile:
-        out[stack_key(s, ignore_comm=ignore_comm, lines=lines, strip_hex=strip_hex)] += s.weight
+        out[matched_stack(s, ignore_comm=ignore_comm, lines=lines, strip_hex=strip_hex)] += s.weight
     return out
 
 

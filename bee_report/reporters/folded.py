@@ -10,7 +10,7 @@ from bee_report.profile import FrameKind, Profile, StackSample, folded_name
 from bee_report.reporters.options import RenderOptions
 
 
-def stack_key(sample: StackSample, lines: bool = False) -> tuple[str, ...]:
+def folded_stack(sample: StackSample, lines: bool = False) -> tuple[str, ...]:
     """The folded frames of one sample, root first.
 
     Grouping frames (`cpu_3`, `pid_42`, from `--per-cpu` and the like) come first, then
@@ -28,7 +28,7 @@ def fold(profile: Profile, lines: bool = False) -> Counter[tuple[str, ...]]:
     """Weights summed per folded stack."""
     out: Counter[tuple[str, ...]] = Counter()
     for s in profile:
-        out[stack_key(s, lines)] += s.weight
+        out[folded_stack(s, lines)] += s.weight
     return out
 
 

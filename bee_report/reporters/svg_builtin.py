@@ -98,7 +98,7 @@ def script() -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Frame:
+class DrawnFrame:
     """One drawn frame: folded name, kind, depth and its span and counts in samples."""
 
     name: str
@@ -113,7 +113,7 @@ class Frame:
 class Layout:
     """The frames to draw in depth-first order, with the totals they are measured by."""
 
-    frames: list[Frame]
+    frames: list[DrawnFrame]
     max_depth: int
     total: int
     base_total: int
@@ -152,10 +152,10 @@ def layout(rows: Iterable[Row], reverse: bool, minwidth: float, plot_width: floa
     if total <= 0:
         return Layout([], 0, 0, base_total)
     min_value = minwidth * total / plot_width
-    placed: list[Frame] = []
+    placed: list[DrawnFrame] = []
     max_depth = 0
     # (first stack, end stack, frame) of frames still to visit; their stacks share a prefix
-    todo = [(0, len(keys), Frame("all", KIND_ALL, 0, 0, total, base_total))]
+    todo = [(0, len(keys), DrawnFrame("all", KIND_ALL, 0, 0, total, base_total))]
     while todo:
         lo, hi, frame = todo.pop()
         placed.append(frame)
@@ -172,7 +172,7 @@ def layout(rows: Iterable[Row], reverse: bool, minwidth: float, plot_width: floa
             value = values[end] - values[lo]
             if value > 0 and value >= min_value:
                 kind = _kind(keys[lo], depth, reverse)
-                child = Frame(name, kind, depth + 1, offset, value, bases[end] - bases[lo])
+                child = DrawnFrame(name, kind, depth + 1, offset, value, bases[end] - bases[lo])
                 kids.append((lo, end, child))
             offset += value
             lo = end
@@ -257,7 +257,7 @@ def render(rows: Iterable[Row], options: FlameOptions, *, diff: bool) -> str:
     return "".join(out)
 
 
-def _delta(frame: Frame, total: int, base_total: int) -> float:
+def _delta(frame: DrawnFrame, total: int, base_total: int) -> float:
     """Change of the frame's share of all samples, new minus base, as a fraction."""
     base_share = frame.base / base_total if base_total else 0.0
     return frame.value / total - base_share
