@@ -136,7 +136,7 @@ class Sampler:
                 "from the system python3 (or a venv made with --system-site-packages)"
             ) from None
         self._perf_type, self._perf_config = PerfType.SOFTWARE, PerfSWConfig.CPU_CLOCK
-        src = resources.files("bpf").joinpath("profile.c").read_text()
+        src = resources.files("bee_record.bpf").joinpath("profile.c").read_text()
         cflags = [
             f"-DBEE_STACK_SIZE={opts.stack_storage_size}",
             f"-DBEE_COUNTS_SIZE={opts.counts_size}",
