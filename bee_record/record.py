@@ -187,6 +187,9 @@ def _sampler_options(opts: RecordOptions, filter_pids: bool) -> SamplerOptions:
                           "or give -e events")
     if opts.frequency <= 0 or opts.frequency > 100_000:
         raise RecordError(f"frequency {opts.frequency} Hz is out of range (1 to 100000)")
+    pages = opts.sampler.perf_buffer_pages
+    if pages < 1 or pages > 4096 or pages & (pages - 1):
+        raise RecordError(f"--perf-buffer-pages {pages}: a power of two from 1 to 4096")
     if len(opts.events) > probes.MAX_PROBES:
         raise RecordError(f"at most {probes.MAX_PROBES} -e events")
     parsed = tuple(probes.parse(e) for e in opts.events)

@@ -53,6 +53,11 @@ def record(
         "32768 above 199 Hz: fewer hash collisions, 32 MiB of kernel memory per buffer)."
     )] = None,
     counts_size: Annotated[int, typer.Option(help="Unique sample keys between drains.")] = 40960,
+    procs_size: Annotated[int, typer.Option(
+        min=1, max=1 << 22, help="Processes the kernel tracks (announced, filtered) at once.")
+    ] = 65536,
+    perf_buffer_pages: Annotated[int, typer.Option(
+        help="Pages per CPU (a power of two) of the buffer announcing new processes.")] = 64,
     drain_interval: Annotated[float, typer.Option(
         help="Seconds between drains of kernel maps.")] = 1.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
@@ -73,6 +78,7 @@ def record(
         sampler=SamplerOptions(
             user_stacks=not kernel_only, kernel_stacks=not user_only, include_idle=include_idle,
             stack_storage_size=stack_storage_size or 0, counts_size=counts_size,
+            procs_size=procs_size, perf_buffer_pages=perf_buffer_pages,
         ),
     )
     result = run(opts)
