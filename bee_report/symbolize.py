@@ -22,17 +22,15 @@ from bee_contract.errors import BeeError
 from bee_contract.recording import LOST_STACK, Binary, KernelInfo, Process, Recording, is_anonymous
 from bee_report.demangle.binutils import demangle
 from bee_report.diag import warn
-from bee_report.dwarf.lines import DebugInfo
-from bee_report.elf import symtab_cache
 from bee_report.elf.elffile import ElfFile
-from bee_report.elf.symbols import FunctionTable
 from bee_report.find.cachedir import default_cache_dir
-from bee_report.find.debuginfo import best_symbol_source, find_debug_file
 from bee_report.find.locate import Locator
 from bee_report.profile import Frame, FrameKind, Profile, StackSample
 from bee_report.progress import Progress
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the loading sequence imports its modules when a binary is found
+    from bee_report.dwarf.lines import DebugInfo
+    from bee_report.elf.symbols import FunctionTable
     from bee_report.find.debuginfod import Debuginfod
 
 KERNEL_MODULE = "[kernel.kallsyms]"
@@ -78,6 +76,9 @@ def load_image(elf: ElfFile, path: Path, recorded_path: str, build_id: str | Non
     `elf` is the located binary at `path`; `recorded_path` its path on the target and
     `build_id` the recorded one (None: the file's own).
     """
+    from bee_report.elf import symtab_cache
+    from bee_report.find.debuginfo import best_symbol_source, find_debug_file
+
     debug_path = find_debug_file(path, elf, recorded_path, build_id, opts.symbol_dirs,
                                  None if elf.has_debug_info else debuginfod)
     bid = build_id or elf.build_id
@@ -91,6 +92,8 @@ def load_image(elf: ElfFile, path: Path, recorded_path: str, build_id: str | Non
     debug = None
     dwarf_file = debug_path or (path if elf.has_debug_info else None)
     if opts.dwarf and dwarf_file is not None:
+        from bee_report.dwarf.lines import DebugInfo
+
         try:
             debug = DebugInfo.load(dwarf_file, bid, opts.cache_dir)
         except BeeError as exc:

@@ -49,10 +49,8 @@ from typing import Any
 from bee_contract.buildid import valid_build_id
 from bee_contract.errors import DebugInfoError, ElfError
 from bee_report.dwarf import tables as cache_tables
-from bee_report.dwarf.symbol_facts import hide_function_symbols, symbol_tables
 from bee_report.dwarf.symcache import SymCacheView
 from bee_report.dwarf.tables import NONE, Tables, u32
-from bee_report.dwarf.units import assembler_names
 from bee_report.elf.elffile import ElfFile
 
 __all__ = ["DebugInfo", "SourceFrame"]
@@ -278,6 +276,8 @@ def _run_symbolic(data: bytes, where: Path) -> bytes | None:
 
 def build(debug_path: Path) -> tuple[Tables | None, str | None]:
     """The tables of ``debug_path`` (None without DWARF) and the file's own build-id."""
+    from bee_report.dwarf.symbol_facts import hide_function_symbols  # building only
+
     try:
         raw = debug_path.read_bytes()
         elf = ElfFile.from_bytes(raw, str(debug_path))
@@ -292,6 +292,9 @@ def build(debug_path: Path) -> tuple[Tables | None, str | None]:
 
 
 def _tables(elf: ElfFile, blob: bytes, debug_path: Path) -> Tables:
+    from bee_report.dwarf.symbol_facts import symbol_tables
+    from bee_report.dwarf.units import assembler_names
+
     load_address = next((p.vaddr for p in elf.segments if p.p_type == 1), 0)  # PT_LOAD
     dwarf5 = any(elf.section(n) for n in (".debug_line_str", ".zdebug_line_str"))
     names: dict[bytes, int] = {}
