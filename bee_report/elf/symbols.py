@@ -30,11 +30,13 @@ Lookup rule (mirrors binutils ``addr2line -f``, i.e. bfd's ``elf_find_function``
 
 from __future__ import annotations
 
+import operator
 import struct
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import NamedTuple, TypedDict
 
 from bee_contract.elf import c_string
@@ -137,11 +139,12 @@ class FunctionTable:
             raise ElfError("invalid cached function table: array lengths differ")
         if not all(isinstance(n, str) for n in names):
             raise ElfError("invalid cached function table: names must be strings")
-        for i in range(1, len(starts)):
-            prev, cur = (starts[i - 1], -sizes[i - 1]), (starts[i], -sizes[i])
-            if not prev < cur:
-                raise ElfError(f"invalid cached function table: entry {i} out of order")
-        if any(s == 0 for s in sizes):
+        if not all(map(operator.lt, starts, islice(starts, 1, None))):  # else surely sorted
+            for i in range(1, len(starts)):
+                prev, cur = (starts[i - 1], -sizes[i - 1]), (starts[i], -sizes[i])
+                if not prev < cur:
+                    raise ElfError(f"invalid cached function table: entry {i} out of order")
+        if 0 in sizes:
             raise ElfError("invalid cached function table: zero-sized entry")
         return cls(starts, sizes, names)
 
@@ -271,16 +274,18 @@ def read_function_symbols(
     return out
 
 
-
 def _parents(starts: array[int], sizes: array[int]) -> array[int]:
+    ends = list(map(operator.add, starts, sizes))
+    if all(map(operator.le, ends, islice(starts, 1, None))):
+        return array("q", [-1]) * len(starts)  # no range overlaps the next: the usual case
     parents: array[int] = array("q", bytes(8 * len(starts)))
     stack: list[int] = []
-    ends: list[int] = []
+    open_ends: list[int] = []
     for j, start in enumerate(starts):
-        while ends and ends[-1] <= start:
-            ends.pop()
+        while open_ends and open_ends[-1] <= start:
+            open_ends.pop()
             stack.pop()
         parents[j] = stack[-1] if stack else -1
         stack.append(j)
-        ends.append(start + sizes[j])
+        open_ends.append(ends[j])
     return parents
