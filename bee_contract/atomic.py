@@ -17,12 +17,14 @@ from bee_contract.errors import BeeError, OutputError
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path, mode: int = 0o600,
-                  error: type[BeeError] = OutputError) -> Iterator[BinaryIO]:
+def atomic_output(path: Path, mode: int = 0o600, error: type[BeeError] = OutputError,
+                  sync: bool = True) -> Iterator[BinaryIO]:
     """A temporary file in `path`'s folder, renamed to `path` only when the body completes.
 
     The file is opened read-write, so the body may map or re-read what it wrote (to
-    verify it before it gets its name). A failure to write raises `error`.
+    verify it before it gets its name). A failure to write raises `error`. With `sync`
+    (for data that cannot be made again, like recordings) the data reaches the disk
+    before the rename; reports and caches skip that wait.
     """
     folder = path.parent if str(path.parent) else Path(".")
     try:
@@ -34,7 +36,8 @@ def atomic_output(path: Path, mode: int = 0o600,
             os.fchmod(f.fileno(), mode)
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -47,7 +50,7 @@ def atomic_output(path: Path, mode: int = 0o600,
 
 
 def write_atomic(path: Path, data: bytes, mode: int = 0o600,
-                 error: type[BeeError] = OutputError) -> None:
-    """Write bytes to `path` atomically with the given mode."""
-    with atomic_output(Path(path), mode, error) as f:
+                 error: type[BeeError] = OutputError, sync: bool = True) -> None:
+    """Write bytes to `path` atomically with the given mode (see :func:`atomic_output`)."""
+    with atomic_output(Path(path), mode, error, sync) as f:
         f.write(data)

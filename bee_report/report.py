@@ -72,7 +72,7 @@ def emit(data: str | bytes, output: Path | None) -> Path | None:
         sys.stdout.buffer.write(raw)
         sys.stdout.flush()
         return None
-    write_atomic(output, raw, mode=0o644)
+    write_atomic(output, raw, mode=0o644, sync=False)  # a report can be made again
     return output
 
 

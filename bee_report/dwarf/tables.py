@@ -170,6 +170,6 @@ def store(cache_dir: Path, build_id: str, tables: Tables) -> None:
     path = cache_file(cache_dir, build_id)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, serialize(tables, build_id))
+        write_atomic(path, serialize(tables, build_id), sync=False)
     except (OSError, BeeError):
         pass

@@ -49,6 +49,6 @@ def store(cache_dir: Path | None, build_id: str | None, origin: str,
     path = _path(cache_dir, build_id)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, msgpack.packb(data, use_bin_type=True), mode=0o644)
+        write_atomic(path, msgpack.packb(data, use_bin_type=True), mode=0o644, sync=False)
     except (OSError, BeeError):
         pass
