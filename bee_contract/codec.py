@@ -75,6 +75,7 @@ def encode(rec: Recording, compress: bool = True) -> bytes:
             "bee_version": h.bee_version,
             "argv": list(h.argv),
             "sequence": h.sequence,
+            **({"unwinder": h.unwinder} if h.unwinder else {}),
         },
         "binaries": [[s(b.path), b.build_id, b.size] for b in rec.binaries],
         "processes": [
@@ -291,6 +292,7 @@ class _Decoder:
             argv=tuple(self.str_(a, "header.argv[]")
                        for a in self.list_(h.get("argv", []), "header.argv")),
             sequence=self.int_(h.get("sequence", 0), "header.sequence"),
+            unwinder=self.str_(h.get("unwinder", ""), "header.unwinder"),
         )
 
     def binary(self, r: list[Any], what: str) -> Binary:

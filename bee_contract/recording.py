@@ -9,12 +9,32 @@ described in `formats/recording-v1.md`; nothing here imports bcc or any report c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 #: Stack index meaning "no stack of this kind" (a kernel thread has no user stack;
 #: a `--user-only` recording has no kernel stacks).
 NO_STACK = -1
 #: Stack index meaning "the kernel failed to collect this stack" (counted in `lost`).
 LOST_STACK = -2
+
+#: The last address of a user stack the unwinder could not finish (ran out of frames,
+#: found no rule, or could not read the stack before reaching the outermost frame).
+#: No user address can take this value; the report prints it as `[truncated]`.
+TRUNCATED_FRAME = 0xFFFFFFFFFFFFFFFF
+
+
+
+class Unwinder(StrEnum):
+    """How user stacks were unwound (Header.unwinder; `bee record --unwind`)."""
+
+    DWARF = "dwarf"  # .eh_frame tables in BPF: complete without frame pointers
+    FP = "fp"  # frame pointers only: cheaper
+
+    @property
+    def description(self) -> str:
+        """What the unwinder follows, for people."""
+        return "frame pointers" if self is Unwinder.FP else ".eh_frame tables"
+
 
 #: Units a sample weight can have.
 WEIGHT_UNITS = ("samples", "nanoseconds", "events")
@@ -117,6 +137,7 @@ class Header:
     bee_version: str
     argv: tuple[str, ...] = ()  # the bee record command line (empty with --no-cmdline)
     sequence: int = 0  # position in a --rotate series (0 when not rotating)
+    unwinder: str = ""  # "fp" (frame pointers) or "dwarf" (.eh_frame tables); "" unknown
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bee_contract.buildid import build_id_of_path
@@ -62,9 +63,12 @@ def parse_maps(text: str) -> list[tuple[int, int, int, int, int, str]]:
 class ProcessTable:
     """Processes and binaries seen so far, in the order they were first seen."""
 
-    def __init__(self, keep_cmdline: bool = True, proc: str = "/proc") -> None:
+    def __init__(self, keep_cmdline: bool = True, proc: str = "/proc",
+                 on_maps: Callable[[Process, list[Binary]], None] | None = None) -> None:
         self.keep_cmdline = keep_cmdline
         self.proc = proc
+        #: called with a process (and the binaries) whenever its maps were read
+        self.on_maps = on_maps
         self.processes: list[Process] = []
         self.binaries: list[Binary] = []
         self._index: dict[tuple[int, int], int] = {}
@@ -89,7 +93,12 @@ class ProcessTable:
         idx = self._index[key] = len(self.processes)
         self.processes.append(proc)
         self._live[idx] = _Live(proc, [m.start for m in proc.maps])
+        self._notify(proc)
         return idx
+
+    def _notify(self, proc: Process) -> None:
+        if self.on_maps is not None and proc.maps:
+            self.on_maps(proc, self.binaries)
 
     def covers(self, idx: int, address: int) -> bool:
         """True when a known mapping of process `idx` contains `address`."""
@@ -132,7 +141,10 @@ class ProcessTable:
         if not old.maps:  # first read failed or came too early: take the fresh one whole
             self.processes[idx] = fresh
             self._live[idx] = _Live(fresh, [m.start for m in fresh.maps])
+            self._notify(fresh)
             return
+        if fresh.maps != old.maps:
+            self._notify(fresh)  # the live mappings only, not those since unmapped
         merged = {m.start: m for m in old.maps}
         merged.update({m.start: m for m in fresh.maps})
         maps = tuple(sorted(merged.values(), key=lambda m: m.start))

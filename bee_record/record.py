@@ -246,7 +246,10 @@ def record(opts: RecordOptions) -> RecordResult:
     sampler_opts = _sampler_options(opts, bool(opts.pids or opts.command))
     check_privileges()
     sampler = Sampler(sampler_opts)
-    collector = Collector(ProcessTable(keep_cmdline=opts.keep_cmdline))
+    unwind = sampler.unwind
+    collector = Collector(ProcessTable(
+        keep_cmdline=opts.keep_cmdline,
+        on_maps=unwind.load_process if unwind is not None else None))
     writer = _Writer(opts, output, collector)
     stop = _Stop()
     child = None
@@ -369,4 +372,5 @@ def _header(opts: RecordOptions, start_wall: int, duration: float, sequence: int
         weight_unit=unit, events=events,
         target=target, bee_version=__version__, argv=opts.argv if opts.keep_cmdline else (),
         sequence=sequence,
+        unwinder=opts.sampler.unwinder if opts.sampler.user_stacks else "",
     )

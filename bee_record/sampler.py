@@ -16,8 +16,9 @@ from importlib import resources
 from typing import Any
 
 from bee_contract.errors import RecordError
-from bee_contract.recording import LOST_STACK, NO_STACK
+from bee_contract.recording import LOST_STACK, NO_STACK, Unwinder
 from bee_record.probes import Probe, attach
+from bee_record.unwind.loader import UnwindLoader
 
 #: Names of the per-CPU lost counters, in the order of the LOST_* slots in profile.c.
 LOST_NAMES = ("user_stack_errors", "kernel_stack_errors", "counts_map_full", "procs_map_full")
@@ -54,6 +55,8 @@ class SamplerOptions:
     perf_buffer_pages: int = 64
     probes: tuple[Probe, ...] = ()  # -e event probes, counted as events 2, 3, ...
     cgroup: tuple[int, int] | None = None  # (cgroup v2 id, level) to restrict to
+    unwinder: str = Unwinder.DWARF  # an Unwinder: .eh_frame tables in BPF, or frame pointers
+    unwind_rows: int = 1 << 20  # capacity of the shared unwind-row table (8 bytes each)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +139,11 @@ class Sampler:
                 "from the system python3 (or a venv made with --system-site-packages)"
             ) from None
         self._perf_type, self._perf_config = PerfType.SOFTWARE, PerfSWConfig.CPU_CLOCK
-        src = resources.files("bee_record.bpf").joinpath("profile.c").read_text()
+        bpf_dir = resources.files("bee_record.bpf")
+        src = bpf_dir.joinpath("profile.c").read_text()
+        dwarf = opts.unwinder == Unwinder.DWARF and opts.user_stacks
+        if dwarf:
+            src += "\n" + bpf_dir.joinpath("unwind.c").read_text()
         cflags = [
             f"-DBEE_STACK_SIZE={opts.stack_storage_size}",
             f"-DBEE_COUNTS_SIZE={opts.counts_size}",
@@ -154,6 +161,12 @@ class Sampler:
             cflags += ["-DBEE_ON_CPU", f"-DBEE_CPU_WEIGHT={opts.cpu_weight}ULL"]
         if opts.probes:
             cflags.append(f"-DBEE_EVENTS={len(opts.probes)}")
+        if dwarf:
+            cflags += ["-DBEE_DWARF", f"-DBEE_UNWIND_ROWS={opts.unwind_rows}",
+                       f"-DBEE_USTACK_SIZE={max(1024, opts.stack_storage_size // 4)}"]
+            cflags += [f"-DBEE_UNWIND_{t.upper()}" for t in self._unwind_types(opts)]
+            cflags += [f"-DBEE_EVENT_KIND_{i}={1 if p.kind == 'tracepoint' else 2}"
+                       for i, p in enumerate(opts.probes)]
         if opts.cgroup is not None:
             cflags += [f"-DBEE_CGROUP_ID={opts.cgroup[0]}ULL",
                        f"-DBEE_CGROUP_LEVEL={opts.cgroup[1]}"]
@@ -165,16 +178,49 @@ class Sampler:
             self.bpf: Any = BPF(text=src, cflags=cflags)
         except Exception as exc:  # bcc raises bare Exception on compile/load failure
             raise RecordError(f"cannot load the BPF program: {_one_line(exc)}") from None
+        self.dwarf = dwarf
+        self.unwind: UnwindLoader | None = None
+        if dwarf:
+            self._load_unwinders(opts)
         self._counts = (self.bpf["counts0"], self.bpf["counts1"])
         self._stacks = (self.bpf["stacks0"], self.bpf["stacks1"])
+        self._ustacks = (self.bpf["ustacks0"], self.bpf["ustacks1"]) if dwarf else None
+        self._offustacks = self.bpf["offustacks"] if dwarf and opts.off_cpu else None
         self._offstacks = self.bpf["offstacks"] if opts.off_cpu else None
         self._offcache: dict[int, tuple[int, ...]] = {}
+        self._offucache: dict[int, tuple[int, ...]] = {}
         self._active = self.bpf["active"]
         self._targets = self.bpf["targets"]
         self._lost = self.bpf["lost"]
         self.bpf["announce"].open_perf_buffer(
             self._on_announce, page_cnt=opts.perf_buffer_pages, lost_cb=self._on_lost
         )
+
+    @staticmethod
+    def _unwind_types(opts: SamplerOptions) -> list[str]:
+        """Program types that need an unwinder program: perf, tp (tracepoint), kp."""
+        types = []
+        if opts.on_cpu:
+            types.append("perf")
+        if opts.off_cpu or any(p.kind == "tracepoint" for p in opts.probes):
+            types.append("tp")
+        if any(p.kind != "tracepoint" for p in opts.probes):
+            types.append("kp")
+        return types
+
+    def _load_unwinders(self, opts: SamplerOptions) -> None:
+        """Load the unwinder programs into their tail-call arrays; map the row table."""
+        from bcc import BPF
+        kinds = {"perf": BPF.PERF_EVENT, "tp": BPF.TRACEPOINT, "kp": BPF.KPROBE}
+        try:
+            for t in self._unwind_types(opts):
+                fn = self.bpf.load_func(f"bee_unwind_{t}", kinds[t])
+                array = self.bpf[f"bee_tail_{t}"]
+                array[ctypes.c_int(0)] = ctypes.c_int(fn.fd)
+        except Exception as exc:
+            raise RecordError(f"cannot load the BPF unwinder: {_one_line(exc)}") from None
+        self.unwind = UnwindLoader(self.bpf["urows"], self.bpf["umap_entries"],
+                                   self.bpf["uprocs"], opts.unwind_rows)
 
     def add_target(self, pid: int) -> None:
         """Record this process (and, from now on, its children)."""
@@ -221,15 +267,25 @@ class Sampler:
             items = list(counts.items())
             counts.clear()
         cache: dict[int, tuple[int, ...]] = {}
+        ucache: dict[int, tuple[int, ...]] = {}
+        if self._ustacks is not None:
+            ucache = _drain_ustacks(self._ustacks[old])
         for k, v in items:
             if k.event == 1 and self._offstacks is not None:
                 table, seen = self._offstacks, self._offcache
             else:
                 table, seen = stacks, cache
+            if self._ustacks is None:
+                user = self._stack(table, k.user_stack, seen)
+            elif k.event == 1 and self._offustacks is not None:
+                user = self._stack(self._offustacks, k.user_stack, self._offucache, True)
+            else:
+                user = ucache.get(k.user_stack, LOST_STACK) if k.user_stack >= 0 else (
+                    NO_STACK if k.user_stack == -1 else LOST_STACK)
             resolve(RawCount(
                 pid=k.pid, tid=k.tid, cpu=k.cpu, generation=k.gen, event=int(k.event),
                 comm=bytes(k.comm).split(b"\0", 1)[0].decode("utf-8", "replace"),
-                user_stack=self._stack(table, k.user_stack, seen),
+                user_stack=user,
                 kernel_stack=self._stack(table, k.kernel_stack, seen),
                 count=int(v.count), weight=int(v.weight),
             ))
@@ -250,7 +306,8 @@ class Sampler:
         self.bpf.cleanup()
 
     @staticmethod
-    def _stack(table: Any, sid: int, cache: dict[int, tuple[int, ...]]) -> tuple[int, ...] | int:
+    def _stack(table: Any, sid: int, cache: dict[int, tuple[int, ...]],
+               unwound: bool = False) -> tuple[int, ...] | int:
         if sid == -1:
             return NO_STACK
         if sid < 0:
@@ -258,7 +315,11 @@ class Sampler:
         got = cache.get(sid)
         if got is None:
             try:
-                got = tuple(table.walk(sid))
+                if unwound:
+                    value = table[table.Key(sid)]
+                    got = tuple(value.addrs[:min(int(value.len), len(value.addrs))])
+                else:
+                    got = tuple(table.walk(sid))
             except KeyError:
                 return LOST_STACK
             cache[sid] = got
@@ -270,6 +331,19 @@ class Sampler:
 
     def _on_lost(self, count: int) -> None:
         self._lost_announcements += count
+
+
+def _drain_ustacks(table: Any) -> dict[int, tuple[int, ...]]:
+    """Read and clear one buffer of unwound user stacks: key -> addresses."""
+    try:
+        items = table.items_lookup_and_delete_batch()
+    except Exception:
+        items = list(table.items())
+        table.clear()
+    out = {}
+    for k, v in items:
+        out[int(getattr(k, "value", k))] = tuple(v.addrs[:min(int(v.len), len(v.addrs))])
+    return out
 
 
 def _one_line(exc: BaseException) -> str:

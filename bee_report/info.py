@@ -7,12 +7,14 @@ from collections import Counter
 from pathlib import Path
 
 from bee_contract import codec
-from bee_contract.recording import Recording
+from bee_contract.recording import Recording, Unwinder
 
 
 def describe(path: Path) -> str:
     """A readable summary of the recording at `path`."""
     return summarize(codec.read(path), str(path))
+
+
 
 
 def summarize(rec: Recording, name: str) -> str:
@@ -28,6 +30,7 @@ def summarize(rec: Recording, name: str) -> str:
         f"mode:       {h.mode} ({', '.join(h.events)}), {h.frequency_hz} Hz, "
         f"weight in {h.weight_unit}",
         f"target:     {h.target}",
+        *([f"unwinder:   {h.unwinder} ({_unwinder(h.unwinder)})"] if h.unwinder else []),
         f"recorder:   bee {h.bee_version}" + (f", sequence {h.sequence}" if h.sequence else ""),
         f"samples:    {rec.total_samples} in {len(rec.samples)} keys, "
         f"{len(rec.stacks)} unique stacks",
@@ -66,3 +69,8 @@ def _binary_hits(rec: Recording) -> Counter[int]:
         for b in seen:
             hits[b] += s.count
     return hits
+
+
+def _unwinder(name: str) -> str:
+    """What a recorded unwinder name means ("unknown" for a name this bee does not know)."""
+    return Unwinder(name).description if name in tuple(Unwinder) else "unknown"

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bee_contract.errors import BeeError
-from bee_contract.recording import LOST_STACK, Binary, KernelInfo, Process, Recording, is_anonymous
+from bee_contract.recording import (
+    LOST_STACK,
+    TRUNCATED_FRAME,
+    Binary,
+    KernelInfo,
+    Process,
+    Recording,
+    is_anonymous,
+)
 from bee_report.demangle.binutils import demangle
 from bee_report.diag import warn
 from bee_report.elf.elffile import ElfFile
@@ -35,6 +43,7 @@ if TYPE_CHECKING:  # the loading sequence imports its modules when a binary is f
 
 KERNEL_MODULE = "[kernel.kallsyms]"
 UNKNOWN = "[unknown]"
+TRUNCATED = "[truncated]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +204,9 @@ class Symbolizer:
         elif ustack >= 0:
             addrs = rec.stacks[ustack]
             for depth in range(len(addrs) - 1, -1, -1):
+                if addrs[depth] == TRUNCATED_FRAME:  # the unwinder stopped short of a root
+                    frames.append(Frame(TRUNCATED, FrameKind.USER))
+                    continue
                 frames.extend(self._user(rec, procs[pidx], addrs[depth], depth == 0))
         if kstack == LOST_STACK:
             frames.append(Frame("[lost kernel stack]", FrameKind.KERNEL, KERNEL_MODULE))

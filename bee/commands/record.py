@@ -10,6 +10,7 @@ import typer
 
 from bee.commands.choices import choice
 from bee_contract.errors import RecordError
+from bee_contract.recording import Unwinder
 from bee_record.record import Mode
 
 
@@ -46,6 +47,9 @@ def record(
         "--user-only", help="Collect user stacks only.")] = False,
     kernel_only: Annotated[bool, typer.Option(
         "--kernel-only", help="Collect kernel stacks only.")] = False,
+    unwind: Annotated[Unwinder, typer.Option(
+        click_type=choice(Unwinder), help="User stacks: dwarf (.eh_frame tables, complete "
+        "without frame pointers); fp (frame pointers only, cheaper).")] = Unwinder.DWARF,
     include_idle: Annotated[bool, typer.Option(
         "--include-idle", help="Also sample the idle task.")] = False,
     stack_storage_size: Annotated[int | None, typer.Option(
@@ -79,6 +83,7 @@ def record(
             user_stacks=not kernel_only, kernel_stacks=not user_only, include_idle=include_idle,
             stack_storage_size=stack_storage_size or 0, counts_size=counts_size,
             procs_size=procs_size, perf_buffer_pages=perf_buffer_pages,
+            unwinder=unwind.value,
         ),
     )
     result = run(opts)
