@@ -91,7 +91,8 @@ def load_image(elf: ElfFile, path: Path, recorded_path: str, build_id: str | Non
     debug_path = find_debug_file(path, elf, recorded_path, build_id, opts.symbol_dirs,
                                  None if elf.has_debug_info else debuginfod)
     bid = build_id or elf.build_id
-    functions = symtab_cache.load(opts.cache_dir, bid)
+    functions = symtab_cache.load(opts.cache_dir, bid,
+                                  symtab_cache.richest_origin(elf, debug_path is not None))
     if functions is None:
         source = best_symbol_source(elf, debug_path)
         if source.debug is not None:

@@ -250,6 +250,30 @@ def test_best_symbol_source_uses_minidebuginfo_when_stripped(prog: Split, tmp_pa
     assert sym is not None and sym.name == "bee_static_helper"
 
 
+def test_cached_table_is_used_only_when_as_rich_as_the_files_found_now(
+        prog: Split, tmp_path: Path) -> None:
+    from bee_report.elf import symtab_cache
+    from tests.debug_helpers import run
+
+    # GIVEN the .dynsym-only table of a fully stripped copy, cached under its build-id
+    stripped = Path(shutil.copy(prog.binary, tmp_path / "stripped"))
+    run("strip", "--strip-all", stripped)
+    cache = tmp_path / "cache"
+    with ElfFile.open(stripped) as bare:
+        bid = bare.build_id
+        src = best_symbol_source(bare, None)
+        symtab_cache.store(cache, bid, src.origin, src.functions)
+        # WHEN the same stripped copy is all there is, THEN the cached table is used
+        assert symtab_cache.richest_origin(bare, False) == "dynsym"
+        got = symtab_cache.load(cache, bid, symtab_cache.richest_origin(bare, False))
+        assert got is not None and len(got) == len(src.functions)
+    # WHEN an unstripped copy (or the debug file) is found later, THEN it is rebuilt
+    with ElfFile.open(prog.full) as full:
+        assert symtab_cache.richest_origin(full, False) == "symtab"
+        assert symtab_cache.load(cache, bid, symtab_cache.richest_origin(full, False)) is None
+    assert symtab_cache.load(cache, bid, "debug file") is None
+
+
 def test_merge_function_tables_keeps_union_and_first_on_ties() -> None:
     a = FunctionTable(array("Q", [0x10, 0x30]), array("Q", [0x10, 0x10]), ["a1", "a3"])
     b = FunctionTable(array("Q", [0x10, 0x20]), array("Q", [0x10, 0x10]), ["b1", "b2"])
