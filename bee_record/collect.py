@@ -13,16 +13,20 @@ import os
 from dataclasses import dataclass, replace
 
 from bee_contract.recording import (
+    LOST_STACK,
+    PY_TRUNCATED,
     Binary,
     Header,
     JitSymbol,
     Process,
+    PythonInfo,
     Recording,
     Sample,
     is_anonymous,
 )
 from bee_record.kallsyms import kernel_info
 from bee_record.procs import ProcessTable
+from bee_record.python.codeobj import CodeTable
 from bee_record.sampler import RawCount
 
 _MAX_PERF_MAP_BYTES = 256 << 20
@@ -40,7 +44,11 @@ class Collector:
     def __init__(self, table: ProcessTable) -> None:
         self.table = table
         self.stacks: dict[tuple[int, ...], int] = {}
-        self.samples: dict[tuple[int, int, int, str, int, int, int], _Acc] = {}
+        self.samples: dict[tuple[int, int, int, str, int, int, int, int], _Acc] = {}
+        #: Python stacks as (code index, info) pairs, and each CPython process's code table.
+        self.py_stacks: dict[tuple[tuple[int, int], ...], int] = {}
+        self.codes: dict[int, CodeTable] = {}
+        self.drains = 0
         self._refreshed: set[int] = set()
         #: (pid, generation) pairs whose samples are dropped, e.g. the `--` command's
         #: child before its exec (it still runs bee's own code then).
@@ -72,12 +80,31 @@ class Collector:
             self._checked.add((proc, user))
             self._check_user_stack(proc, raw.user_stack)
         key = (proc, raw.tid, raw.cpu, raw.comm, user, self._stack(raw.kernel_stack),
-               raw.event)
+               raw.event, self._python_stack(proc, raw.python_stack))
         acc = self.samples.get(key)
         if acc is None:
             acc = self.samples[key] = _Acc()
         acc.count += raw.count
         acc.weight += raw.weight
+
+    def _python_stack(self, proc: int, value: tuple[tuple[int, int], ...] | int) -> int:
+        """Intern a Python stack, naming its code objects (read once per process)."""
+        if isinstance(value, int):
+            return value
+        rt = self.table.python.get(proc)
+        if rt is None:
+            return LOST_STACK
+        codes = self.codes.get(proc)
+        if codes is None:
+            codes = self.codes[proc] = CodeTable(self.table.processes[proc].pid, rt)
+        frames = tuple(
+            (PY_TRUNCATED, 0) if (address, info) == (0, 0) and i == len(value) - 1
+            else (codes.index(address, self.drains), info)
+            for i, (address, info) in enumerate(value))
+        idx = self.py_stacks.get(frames)
+        if idx is None:
+            idx = self.py_stacks[frames] = len(self.py_stacks)
+        return idx
 
     def _check_user_stack(self, proc: int, stack: tuple[int, ...]) -> None:
         """Refresh maps after dlopen; queue addresses outside file mappings for perf maps."""
@@ -94,6 +121,7 @@ class Collector:
     def end_drain(self, final: bool = False) -> None:
         """Name pending JIT addresses from perf maps; allow new maps refreshes."""
         self._refreshed.clear()
+        self.drains += 1
         for proc, pending in list(self.jit_pending.items()):
             p = self.table.processes[proc]
             size = perf_map_size(p.pid, p.ns_pid)
@@ -115,8 +143,12 @@ class Collector:
         """Start a new file: forget samples, stacks and exited processes."""
         self.stacks = {}
         self.samples = {}
+        self.py_stacks = {}
         self._checked = set()
         remap = self.table.prune_exited()
+        self.codes = {remap[k]: v for k, v in self.codes.items() if k in remap}
+        for codes in self.codes.values():
+            codes.start_file()
         self.jit = {remap[k]: v for k, v in self.jit.items() if k in remap}
         self.jit_pending = {remap[k]: v for k, v in self.jit_pending.items() if k in remap}
         self._perf_map_size = {remap[k]: v for k, v in self._perf_map_size.items()
@@ -130,7 +162,8 @@ class Collector:
         proc_map = {old: new for new, old in enumerate(used_procs)}
         self.end_drain(final=True)
         procs = [replace(self.table.processes[i], jit=tuple(
-            sorted(self.jit.get(i, {}).values(), key=lambda j: j.start))) for i in used_procs]
+            sorted(self.jit.get(i, {}).values(), key=lambda j: j.start)),
+            python=self._python_info(i)) for i in used_procs]
         procs, binaries = _prune_binaries(procs, self.table.binaries)
         kernel_addrs = {a for k in self.samples if k[5] >= 0 for a in stacks[k[5]]}
         in_vdso = any(m.path == "[vdso]" and any(m.start <= a < m.end for a in stacks[k[4]])
@@ -138,16 +171,24 @@ class Collector:
                       for m in self.table.processes[k[0]].maps)
         samples = tuple(
             Sample(process=proc_map[p], tid=tid, cpu=cpu, comm=comm, user_stack=u,
-                   kernel_stack=k, count=acc.count, weight=acc.weight, event=ev)
-            for (p, tid, cpu, comm, u, k, ev), acc in sorted(self.samples.items(),
-                                                             key=lambda kv: kv[0])
+                   kernel_stack=k, count=acc.count, weight=acc.weight, event=ev,
+                   python_stack=py)
+            for (p, tid, cpu, comm, u, k, ev, py), acc in sorted(self.samples.items(),
+                                                                 key=lambda kv: kv[0])
         )
         return Recording(
             header=header, binaries=tuple(binaries), processes=tuple(procs),
             stacks=tuple(stacks), samples=samples,
             kernel=kernel_info(kernel_addrs, with_vdso=in_vdso),
-            lost=dict(lost),
+            lost=dict(lost), python_stacks=tuple(self.py_stacks),
         )
+
+    def _python_info(self, proc: int) -> PythonInfo | None:
+        rt = self.table.python.get(proc)
+        if rt is None:
+            return None
+        codes = self.codes.get(proc)
+        return PythonInfo(rt.version, tuple(codes.entries) if codes is not None else ())
 
 
 def _prune_binaries(procs: list[Process], binaries: list[Binary]

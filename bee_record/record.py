@@ -249,7 +249,9 @@ def record(opts: RecordOptions) -> RecordResult:
     unwind = sampler.unwind
     collector = Collector(ProcessTable(
         keep_cmdline=opts.keep_cmdline,
-        on_maps=unwind.load_process if unwind is not None else None))
+        on_maps=unwind.load_process if unwind is not None else None,
+        python=sampler_opts.python))
+    collector.table.on_python = sampler.add_python
     writer = _Writer(opts, output, collector)
     stop = _Stop()
     child = None

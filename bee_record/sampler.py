@@ -18,10 +18,14 @@ from typing import Any
 from bee_contract.errors import RecordError
 from bee_contract.recording import LOST_STACK, NO_STACK, Unwinder
 from bee_record.probes import Probe, attach
+from bee_record.python.detect import PyRuntime
+from bee_record.python.layout import MODEL_CSTACK_SHIM
 from bee_record.unwind.loader import UnwindLoader
 
 #: Names of the per-CPU lost counters, in the order of the LOST_* slots in profile.c.
 LOST_NAMES = ("user_stack_errors", "kernel_stack_errors", "counts_map_full", "procs_map_full")
+#: Names of the Python lost counters, in the order of the PY_LOST_* slots in python.c.
+PY_LOST_NAMES = ("python_stacks_full", "python_frames_unreadable")
 #: Options that prevent each kind of loss, printed when something was lost.
 LOST_HINTS = {
     "user_stack_errors": "--stack-storage-size",
@@ -29,6 +33,7 @@ LOST_HINTS = {
     "counts_map_full": "--counts-size or a shorter --drain-interval",
     "procs_map_full": "--procs-size",
     "announcements_lost": "--perf-buffer-pages",
+    "python_stacks_full": "--python-stacks-size or a shorter --drain-interval",
 }
 _CAP_PERFMON = 38
 _CAP_BPF = 39
@@ -55,6 +60,8 @@ class SamplerOptions:
     perf_buffer_pages: int = 64
     probes: tuple[Probe, ...] = ()  # -e event probes, counted as events 2, 3, ...
     cgroup: tuple[int, int] | None = None  # (cgroup v2 id, level) to restrict to
+    python: bool = True  # walk the Python frames of CPython processes (bpf/python.c)
+    python_stacks_size: int = 2048
     unwinder: str = Unwinder.DWARF  # an Unwinder: .eh_frame tables in BPF, or frame pointers
     unwind_rows: int = 1 << 20  # capacity of the shared unwind-row table (8 bytes each)
 
@@ -73,6 +80,9 @@ class RawCount:
     kernel_stack: tuple[int, ...] | int
     count: int
     weight: int
+    #: Python frames leaf first as (code object address, info), or NO_STACK / LOST_STACK;
+    #: a last frame (0, 0) marks a stack cut at the walker's bound.
+    python_stack: tuple[tuple[int, int], ...] | int = NO_STACK
 
 
 def check_privileges() -> None:
@@ -144,6 +154,8 @@ class Sampler:
         dwarf = opts.unwinder == Unwinder.DWARF and opts.user_stacks
         if dwarf:
             src += "\n" + bpf_dir.joinpath("unwind.c").read_text()
+        if opts.python:
+            src = bpf_dir.joinpath("python.c").read_text() + src
         cflags = [
             f"-DBEE_STACK_SIZE={opts.stack_storage_size}",
             f"-DBEE_COUNTS_SIZE={opts.counts_size}",
@@ -161,6 +173,8 @@ class Sampler:
             cflags += ["-DBEE_ON_CPU", f"-DBEE_CPU_WEIGHT={opts.cpu_weight}ULL"]
         if opts.probes:
             cflags.append(f"-DBEE_EVENTS={len(opts.probes)}")
+        if opts.python:
+            cflags += ["-DBEE_PYTHON", f"-DBEE_PY_STACKS={opts.python_stacks_size}"]
         if dwarf:
             cflags += ["-DBEE_DWARF", f"-DBEE_UNWIND_ROWS={opts.unwind_rows}",
                        f"-DBEE_USTACK_SIZE={max(1024, opts.stack_storage_size // 4)}"]
@@ -192,6 +206,7 @@ class Sampler:
         self._active = self.bpf["active"]
         self._targets = self.bpf["targets"]
         self._lost = self.bpf["lost"]
+        self._py_stacks = (self.bpf["py_stacks0"], self.bpf["py_stacks1"]) if opts.python else None
         self.bpf["announce"].open_perf_buffer(
             self._on_announce, page_cnt=opts.perf_buffer_pages, lost_cb=self._on_lost
         )
@@ -225,6 +240,13 @@ class Sampler:
     def add_target(self, pid: int) -> None:
         """Record this process (and, from now on, its children)."""
         self._targets[self._targets.Key(pid)] = self._targets.Leaf(1)
+
+    def add_python(self, pid: int, generation: int, rt: PyRuntime) -> None:
+        """Walk the Python frames of this process generation from now on."""
+        if self._py_stacks is None:
+            return
+        table = self.bpf["py_procs"]
+        table[table.Key(pid)] = python_proc(table.Leaf(), generation, rt)
 
     def start(self) -> None:
         """Attach event probes and the cpu-clock sampler on every CPU.
@@ -267,6 +289,7 @@ class Sampler:
             items = list(counts.items())
             counts.clear()
         cache: dict[int, tuple[int, ...]] = {}
+        py = self._python_stacks(old)
         ucache: dict[int, tuple[int, ...]] = {}
         if self._ustacks is not None:
             ucache = _drain_ustacks(self._ustacks[old])
@@ -288,16 +311,41 @@ class Sampler:
                 user_stack=user,
                 kernel_stack=self._stack(table, k.kernel_stack, seen),
                 count=int(v.count), weight=int(v.weight),
+                python_stack=py.get(k.py_stack, LOST_STACK) if k.py_stack >= 0 else (
+                    NO_STACK if k.py_stack == -1 else LOST_STACK),
             ))
         for sid in cache:
             with contextlib.suppress(KeyError):
                 del stacks[stacks.Key(sid)]
+
+    def _python_stacks(self, buf: int) -> dict[int, tuple[tuple[int, int], ...]]:
+        """Read and clear the idle Python stack table: slot -> frames."""
+        if self._py_stacks is None:
+            return {}
+        table = self._py_stacks[buf]
+        try:
+            items = table.items_lookup_and_delete_batch()
+        except Exception:
+            items = list(table.items())
+            table.clear()
+        out = {}
+        for k, st in items:
+            n = int(st.len) & 0x7FFFFFFF
+            frames = [(int(st.code[i]), int(st.info[i])) for i in range(min(n, len(st.code)))]
+            if st.len & 0x80000000:
+                frames.append((0, 0))
+            out[int(getattr(k, "value", k))] = tuple(frames)
+        return out
 
     def lost(self) -> dict[str, int]:
         """Lost-data counters summed over CPUs."""
         out: dict[str, int] = {}
         for slot, name in enumerate(LOST_NAMES):
             out[name] = int(sum(self._lost[self._lost.Key(slot)]))
+        if self._py_stacks is not None:
+            py_lost = self.bpf["py_lost"]
+            for slot, name in enumerate(PY_LOST_NAMES):
+                out[name] = int(sum(py_lost[py_lost.Key(slot)]))
         out["announcements_lost"] = self._lost_announcements
         return out
 
@@ -331,6 +379,31 @@ class Sampler:
 
     def _on_lost(self, count: int) -> None:
         self._lost_announcements += count
+
+
+def python_proc(leaf: Any, generation: int, rt: PyRuntime) -> Any:
+    """Fill a `struct bee_py_proc` (bpf/python.c) for one process generation."""
+    lay = rt.layout
+    leaf.gen = generation
+    leaf.model = min(lay.model, MODEL_CSTACK_SHIM)
+    leaf.interp_head = rt.runtime + lay.runtime_interp_head
+    leaf.interp_next = lay.interp_next
+    leaf.threads_head = lay.interp_threads_head
+    leaf.tstate_next = lay.tstate_next
+    native = lay.tstate_native_thread_id >= 0
+    leaf.tstate_tid = lay.tstate_native_thread_id if native else lay.tstate_thread_id
+    leaf.pthread_tid = -1 if native else rt.pthread_tid
+    leaf.tstate_frame = lay.tstate_frame
+    leaf.cframe_current = lay.cframe_current_frame
+    leaf.frame_previous = lay.frame_previous
+    leaf.frame_code = lay.frame_code
+    leaf.frame_instr = lay.frame_instr
+    leaf.frame_owner = lay.frame_owner
+    leaf.frame_is_entry = lay.frame_is_entry
+    leaf.code_adaptive = lay.code_adaptive
+    leaf.frame_read = 8 + max(lay.frame_previous, lay.frame_code, lay.frame_instr,
+                              lay.frame_owner, lay.frame_is_entry)
+    return leaf
 
 
 def _drain_ustacks(table: Any) -> dict[int, tuple[int, ...]]:

@@ -29,11 +29,20 @@ def parse_address(text: str) -> int:
     return value
 
 
+def _not_a_file(path: Path) -> str:
+    """Why `path` (which is not a regular file) cannot be symbolized."""
+    if not path.exists():
+        return "no such file"
+    if path.is_dir():
+        return "is a directory"
+    return "not a regular file"
+
+
 def addr2line_lines(binary: Path, addresses: Iterable[int], opts: SymbolizeOptions,
               inlines: bool = True) -> Iterator[str]:
     """Lines of output for each address: the address, then function and file:line pairs."""
     if not binary.is_file():
-        raise ReportError(f"{binary}: no such file")
+        raise ReportError(f"{binary}: {_not_a_file(binary)}")
     elf = ElfFile.open(binary)
     try:
         image = load_image(elf, binary, str(binary), elf.build_id, opts,

@@ -6,9 +6,12 @@ diff, exports) read only this model, never msgpack. Frames are root first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 class FrameKind(StrEnum):
@@ -18,6 +21,7 @@ class FrameKind(StrEnum):
     KERNEL = "kernel"
     JIT = "jit"
     INLINED = "inlined"
+    PYTHON = "python"  # a CPython function (bee_report.python)
     ROOT = "root"  # synthetic grouping frames: process, thread, cpu
 
     @property
@@ -30,6 +34,11 @@ class FrameKind(StrEnum):
         """Its marker after a name in tables and speedscope, e.g. " [k]" ("" if none)."""
         return _MARKS[self][1]
 
+    @property
+    def tag(self) -> str:
+        """Its marker in flame graph tooltips, e.g. " [kernel]" ("" if none)."""
+        return _MARKS[self][2]
+
     @classmethod
     def split_folded(cls, name: str) -> tuple[str, FrameKind | None]:
         """A folded element's name without its kind suffix, and that kind (None if none).
@@ -37,22 +46,25 @@ class FrameKind(StrEnum):
         >>> FrameKind.split_folded("do_syscall_64_[k]")
         ('do_syscall_64', <FrameKind.KERNEL: 'kernel'>)
         """
-        if len(name) > 4 and name[-1] == "]" and name[-4:-2] == "_[":
-            kind = _BY_SUFFIX.get(name[-4:])
-            if kind is not None:
-                return name[:-4], kind
+        if name.endswith("]"):
+            cut = name.rfind("_[")
+            if cut > 0:  # a name that is only a suffix keeps it
+                kind = _BY_SUFFIX.get(name[cut:])
+                if kind is not None:
+                    return name[:cut], kind
         return name, None
 
 
-#: (folded suffix, label) of each kind: the one table of frame-kind markers.
+#: (folded suffix, label, tooltip tag) of each kind: the one table of frame-kind markers.
 _MARKS = {
-    FrameKind.USER: ("", ""),
-    FrameKind.KERNEL: ("_[k]", " [k]"),
-    FrameKind.JIT: ("_[j]", " [jit]"),
-    FrameKind.INLINED: ("_[i]", " [inlined]"),
-    FrameKind.ROOT: ("", ""),
+    FrameKind.USER: ("", "", ""),
+    FrameKind.KERNEL: ("_[k]", " [k]", " [kernel]"),
+    FrameKind.JIT: ("_[j]", " [jit]", " [jit]"),
+    FrameKind.INLINED: ("_[i]", " [inlined]", " [inlined]"),
+    FrameKind.PYTHON: ("_[py]", " [py]", ""),
+    FrameKind.ROOT: ("", "", ""),
 }
-_BY_SUFFIX = {suffix: kind for kind, (suffix, _) in _MARKS.items() if suffix}
+_BY_SUFFIX = {marks[0]: kind for kind, marks in _MARKS.items() if marks[0]}
 
 
 def folded_name(name: str) -> str:
@@ -61,6 +73,12 @@ def folded_name(name: str) -> str:
     if not name.isprintable():
         name = "".join(c if c.isprintable() else " " for c in name)
     return name
+
+
+def python_name(qualname: str, filename: str, line: int | None) -> str:
+    """`qualname (file.py:line)`: how a Python frame is named."""
+    base = filename.rsplit("/", 1)[-1] or filename
+    return f"{qualname} ({base}:{line if line is not None else '?'})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +97,9 @@ class Frame:
     def folded(self, lines: bool = False) -> str:
         """The frame as it appears in folded stacks (with its kind suffix)."""
         name = self.name
-        if lines and self.file is not None:
+        if lines and self.kind is FrameKind.PYTHON and self.file is not None:
+            name = python_name(self.name.rsplit(" (", 1)[0], self.file, self.line)
+        elif lines and self.file is not None:
             name = f"{name} [{self.file}:{self.line or 0}]"
         return folded_name(name) + self.kind.suffix
 
@@ -123,3 +143,40 @@ class Profile:
 
     def __iter__(self) -> Iterator[StackSample]:
         return iter(self.samples)
+
+
+class PerStack(Generic[T]):
+    """``fn(frames)`` computed once per distinct stack.
+
+    The symbolizer gives every sample of one stack the same ``frames`` tuple, so the memo
+    is keyed by the tuple's identity (it keeps the tuple alive, so the identity stays
+    unique) and never hashes or walks a long stack once per sample.
+    """
+
+    def __init__(self, fn: Callable[[tuple[Frame, ...]], T]) -> None:
+        self._fn = fn
+        self._memo: dict[int, tuple[tuple[Frame, ...], T]] = {}
+
+    def __call__(self, frames: tuple[Frame, ...]) -> T:
+        """``fn(frames)``, from the memo after the first call with this tuple."""
+        hit = self._memo.get(id(frames))
+        if hit is None:
+            hit = self._memo[id(frames)] = (frames, self._fn(frames))
+        return hit[1]
+
+
+def grouped(samples: Iterable[StackSample],
+            key: Callable[[StackSample], Hashable] = lambda s: None,
+            ) -> list[tuple[StackSample, int, int]]:
+    """Samples merged per distinct stack (by identity, see :class:`PerStack`) and ``key``:
+    (one sample of the group, summed weight, summed count), in order of first sight."""
+    groups: dict[tuple[int, Hashable], list[object]] = {}
+    for s in samples:
+        k = (id(s.frames), key(s))
+        g = groups.get(k)
+        if g is None:
+            groups[k] = [s, s.weight, s.count]
+        else:
+            g[1] += s.weight  # type: ignore[operator]
+            g[2] += s.count  # type: ignore[operator]
+    return [(g[0], g[1], g[2]) for g in groups.values()]  # type: ignore[misc]

@@ -19,6 +19,7 @@
 //   BEE_CGROUP_ID, BEE_CGROUP_LEVEL   only count tasks in this cgroup v2 (or below)
 //   BEE_OFFCPU        account off-CPU time from sched_switch, for blocks within
 //                     [BEE_MIN_BLOCK_NS, BEE_MAX_BLOCK_NS]
+//   BEE_PYTHON        also record Python frames (bpf/python.c, placed before this file)
 //   BEE_DWARF         unwind user stacks from .eh_frame tables (bpf/unwind.c, appended
 //                     to this file) instead of the kernel's frame-pointer walk;
 //                     BEE_UNWIND_PERF / _TP / _KP define the unwinder for each program
@@ -93,6 +94,7 @@ struct bee_key {
     u32 gen;
     u32 event;
     s32 kernel_stack;  // id in stacksN / offstacks, -1 none, -2 lost
+    s32 py_stack;      // slot in py_stacksN (bpf/python.c), -1 none, -2 lost
     s64 user_stack;    // the same, or with BEE_DWARF the key in ustacksN / offustacks
     char comm[TASK_COMM_LEN];
 };
@@ -308,7 +310,11 @@ static __always_inline int bee_count_current(void *ctx, u32 event, u64 weight,
     key.event = event;
     key.user_stack = -1;
     key.kernel_stack = -1;
+    key.py_stack = -1;
     u32 buf = bee_active();
+#ifdef BEE_PYTHON
+    key.py_stack = bee_python_stack(key.pid, key.tid, key.gen, buf);
+#endif
     if (buf) {
 #if defined(BEE_USER_STACKS) && !defined(BEE_DWARF)
         key.user_stack = bee_stack_result(stacks1.get_stackid(ctx, BPF_F_USER_STACK),
@@ -427,6 +433,7 @@ TRACEPOINT_PROBE(sched, sched_switch)
             off.key.event = BEE_EVENT_OFFCPU;
             off.key.user_stack = -1;
             off.key.kernel_stack = -1;
+            off.key.py_stack = -1;  // Python frames are taken on CPU only
 #if defined(BEE_USER_STACKS) && !defined(BEE_DWARF)
             off.key.user_stack = bee_stack_result(
                 offstacks.get_stackid(args, BPF_F_USER_STACK), LOST_USER_STACK);

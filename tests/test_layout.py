@@ -112,6 +112,11 @@ def test_installed_packages_are_all_bee_named() -> None:
     for package, folder in config.get("package-dir", {}).items():
         assert package.startswith("bee") and (REPO / folder).is_dir(), (package, folder)
     assert set(config["package-data"]) <= set(config["packages"])
+    # AND every package of the source tree is installed (none forgotten in the list)
+    found = {".".join(p.parent.relative_to(REPO).parts)
+             for top in ("bee", "bee_contract", "bee_record", "bee_report")
+             for p in (REPO / top).rglob("__init__.py")}
+    assert found <= set(config["packages"]), found - set(config["packages"])
 
 
 def test_bpf_source_and_format_spec_are_package_data() -> None:

@@ -62,6 +62,11 @@ def record(
     ] = 65536,
     perf_buffer_pages: Annotated[int, typer.Option(
         help="Pages per CPU (a power of two) of the buffer announcing new processes.")] = 64,
+    no_python: Annotated[bool, typer.Option(
+        "--no-python", help="Do not record the Python frames of CPython 3.10-3.13 processes."
+    )] = False,
+    python_stacks_size: Annotated[int, typer.Option(
+        help="Unique Python stacks the kernel can hold between drains.")] = 2048,
     drain_interval: Annotated[float, typer.Option(
         help="Seconds between drains of kernel maps.")] = 1.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
@@ -83,6 +88,7 @@ def record(
             user_stacks=not kernel_only, kernel_stacks=not user_only, include_idle=include_idle,
             stack_storage_size=stack_storage_size or 0, counts_size=counts_size,
             procs_size=procs_size, perf_buffer_pages=perf_buffer_pages,
+            python=not no_python and not kernel_only, python_stacks_size=python_stacks_size,
             unwinder=unwind.value,
         ),
     )

@@ -52,6 +52,7 @@ from bee_report.dwarf import tables as cache_tables
 from bee_report.dwarf.symcache import SymCacheView
 from bee_report.dwarf.tables import NONE, Tables, u32
 from bee_report.elf.elffile import ElfFile
+from bee_report.find.cachedir import source_key
 
 __all__ = ["DebugInfo", "SourceFrame"]
 
@@ -129,9 +130,11 @@ class DebugInfo:
         :func:`default_demangle` (``str`` keeps mangled names). Raises
         :class:`DebugInfoError` when the file is unreadable or malformed.
         """
-        cache = cache_dir if valid_build_id(build_id) else None
-        if cache is not None and build_id is not None:
-            tables = cache_tables.load(cache, build_id)
+        # keyed by the file as well: a build-id is no proof that two files agree
+        source = source_key(debug_path) if cache_dir is not None else None
+        cache = cache_dir if valid_build_id(build_id) and source is not None else None
+        if cache is not None and build_id is not None and source is not None:
+            tables = cache_tables.load(cache, build_id, source)
             if tables is not None:
                 try:
                     return cls(tables, debug_path, demangle)
@@ -141,8 +144,9 @@ class DebugInfo:
         if tables is None:
             return None
         # Never file a debug file under a build-id that its own note contradicts.
-        if cache is not None and build_id is not None and own_id in (None, build_id):
-            cache_tables.store(cache, build_id, tables)
+        if (cache is not None and build_id is not None and source is not None
+                and own_id in (None, build_id)):
+            cache_tables.store(cache, build_id, source, tables)
         return cls(tables, debug_path, demangle)
 
     def lookup(self, vaddr: int) -> tuple[SourceFrame, ...]:
@@ -276,14 +280,16 @@ def _run_symbolic(data: bytes, where: Path) -> bytes | None:
 
 def build(debug_path: Path) -> tuple[Tables | None, str | None]:
     """The tables of ``debug_path`` (None without DWARF) and the file's own build-id."""
-    from bee_report.dwarf.symbol_facts import hide_function_symbols  # building only
+    from bee_report.dwarf.isolate import in_child  # building only: not on a warm start
+    from bee_report.dwarf.symbolic_input import symbolic_image
 
     try:
         raw = debug_path.read_bytes()
         elf = ElfFile.from_bytes(raw, str(debug_path))
         if not elf.has_debug_info:
             return None, elf.build_id
-        blob = _run_symbolic(hide_function_symbols(raw, elf), debug_path)
+        image = symbolic_image(raw, elf)
+        blob = in_child(lambda: _run_symbolic(image, debug_path), debug_path)
         return (None if blob is None else _tables(elf, blob, debug_path)), elf.build_id
     except OSError as e:
         raise DebugInfoError(f"{debug_path}: cannot read: {e.strerror or e}") from None

@@ -1,7 +1,8 @@
 """Frame kinds and colour palettes for flame graphs.
 
 Frame kinds follow flamegraph.pl's suffix annotations on folded frames: ``name_[k]`` is a
-kernel frame, ``name_[j]`` a JIT frame, ``name_[i]`` an inlined frame; an unsuffixed frame
+kernel frame, ``name_[j]`` a JIT frame, ``name_[i]`` an inlined frame, ``name_[py]`` a
+Python function (blue); an unsuffixed frame
 is native user code, except the first frame of a stack (the process name or a
 ``cpu_N``/``pid_N`` grouping root), which is a root frame.
 
@@ -70,6 +71,8 @@ def _bee(name: str, kind: str) -> str:
         return _rgb(60 + 50 * v1, 175 + 45 * v2, 60 + 40 * v3)
     if kind == FrameKind.INLINED:  # aqua
         return _rgb(60 + 45 * v1, 185 + 40 * v2, 200 + 35 * v3)
+    if kind == FrameKind.PYTHON:  # Python blue-yellow: blue
+        return _rgb(70 + 40 * v1, 120 + 45 * v2, 215 + 35 * v3)
     if kind == FrameKind.ROOT:  # lavender
         return _rgb(175 + 25 * v1, 165 + 25 * v2, 215 + 25 * v3)
     if kind == KIND_ALL:

@@ -233,7 +233,7 @@ def render(rows: Iterable[Row], options: FlameOptions, *, diff: bool) -> str:
             y = bottom - (frame.depth + 1) * FRAME_HEIGHT + FRAME_PAD
         pct = 100.0 * value / total
         kind = frame.kind
-        tag = f" [{kind}]" if isinstance(kind, FrameKind) and kind.suffix else ""
+        tag = kind.tag if isinstance(kind, FrameKind) else ""
         if diff:
             bpct = 100.0 * frame.base / base_total if base_total else 0.0
             delta = _delta(frame, total, base_total)
