@@ -1,4 +1,5 @@
-"""ELF basics both stages read: headers, program headers, sections by name, notes.
+"""ELF basics both stages read: headers, program headers, sections by name, notes, and
+symbol table entries.
 
 :class:`ElfImage` opens a file (memory-mapped), bytes or an mmap and decodes the ELF
 header, the program headers (:class:`Segment`) and the section headers (:class:`Section`,
@@ -17,7 +18,7 @@ from __future__ import annotations
 import mmap
 import os
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -48,10 +49,12 @@ __all__ = [
     "RangeCheck",
     "Section",
     "Segment",
+    "SymbolEntry",
     "c_string",
     "iter_notes",
     "parse_sections",
     "parse_segments",
+    "symbol_entries",
 ]
 
 ET_REL: Final = 1
@@ -364,6 +367,34 @@ class ElfImage:
                                        shstrndx, check_range=rng, error=err)
         for sec in self.sections:
             self._by_name.setdefault(sec.name, sec)
+
+
+SymbolEntry = tuple[int, int, int, int, int, int]
+"""One symbol table entry: (st_name, st_value, st_size, st_info, st_other, st_shndx)."""
+
+
+def symbol_entries(data: bytes, *, is_64: bool, little_endian: bool,
+                   entsize: int) -> Iterator[SymbolEntry]:
+    """Decode every entry of a symbol table's bytes (entry 0 included), in table order.
+
+    ``entsize`` 0 means the standard size; a smaller one raises ElfError (message without
+    the file name; the caller adds it). Trailing bytes short of an entry are ignored.
+    """
+    sym = struct.Struct(("<" if little_endian else ">") + ("IBBHQQ" if is_64 else "IIIBBH"))
+    entsize = entsize or sym.size
+    if entsize < sym.size:
+        raise ElfError(f"symbol entry size {entsize} too small")
+    count = len(data) // entsize
+    if entsize == sym.size:
+        rows: Iterable[tuple[int, ...]] = sym.iter_unpack(data[: count * entsize])
+    else:
+        rows = (sym.unpack_from(data, i * entsize) for i in range(count))
+    if is_64:
+        for name_off, info, other, shndx, value, size in rows:
+            yield name_off, value, size, info, other, shndx
+    else:
+        yield from rows  # type: ignore[misc]  # ELF32 order is already (name, value, size, ...)
+
 
 
 def c_string(table: bytes, offset: int) -> str | None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from bee_contract.elf import symbol_entries
 from bee_contract.errors import ElfError
 from bee_report.dwarf.tables import NONE, u32, u64
 from bee_report.elf.elffile import ElfFile
-from bee_report.elf.symbols import symbol_entries
 
 __all__ = ["hide_function_symbols", "symbol_tables"]
 

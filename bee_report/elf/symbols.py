@@ -34,12 +34,12 @@ import operator
 import struct
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from typing import NamedTuple, TypedDict
 
-from bee_contract.elf import c_string
+from bee_contract.elf import c_string, symbol_entries
 from bee_contract.errors import ElfError
 
 _U64 = 1 << 64
@@ -204,33 +204,6 @@ def build_function_table(
         sizes.append(-neg_size)
         names.append(name)
     return FunctionTable(starts, sizes, names)
-
-
-SymbolEntry = tuple[int, int, int, int, int, int]
-"""One symbol table entry: (st_name, st_value, st_size, st_info, st_other, st_shndx)."""
-
-
-def symbol_entries(data: bytes, *, is_64: bool, little_endian: bool,
-                   entsize: int) -> Iterator[SymbolEntry]:
-    """Decode every entry of a symbol table's bytes (entry 0 included), in table order.
-
-    ``entsize`` 0 means the standard size; a smaller one raises ElfError (message without
-    the file name; the caller adds it). Trailing bytes short of an entry are ignored.
-    """
-    sym = struct.Struct(("<" if little_endian else ">") + ("IBBHQQ" if is_64 else "IIIBBH"))
-    entsize = entsize or sym.size
-    if entsize < sym.size:
-        raise ElfError(f"symbol entry size {entsize} too small")
-    count = len(data) // entsize
-    if entsize == sym.size:
-        rows: Iterable[tuple[int, ...]] = sym.iter_unpack(data[: count * entsize])
-    else:
-        rows = (sym.unpack_from(data, i * entsize) for i in range(count))
-    if is_64:
-        for name_off, info, other, shndx, value, size in rows:
-            yield name_off, value, size, info, other, shndx
-    else:
-        yield from rows  # type: ignore[misc]  # ELF32 order is already (name, value, size, ...)
 
 
 def read_function_symbols(
