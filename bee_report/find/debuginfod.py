@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import re
 import threading
 import time
 import urllib.error
@@ -44,7 +43,6 @@ DEFAULT_DEADLINE = 120.0
 DEFAULT_RUN_BUDGET = 300.0
 """Seconds all downloads of one run may take together."""
 MAX_DOWNLOAD_BYTES = 4 << 30
-_HEX = re.compile(r"^[0-9a-f]{2,128}$")
 _CHUNK = 1 << 20
 
 
