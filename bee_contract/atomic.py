@@ -1,10 +1,11 @@
 """File output for every command: atomic for files, written through for devices and links.
 
 - No file yet, or a regular file: a temporary file ``.NAME.XXXXXXXX.tmp`` in the target's
-  folder, fsync'ed and renamed over ``path`` when complete. Nothing is ever left under the
-  final name unless the write completed; on any failure (disk full, permissions, an
-  exception or a handled signal in the writer) the temporary file is removed. Files are
-  created 0600 (recorded names and paths are as sensitive as the recording).
+  folder, fsync'ed (unless the caller can make it again) and renamed over ``path`` when
+  complete. Nothing is ever left under the final name unless the write completed; on any
+  failure (disk full, permissions, an exception or a handled signal in the writer) the
+  temporary file is removed. Files are created 0600 (recorded names and paths are as
+  sensitive as the recording).
 - A symbolic link, character device or FIFO (``-o /dev/stdout``, ``/dev/null``, a named
   pipe): written through, like a shell's ``>``: the link and the node stay what they are
   (never replaced by a regular file), a link's target is truncated and written in place
@@ -114,7 +115,7 @@ def _error(path: Path, exc: OSError) -> OutputError:
 
 
 @contextlib.contextmanager
-def _write_through(path: Path) -> Iterator[BinaryIO]:
+def _write_through(path: Path, sync: bool) -> Iterator[BinaryIO]:
     """Write into an existing link target, character device or FIFO (see the module doc)."""
     try:
         st = os.stat(path)
@@ -126,32 +127,36 @@ def _write_through(path: Path) -> Iterator[BinaryIO]:
         what = "a directory" if stat.S_ISDIR(st.st_mode) else (
             "a block device" if stat.S_ISBLK(st.st_mode) else "not a regular file")
         raise OutputError(f"{path}: {what}; refusing to write there")
-    flags = os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC
-    if stat.S_ISREG(st.st_mode):
-        flags |= os.O_TRUNC
+    regular = stat.S_ISREG(st.st_mode)
+    # a link's regular target is opened read-write like a temporary (the body may re-read it)
+    flags = (os.O_RDWR | os.O_TRUNC if regular else os.O_WRONLY) | os.O_NOCTTY | os.O_CLOEXEC
     try:
         fd = os.open(path, flags)
     except OSError as exc:
         raise _error(path, exc) from None
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "w+b" if regular else "wb") as f:
             again = os.fstat(f.fileno())
             if stat.S_IFMT(again.st_mode) != stat.S_IFMT(st.st_mode):
                 raise OutputError(f"{path}: changed while being opened; not written")
             yield f
             f.flush()
-            if stat.S_ISREG(again.st_mode):
+            if sync and regular:
                 os.fsync(f.fileno())
     except OSError as exc:
         raise _error(path, exc) from None
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
+def atomic_output(path: Path, mode: int = 0o600, sync: bool = True) -> Iterator[BinaryIO]:
     """A temporary file in `path`'s folder, renamed to `path` only when the body completes.
 
-    An existing symlink, character device or FIFO at `path` is written through instead
-    (module doc).
+    The file is opened read-write, so the body may map or re-read what it wrote (to
+    verify it before it gets its name). A failure to write raises OutputError. With `sync`
+    (for data that cannot be made again, like recordings) the data reaches the disk
+    before the rename; reports and caches skip that wait. An existing symlink, character
+    device or FIFO at `path` is written through instead (module doc; a device or FIFO is
+    write-only there).
     """
     path = Path(path)
     try:
@@ -161,7 +166,7 @@ def atomic_output(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
     except OSError as exc:
         raise _error(path, exc) from None
     if existing is not None and not stat.S_ISREG(existing.st_mode):
-        with _write_through(path) as f:
+        with _write_through(path, sync) as f:
             yield f
         return
     folder = path.parent if str(path.parent) else Path(".")
@@ -173,11 +178,12 @@ def atomic_output(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
     except OSError as exc:
         raise _error(path, exc) from None
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "w+b") as f:
             os.fchmod(f.fileno(), mode)
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except OSError as exc:
         with signals_held(), contextlib.suppress(OSError):
@@ -189,7 +195,7 @@ def atomic_output(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
         raise
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+def write_atomic(path: Path, data: bytes, mode: int = 0o600, sync: bool = True) -> None:
     """Write bytes to `path` atomically with the given mode (see :func:`atomic_output`)."""
-    with atomic_output(Path(path), mode) as f:
+    with atomic_output(Path(path), mode, sync) as f:
         f.write(data)

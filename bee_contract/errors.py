@@ -41,7 +41,8 @@ class ArchiveError(BeeError):
 
 
 class OutputError(BeeError):
-    """An output file cannot be written (any command): disk full, permissions, refused target."""
+    """An output file cannot be written (any command): missing folder, permissions, disk full,
+    refused target."""
 
 
 class Terminated(KeyboardInterrupt):

@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 
@@ -39,7 +40,20 @@ RANGES: tuple[tuple[str, str, float, float], ...] = (
     ("--max-block", "max_block_us", 0, 1 << 40),
     ("--stack-storage-size", "sampler.stack_storage_size", 0, 1 << 18),  # 0: by frequency
     ("--counts-size", "sampler.counts_size", 1, 1 << 22),
+    ("--procs-size", "sampler.procs_size", 1, 1 << 22),
+    ("--perf-buffer-pages", "sampler.perf_buffer_pages", 1, 4096),  # and a power of two
 )
+
+
+class Mode(StrEnum):
+    """What `bee record --mode` samples (`-e` events switch to the internal "event" mode)."""
+
+    CPU = "cpu"  # on-CPU samples
+    OFFCPU = "offcpu"  # blocked time, from sched_switch
+    WALL = "wall"  # both, weighted in nanoseconds
+
+
+MODES = (*Mode, "event")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +64,7 @@ class RecordOptions:
     pids: tuple[int, ...] = ()
     command: tuple[str, ...] = ()
     frequency: int = 99
-    mode: str = "cpu"  # cpu | offcpu | wall
+    mode: str = Mode.CPU  # a Mode, or "event" (set by -e)
     min_block_us: int = 1
     max_block_us: int | None = None
     rotate: float | None = None  # seconds per file of a numbered series
@@ -147,7 +161,6 @@ def _exit_code(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-MODES = ("cpu", "offcpu", "wall", "event")
 def cgroup2_root() -> Path:
     """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or .../unified)."""
     try:
@@ -186,7 +199,7 @@ def _mode(opts: RecordOptions) -> str:
 def _sampler_options(opts: RecordOptions, filter_pids: bool) -> SamplerOptions:
     mode = _mode(opts)
     if opts.mode not in MODES or (opts.mode == "event" and not opts.events):
-        raise RecordError(f"--mode {opts.mode}: choose one of {', '.join(MODES[:3])}, "
+        raise RecordError(f"--mode {opts.mode}: choose one of {', '.join(Mode)}, "
                           "or give -e events")
     if len(opts.events) > probes.MAX_PROBES:
         raise RecordError(f"at most {probes.MAX_PROBES} -e events")
@@ -239,6 +252,9 @@ def check_ranges(opts: RecordOptions) -> None:
             value = getattr(value, part)
         if value is not None and not lo <= value <= hi:  # type: ignore[operator]
             raise RecordError(f"{option} {_num(value)}: out of range ({_num(lo)} to {_num(hi)})")
+    pages = opts.sampler.perf_buffer_pages
+    if pages & (pages - 1):
+        raise RecordError(f"--perf-buffer-pages {pages}: a power of two from 1 to 4096")
     if opts.max_block_us is not None and opts.max_block_us < opts.min_block_us:
         raise RecordError(f"--max-block {opts.max_block_us}: less than --min-block "
                           f"{opts.min_block_us}")

@@ -8,7 +8,7 @@ from collections import Counter
 from pathlib import Path
 
 from bee_contract import codec
-from bee_contract.recording import Mapping, Recording
+from bee_contract.recording import Mapping, Recording, Unwinder
 from bee_contract.text import lines_for_terminal
 
 
@@ -17,7 +17,6 @@ def describe(path: Path) -> str:
     return summarize(codec.read(path), str(path))
 
 
-_UNWINDERS = {"fp": "frame pointers", "dwarf": ".eh_frame tables"}
 
 
 def summarize(rec: Recording, name: str) -> str:
@@ -33,8 +32,7 @@ def summarize(rec: Recording, name: str) -> str:
         f"mode:       {h.mode} ({', '.join(h.events)}), {h.frequency_hz} Hz, "
         f"weight in {h.weight_unit}",
         f"target:     {h.target}",
-        *([f"unwinder:   {h.unwinder} ({_UNWINDERS.get(h.unwinder, 'unknown')})"]
-          if h.unwinder else []),
+        *([f"unwinder:   {h.unwinder} ({_unwinder(h.unwinder)})"] if h.unwinder else []),
         f"recorder:   bee {h.bee_version}" + (f", sequence {h.sequence}" if h.sequence else ""),
         f"samples:    {rec.total_samples} in {len(rec.samples)} keys, "
         f"{len(rec.stacks)} unique stacks",
@@ -85,3 +83,8 @@ def _binary_hits(rec: Recording) -> Counter[int]:
         for b in seen:
             hits[b] += s.count
     return hits
+
+
+def _unwinder(name: str) -> str:
+    """What a recorded unwinder name means ("unknown" for a name this bee does not know)."""
+    return Unwinder(name).description if name in tuple(Unwinder) else "unknown"

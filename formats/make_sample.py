@@ -1,15 +1,12 @@
 """Write `formats/sample-v1.bee`, a small hand-made recording that shows every table.
 
-Run: `python formats/make_sample.py` (the test suite checks that the committed file is
+Run: `.venv/bin/python -m formats.make_sample` (the test suite checks that the committed file is
 byte-identical to what this script produces, so the two cannot drift apart).
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bee_contract import codec
 from bee_contract.recording import (

@@ -7,8 +7,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from bee.commands.choices import choice
+from bee_report.reporters.options import Renderer
+
 if TYPE_CHECKING:
     from bee_report.symbolize import SymbolizeOptions
+
 
 NoCacheOpt = Annotated[bool, typer.Option(
     "--no-cache", help="Bypass the per-build-id symbol cache ($XDG_CACHE_HOME/bee).")]
@@ -48,5 +52,5 @@ FocusOpt = Annotated[str | None, typer.Option(
 ExcludeOpt = Annotated[str | None, typer.Option(
     help="Drop stacks through a frame matching this regex.")]
 TitleOpt = Annotated[str, typer.Option(help="SVG title.")]
-RendererOpt = Annotated[str, typer.Option(
-    help="SVG renderer: auto (inferno if installed), builtin, inferno.")]
+RendererOpt = Annotated[Renderer, typer.Option(
+    click_type=choice(Renderer), help="SVG renderer (auto: inferno if installed).")]
