@@ -83,7 +83,9 @@ class Profile:
     start_time_ns: int = 0  # earliest recording start (Unix epoch ns)
     duration_ns: int = 0  # sum of the recordings' durations
     end_time_ns: int = 0  # latest recording end (Unix epoch ns)
-    untimed: list[str] = field(default_factory=list)  # sources without time buckets (v1)
+    #: sources without time buckets (format v1) -> (start_time_ns, duration_ns): their
+    #: samples' time_ns and span_ns
+    untimed: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -100,7 +102,7 @@ class Profile:
         """A profile with the same metadata and only the given samples."""
         return Profile(list(keep), self.unit, list(self.sources), self.lost,
                        self.frequency_hz, self.start_time_ns, self.duration_ns,
-                       self.end_time_ns, list(self.untimed))
+                       self.end_time_ns, dict(self.untimed))
 
     def __iter__(self) -> Iterator[StackSample]:
         return iter(self.samples)

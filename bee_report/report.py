@@ -10,11 +10,11 @@ from bee_contract import codec
 from bee_contract.atomic import write_atomic
 from bee_contract.errors import ReportError
 from bee_contract.recording import Recording
-from bee_report.filters import Filters, apply, validate
+from bee_report.filters import Filters, apply, time_window, validate
 from bee_report.profile import Profile
 from bee_report.symbolize import SymbolizeOptions, Symbolizer
 
-FORMATS = ("folded", "top", "svg", "speedscope", "pprof")
+FORMATS = ("folded", "top", "svg", "speedscope", "pprof", "timeline")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +98,14 @@ def render(profile: Profile, opts: ReportOptions) -> str | bytes:
         period = 1_000_000_000 // profile.frequency_hz if profile.frequency_hz else 0
         return pprof.render(profile, period_ns=period, duration_nanos=profile.duration_ns,
                             time_nanos=profile.start_time_ns)
+    if opts.format == "timeline":
+        from bee_report.reporters import timeline
+
+        s = opts.svg
+        return timeline.render(profile, timeline.TimelineOptions(
+            title=s.title if s.title != "Flame Graph" else "Timeline", colors=s.colors,
+            width=s.width, minwidth=s.minwidth, lines=opts.lines,
+        ), time_window(profile, opts.filters))
     raise ReportError(f"--format {opts.format}: choose one of {', '.join(FORMATS)}")
 
 

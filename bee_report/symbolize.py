@@ -121,8 +121,8 @@ class Symbolizer:
                       duration_ns=sum(r.header.duration_ns for _, r in recordings),
                       end_time_ns=max((r.header.start_time_ns + r.header.duration_ns
                                        for _, r in recordings), default=0),
-                      untimed=[name for name, r in recordings
-                               if not r.header.time_resolution_ns])
+                      untimed={name: (r.header.start_time_ns, r.header.duration_ns)
+                               for name, r in recordings if not r.header.time_resolution_ns})
         total = sum(len({a for s in rec.samples if s.user_stack >= 0
                          for a in rec.stacks[s.user_stack]}) for _, rec in recordings)
         self._progress = Progress(total, "symbolizing")

@@ -29,7 +29,8 @@ def report(
     files: Annotated[list[Path], typer.Argument(help="Recording file(s); several are merged.")],
     format: Annotated[str | None, typer.Option(
         "--format", "-f",
-        help="folded | top | svg | speedscope | pprof (default: top on a terminal, else folded).",
+        help="folded | top | svg | speedscope | pprof | timeline (default: top on a terminal, "
+        "else folded).",
     )] = None,
     output: OutputOpt = None,
     symbols: SymbolsOpt = None,
