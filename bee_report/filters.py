@@ -108,4 +108,7 @@ def apply(profile: Profile, f: Filters) -> Profile:
         if grouped:
             s = replace(s, frames=_roots(s, f) + s.frames)
         out.append(s)
-    return profile.filtered(out)
+    kept = profile.filtered(out)
+    if win is not None:
+        kept.window = (win.from_ns, win.to_ns)
+    return kept

@@ -86,6 +86,8 @@ class Profile:
     #: sources without time buckets (format v1) -> (start_time_ns, duration_ns): their
     #: samples' time_ns and span_ns
     untimed: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: the --from/--to window [from, to) in Unix epoch ns these samples were kept by
+    window: tuple[int, int] | None = None
 
     @property
     def total(self) -> int:
@@ -102,7 +104,7 @@ class Profile:
         """A profile with the same metadata and only the given samples."""
         return Profile(list(keep), self.unit, list(self.sources), self.lost,
                        self.frequency_hz, self.start_time_ns, self.duration_ns,
-                       self.end_time_ns, dict(self.untimed))
+                       self.end_time_ns, dict(self.untimed), self.window)
 
     def __iter__(self) -> Iterator[StackSample]:
         return iter(self.samples)

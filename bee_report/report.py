@@ -10,7 +10,7 @@ from bee_contract import codec
 from bee_contract.atomic import write_atomic
 from bee_contract.errors import ReportError
 from bee_contract.recording import Recording
-from bee_report.filters import Filters, apply, time_window, validate
+from bee_report.filters import Filters, apply, validate
 from bee_report.profile import Profile
 from bee_report.symbolize import SymbolizeOptions, Symbolizer
 
@@ -105,7 +105,7 @@ def render(profile: Profile, opts: ReportOptions) -> str | bytes:
         return timeline.render(profile, timeline.TimelineOptions(
             title=s.title if s.title != "Flame Graph" else "Timeline", colors=s.colors,
             width=s.width, minwidth=s.minwidth, lines=opts.lines,
-        ), time_window(profile, opts.filters))
+        ))
     raise ReportError(f"--format {opts.format}: choose one of {', '.join(FORMATS)}")
 
 

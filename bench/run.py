@@ -5,7 +5,8 @@
     sudo make bench BENCH_ARGS="--duration 30"      # longer workload runs
     python3 bench/run.py --only symbolize --runs 7  # one section
 
-Sections: overhead (record overhead), startup, size (file size), report, symbolize. The
+Sections: overhead (record overhead), startup, size (file size), report, symbolize,
+timeline (the timeline page of a 1-hour series in Chromium). The
 size and report sections use the recordings of the overhead section (they make it run
 when it is not selected). Each section's raw numbers are kept in ``bench/work/`` (ignored
 by git) so that ``--only`` re-renders ``results.md`` with the other sections' last results.
@@ -34,6 +35,7 @@ import record_overhead
 import report_time
 import startup
 import symbolization
+import timeline_open
 from common import (
     BENCH,
     NCPU,
@@ -47,7 +49,7 @@ from common import (
 )
 from render import render
 
-SECTIONS = ("overhead", "startup", "size", "report", "symbolize")
+SECTIONS = ("overhead", "startup", "size", "report", "symbolize", "timeline")
 WORK = BENCH / "work"  # raw results per section, one folder per results file (git-ignored)
 
 
@@ -150,6 +152,9 @@ def main(argv: list[str]) -> int:
         if "symbolize" in selected:
             log("section symbolize")
             results["symbolize"] = symbolization.run(ctx)
+        if "timeline" in selected:
+            log("section timeline")
+            results["timeline"] = timeline_open.run(ctx)
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1

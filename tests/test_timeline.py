@@ -12,7 +12,6 @@ import pytest
 from bee_contract.errors import ReportError
 from bee_report.profile import Frame, Profile, StackSample
 from bee_report.reporters.timeline import TimelineOptions, data, render
-from bee_report.timewindow import Window
 from formats.make_sample import SAMPLE, SAMPLE_V1
 
 START = 1_764_504_000_000_000_000
@@ -60,7 +59,8 @@ def test_series_hold_each_stack_thread_and_cpu_with_sparse_buckets() -> None:
 
 def test_a_window_crops_the_timeline() -> None:
     profile = _profile(_sample("one", 3, 5), _sample("two", 12, 9))
-    model = data(profile, TimelineOptions(), Window(START + 10 * RES, START + 15 * RES, ""))
+    profile.window = (START + 10 * RES, START + 15 * RES)
+    model = data(profile, TimelineOptions())
     assert (model["first"], model["n"]) == (10, 5)
     assert _decode(model) == {(("app", "main", "two"), 7, 0): {2: 9}}
 

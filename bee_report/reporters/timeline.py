@@ -33,12 +33,14 @@ from bee_report.reporters.flame_palette import (
     split_kind,
 )
 from bee_report.reporters.folded import stack_key
-from bee_report.timewindow import Window, iso
+from bee_report.timewindow import iso
 
 #: Upper bound on the buckets of one timeline, so a hostile or absurd span cannot make
 #: the page (or this process) allocate without limit: 10 days at 10 ms.
 MAX_BUCKETS = 86_400_000
 _NS = 1_000_000_000
+#: The narrowest frame the page draws, in pixels.
+MIN_FRAME_PX = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,9 @@ class TimelineOptions:
     title: str = "Timeline"
     colors: str = "bee"  # flame graph palette (see flame_palette.PALETTES)
     width: int = 1200  # flame graph width in pixels
-    minwidth: float = 0.1  # flame graph: hide frames narrower than this (pixels)
+    #: flame graph: hide frames narrower than this (pixels); at least MIN_FRAME_PX, since
+    #: the page redraws on every selection and sub-pixel frames would cost time, not detail
+    minwidth: float = 1.0
     lines: bool = False  # file:line in frame names
 
 
@@ -67,9 +71,11 @@ def resolution(profile: Profile) -> int:
     return min(timed, default=0)
 
 
-def data(profile: Profile, options: TimelineOptions, win: Window | None = None) -> dict[
-        str, object]:
-    """The JSON-able model the page draws (see the module docstring)."""
+def data(profile: Profile, options: TimelineOptions) -> dict[str, object]:
+    """The JSON-able model the page draws (see the module docstring).
+
+    The timeline covers the profile's `--from/--to` window, or all of its recordings.
+    """
     res = resolution(profile)
     if not res:
         raise ReportError("no time buckets in these recordings (format v1, or no samples): "
@@ -78,8 +84,9 @@ def data(profile: Profile, options: TimelineOptions, win: Window | None = None) 
         warn(f"{', '.join(profile.untimed)}: no time buckets (format v1); left out of the "
              "timeline")
     origin = profile.start_time_ns
-    first_ns = win.from_ns if win is not None else origin
-    last_ns = win.to_ns if win is not None else max(profile.end_time_ns, origin + res)
+    win = profile.window
+    first_ns = win[0] if win is not None else origin
+    last_ns = win[1] if win is not None else max(profile.end_time_ns, origin + res)
     first = max(0, (first_ns - origin) // res)
     n = -(-(last_ns - origin) // res) - first
     if n > MAX_BUCKETS:
@@ -157,16 +164,16 @@ def data(profile: Profile, options: TimelineOptions, win: Window | None = None) 
             "total": 0,
             "width": options.width,
             "xpad": svg_builtin.XPAD,
-            "minwidth": options.minwidth,
+            "minwidth": max(options.minwidth, MIN_FRAME_PX),
             "frameheight": svg_builtin.FRAME_HEIGHT,
             "framepad": svg_builtin.FRAME_PAD,
         },
     }
 
 
-def render(profile: Profile, options: TimelineOptions, win: Window | None = None) -> str:
+def render(profile: Profile, options: TimelineOptions) -> str:
     """The timeline page as one HTML document."""
-    model = data(profile, options, win)
+    model = data(profile, options)
     payload = json.dumps(model, separators=(",", ":"), ensure_ascii=True).replace("</", "<\\/")
     title = svg_builtin.text(options.title)
     return _PAGE.format(title=title, style=_STYLE, data=payload,
