@@ -57,9 +57,13 @@ class SamplerOptions:
     time_resolution_ns: int = 100_000_000  # width of the time buckets counts are kept per
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RawCount:
-    """One drained count: the key fields and the stacks already read from the kernel."""
+    """One drained count: the key fields and the stacks already read from the kernel.
+
+    Not frozen: a drain makes one per kernel key (one per time bucket), and a frozen
+    dataclass's __init__ costs several times more. Nothing changes it after the drain.
+    """
 
     pid: int
     tid: int
@@ -230,18 +234,30 @@ class Sampler:
             items = list(counts.items())
             counts.clear()
         cache: dict[int, tuple[int, ...]] = {}
+        # Keys that differ only by time bucket share everything else: resolve that once.
+        idents: dict[bytes, tuple[int, int, int, int, int, str, tuple[int, ...] | int,
+                                  tuple[int, ...] | int]] = {}
+        cut = lo = hi = 0
         for k, v in items:
-            if k.event == 1 and self._offstacks is not None:
-                table, seen = self._offstacks, self._offcache
-            else:
-                table, seen = stacks, cache
-            resolve(RawCount(
-                pid=k.pid, tid=k.tid, cpu=k.cpu, generation=k.gen, event=int(k.event),
-                comm=bytes(k.comm).split(b"\0", 1)[0].decode("utf-8", "replace"),
-                user_stack=self._stack(table, k.user_stack, seen),
-                kernel_stack=self._stack(table, k.kernel_stack, seen),
-                count=int(v.count), weight=int(v.weight), bucket=int(k.bucket),
-            ))
+            if not cut:
+                field = type(k).bucket
+                lo, hi = field.offset, field.offset + field.size
+                cut = 1
+            raw = bytes(k)
+            ident = raw[:lo] + raw[hi:]
+            fields = idents.get(ident)
+            if fields is None:
+                if k.event == 1 and self._offstacks is not None:
+                    table, seen = self._offstacks, self._offcache
+                else:
+                    table, seen = stacks, cache
+                fields = idents[ident] = (
+                    k.pid, k.tid, k.cpu, k.gen, int(k.event),
+                    bytes(k.comm).split(b"\0", 1)[0].decode("utf-8", "replace"),
+                    self._stack(table, k.user_stack, seen),
+                    self._stack(table, k.kernel_stack, seen))
+            resolve(RawCount(*fields, v.count, v.weight, int.from_bytes(raw[lo:hi],
+                                                                         "little")))
         for sid in cache:
             with contextlib.suppress(KeyError):
                 del stacks[stacks.Key(sid)]

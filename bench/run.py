@@ -32,6 +32,7 @@ from typing import Any
 
 import filesize
 import record_overhead
+import recorders
 import report_time
 import startup
 import symbolization
@@ -66,6 +67,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--freq", type=int, action="append",
                    help="sampling frequency for the overhead section (default 99 and 999)")
     p.add_argument("--output", type=Path, default=BENCH / "results.md")
+    p.add_argument("--baseline-bee", type=Path,
+                   help="another bee executable (e.g. main's checkout's .venv/bin/bee) "
+                   "measured beside this one in section 1 as bee-base")
     p.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     p.add_argument("--render-only", action="store_true",
                    help="only rewrite the results file from its stored results in bench/work")
@@ -119,6 +123,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _sigterm)
     signal.signal(signal.SIGHUP, _sigterm)
     selected = list(args.only or SECTIONS)
+    if args.baseline_bee is not None:
+        recorders.BASELINE_BEE = args.baseline_bee.resolve()
     state = _state_dir(args.output)
     state.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bee-bench-"))
