@@ -146,15 +146,17 @@ class Collector:
                       for m in self.table.processes[p].maps)
         res = header.time_resolution_ns
         last = max(0, (header.duration_ns - 1) // res) if res else 0
-        rows: dict[tuple[int, int, int, str, int, int, int, int], _Acc] = {}
-        for (p, tid, cpu, comm, u, k, ev, b), acc in self.samples.items():
-            key = (p, tid, cpu, comm, u, k, ev, min(max(b - first_bucket, 0), last))
-            row = rows.get(key)
-            if row is None:
-                rows[key] = _Acc(acc.count, acc.weight)
-            else:
-                row.count += acc.count
-                row.weight += acc.weight
+        rows = self.samples
+        if first_bucket or any(k[7] > last for k in rows):  # else already in the file's span
+            rows = {}
+            for (p, tid, cpu, comm, u, k, ev, b), acc in self.samples.items():
+                key = (p, tid, cpu, comm, u, k, ev, min(max(b - first_bucket, 0), last))
+                row = rows.get(key)
+                if row is None:
+                    rows[key] = _Acc(acc.count, acc.weight)
+                else:
+                    row.count += acc.count
+                    row.weight += acc.weight
         samples = tuple(
             Sample(process=proc_map[p], tid=tid, cpu=cpu, comm=comm, user_stack=u,
                    kernel_stack=k, count=acc.count, weight=acc.weight, event=ev, bucket=b)
