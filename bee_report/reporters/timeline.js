@@ -10,12 +10,14 @@ var timeline = (function () {
     for (var j = off[i]; j < off[i + 1]; j++) { prev += D.b[j]; B[j] = prev; }
   }
   var unit = D.unit, SEC = 1e9;
+  // the flame graph fits the window (at most the --width asked for)
+  bee.width = Math.max(320, Math.min(bee.width, (document.documentElement.clientWidth || 1200) - 16));
   var rpc = res < SEC ? Math.max(1, Math.floor(SEC / res)) : 1;  // buckets per column
   var cols = Math.max(1, Math.ceil(N / rpc));
   var L = 62, T = 18;  // room for row labels and the time axis
   // cell width: fill the window when there are few columns, at least 1 px each
   var room = Math.max(300, (window.innerWidth || 1200) - L - 40);
-  var cw = Math.max(1, Math.min(40, Math.floor(room / cols)));
+  var cw = Math.max(1, Math.min(60, Math.floor(room / cols)));
   if (cols > room) cw = cols <= 4000 ? 3 : cols <= 16000 ? 2 : 1;  // scroll sideways
   var canvas = document.getElementById("heat"), ctx = canvas.getContext("2d");
   var view = "time", rows = [], rowOf = null, ch = 1, base = null, max = 1;
@@ -152,12 +154,15 @@ var timeline = (function () {
   function overlay() {
     ctx.putImageData(base, 0, 0);
     if (!sel) return;
-    ctx.fillStyle = "rgba(40,90,220,0.35)";
+    ctx.fillStyle = "rgba(30,80,230,0.55)";
+    ctx.strokeStyle = "rgb(20,40,160)";
+    ctx.lineWidth = 1;
     if (view === "time") {
       var c0 = Math.floor(sel.b0 / rpc), c1 = Math.floor(sel.b1 / rpc);
       for (var c = c0; c <= c1; c++) {
         var r0 = c === c0 ? sel.b0 % rpc : 0, r1 = c === c1 ? sel.b1 % rpc : rpc - 1;
         ctx.fillRect(L + c * cw, T + r0 * ch, cw, (r1 - r0 + 1) * ch);
+        if (cw >= 4) ctx.strokeRect(L + c * cw + 0.5, T + r0 * ch + 0.5, cw - 1, (r1 - r0 + 1) * ch - 1);
       }
     } else {
       ctx.fillRect(L + Math.floor(sel.b0 / rpc) * cw, T + sel.r0 * ch,
