@@ -25,6 +25,7 @@ from bee_contract.errors import RecordingFormatError
 from bee_contract.recording import (
     LOST_STACK,
     NO_STACK,
+    PY_TRUNCATED,
     WEIGHT_UNITS,
     Binary,
     Header,
@@ -33,6 +34,8 @@ from bee_contract.recording import (
     KernelSymbol,
     Mapping,
     Process,
+    PythonCode,
+    PythonInfo,
     Recording,
     Sample,
 )
@@ -81,6 +84,7 @@ def encode(rec: Recording, compress: bool = True) -> bytes:
             "argv": list(h.argv),
             "sequence": h.sequence,
             "time_resolution_ns": h.time_resolution_ns,
+            **({"unwinder": h.unwinder} if h.unwinder else {}),
         },
         "binaries": [[s(b.path), b.build_id, b.size] for b in rec.binaries],
         "processes": [
@@ -89,6 +93,7 @@ def encode(rec: Recording, compress: bool = True) -> bytes:
                 None if p.cmdline is None else [s(a) for a in p.cmdline],
                 [[m.start, m.end, m.offset, m.dev, m.inode, s(m.path), m.binary] for m in p.maps],
                 [[j.start, j.size, s(j.name)] for j in p.jit],
+                *_python_column(p, s),
             ]
             for p in rec.processes
         ],
@@ -96,7 +101,8 @@ def encode(rec: Recording, compress: bool = True) -> bytes:
         "stacks": [[addr_index[a] for a in stack] for stack in rec.stacks],
         "samples": [
             [x.process, x.tid, x.cpu, s(x.comm), x.user_stack, x.kernel_stack,
-             x.count, x.weight, x.event, x.bucket]
+             x.count, x.weight, x.event, x.bucket,
+             *((x.python_stack,) if rec.python_stacks else ())]
             for x in rec.samples
         ],
         "kernel": {
@@ -107,6 +113,8 @@ def encode(rec: Recording, compress: bool = True) -> bytes:
         },
         "lost": dict(rec.lost),
     }
+    if rec.python_stacks:
+        body["python_stacks"] = [[v for frame in st for v in frame] for st in rec.python_stacks]
     body["strings"] = list(strings)
     raw = msgpack.packb(body, use_bin_type=True)
     compression = COMPRESSION_NONE
@@ -115,6 +123,15 @@ def encode(rec: Recording, compress: bool = True) -> bytes:
         compression = COMPRESSION_ZLIB
     pre = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, compression, 0, len(raw), zlib.crc32(raw))
     return pre + raw
+
+
+def _python_column(p: Process, s: Callable[[str], int]) -> list[Any]:
+    """Process column 9 (a Python addition): written only for CPython processes."""
+    if p.python is None:
+        return []
+    return [[p.python.version,
+             [[c.address, s(c.qualname), s(c.filename), c.firstlineno, c.linetable]
+              for c in p.python.codes]]]
 
 
 def write(rec: Recording, path: Path, compress: bool = True) -> int:
@@ -266,11 +283,46 @@ class _Decoder:
         self.n_processes, self.n_stacks, self.n_events = len(processes), len(stacks), len(
             header.events)
         self.max_bucket = _max_bucket(header)
+        self.python_stacks = self.py_stacks(top.get("python_stacks", []))
+        self.processes = processes
         samples = tuple(self.table(top["samples"], "samples", 9, self.sample))
         kernel = self.kernel(self.dict_(top["kernel"], "kernel"))
         lost_raw = self.dict_(top.get("lost", {}), "lost")
         lost = {self.str_(k, "lost key"): self.int_(v, f"lost[{k}]") for k, v in lost_raw.items()}
-        return Recording(header, binaries, processes, stacks, samples, kernel, lost)
+        return Recording(header, binaries, processes, stacks, samples, kernel, lost,
+                         self.python_stacks)
+
+    def py_stacks(self, v: Any) -> tuple[tuple[tuple[int, int], ...], ...]:
+        out = []
+        for i, flat in enumerate(self.list_(v, "python_stacks")):
+            what = f"python_stacks[{i}]"
+            flat = self.list_(flat, what)
+            if len(flat) % 2:
+                raise self.fail(f"{what} has an odd number of values")
+            frames = tuple(
+                (self.int_(flat[j], f"{what}.code", PY_TRUNCATED, MAX_ITEMS),
+                 self.int_(flat[j + 1], f"{what}.info", 0, (1 << 32) - 1))
+                for j in range(0, len(flat), 2))
+            if any(c == PY_TRUNCATED for c, _ in frames[:-1]):
+                raise self.fail(f"{what}: a truncation mark before the last frame")
+            out.append(frames)
+        return tuple(out)
+
+    def python(self, v: Any, what: str) -> PythonInfo | None:
+        if v is None:
+            return None
+        r = self.list_(v, what, 2)
+
+        def code(c: list[Any], w: str) -> PythonCode:
+            table = c[4]
+            if type(table) is not bytes:
+                raise self.fail(f"{w}.linetable is not binary")
+            return PythonCode(self.int_(c[0], f"{w}.address"), self.sref(c[1], f"{w}.qualname"),
+                              self.sref(c[2], f"{w}.filename"),
+                              self.int_(c[3], f"{w}.firstlineno", 0, (1 << 31) - 1), table)
+
+        return PythonInfo(self.int_(r[0], f"{what}.version", 0, (1 << 32) - 1),
+                          tuple(self.table(r[1], f"{what}.codes", 5, code)))
 
     def header(self, h: dict[str, Any]) -> Header:
         def get(key: str) -> Any:
@@ -299,6 +351,7 @@ class _Decoder:
             argv=tuple(self.str_(a, "header.argv[]")
                        for a in self.list_(h.get("argv", []), "header.argv")),
             sequence=self.int_(h.get("sequence", 0), "header.sequence"),
+            unwinder=self.str_(h.get("unwinder", ""), "header.unwinder"),
             # v1 files (and v2 writers that omit it): one bucket spanning the recording
             time_resolution_ns=self.int_(h.get("time_resolution_ns", 0) if self.version >= 2
                                          else 0, "header.time_resolution_ns"),
@@ -321,6 +374,7 @@ class _Decoder:
             ppid=self.int_(r[3], f"{what}.ppid", 0, 1 << 32),
             comm=self.sref(r[4], f"{what}.comm"), exe=self.sref(r[5], f"{what}.exe"),
             cmdline=cmdline, maps=maps, jit=jit,
+            python=self.python(r[9], f"{what}.python") if len(r) > 9 else None,
         )
 
     def mapping(self, m: list[Any], what: str) -> Mapping:
@@ -337,16 +391,31 @@ class _Decoder:
         def stack(v: Any, name: str) -> int:
             return self.int_(v, f"{what}.{name}", LOST_STACK, self.n_stacks - 1)
 
+        process = self.int_(r[0], f"{what}.process", 0, self.n_processes - 1)
+        # version 2: column 9 bucket, 10 python_stack; version 1: 9 python_stack
+        bucket, py_col = 0, 9
+        if self.version >= 2:
+            bucket, py_col = 0 if len(r) <= 9 else self.int_(
+                r[9], f"{what}.bucket", 0, self.max_bucket), 10
+        py = NO_STACK
+        if len(r) > py_col:
+            py = self.int_(r[py_col], f"{what}.python_stack", LOST_STACK,
+                           len(self.python_stacks) - 1)
+            if py >= 0:
+                info = self.processes[process].python
+                n_codes = len(info.codes) if info is not None else 0
+                if any(c >= n_codes for c, _ in self.python_stacks[py]):
+                    raise self.fail(f"{what}.python_stack refers to a code its process lacks")
         return Sample(
-            process=self.int_(r[0], f"{what}.process", 0, self.n_processes - 1),
+            process=process,
             tid=self.int_(r[1], f"{what}.tid", 0, 1 << 32),
             cpu=self.int_(r[2], f"{what}.cpu", 0, 1 << 20),
             comm=self.sref(r[3], f"{what}.comm"),
             user_stack=stack(r[4], "user_stack"), kernel_stack=stack(r[5], "kernel_stack"),
             count=self.int_(r[6], f"{what}.count"), weight=self.int_(r[7], f"{what}.weight"),
             event=self.int_(r[8], f"{what}.event", 0, self.n_events - 1),
-            bucket=self.int_(r[9], f"{what}.bucket", 0, self.max_bucket)
-            if len(r) > 9 and self.version >= 2 else 0,
+            python_stack=py,
+            bucket=bucket,
         )
 
     def kernel(self, k: dict[str, Any]) -> KernelInfo:

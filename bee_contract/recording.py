@@ -16,6 +16,14 @@ NO_STACK = -1
 #: Stack index meaning "the kernel failed to collect this stack" (counted in `lost`).
 LOST_STACK = -2
 
+#: The last address of a user stack the unwinder could not finish (ran out of frames,
+#: found no rule, or could not read the stack before reaching the outermost frame).
+#: No user address can take this value; the report prints it as `[truncated]`.
+TRUNCATED_FRAME = 0xFFFFFFFFFFFFFFFF
+
+#: How user stacks were unwound (Header.unwinder).
+UNWINDERS = ("fp", "dwarf")
+
 #: Units a sample weight can have.
 WEIGHT_UNITS = ("samples", "nanoseconds", "events")
 
@@ -52,6 +60,31 @@ class JitSymbol:
 
 
 @dataclass(frozen=True, slots=True)
+class PythonCode:
+    """A CPython code object seen in Python stacks, read from the live process."""
+
+    address: int  # where it was in the process (several entries can share one address)
+    qualname: str  # co_qualname (3.11+) or co_name (3.10); "" when it could not be read
+    filename: str  # co_filename
+    firstlineno: int  # co_firstlineno
+    linetable: bytes  # co_linetable as stored (format of the version), possibly capped
+
+
+@dataclass(frozen=True, slots=True)
+class PythonInfo:
+    """The CPython runtime of a process and the code objects its Python stacks use."""
+
+    version: int  # PY_VERSION_HEX of the interpreter (0x030a0000 when only 3.10 is known)
+    codes: tuple[PythonCode, ...]
+
+
+#: In a Python stack, the code index meaning "more (outer) frames were not recorded".
+PY_TRUNCATED = -1
+#: Flag in a Python frame's `info`: the first frame of a _PyEval_EvalFrameDefault call.
+PY_ENTRY = 0x80000000
+
+
+@dataclass(frozen=True, slots=True)
 class Process:
     """A process (one exec generation of a pid) as first seen during the recording."""
 
@@ -64,6 +97,7 @@ class Process:
     cmdline: tuple[str, ...] | None  # None when omitted (--no-cmdline) or unreadable
     maps: tuple[Mapping, ...]
     jit: tuple[JitSymbol, ...] = ()
+    python: PythonInfo | None = None  # CPython processes with Python stacks
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +113,7 @@ class Sample:
     count: int  # number of events
     weight: int  # in Header.weight_unit; equals count for on-CPU sampling
     event: int = 0  # index into Header.events
+    python_stack: int = NO_STACK  # index into Recording.python_stacks, NO_STACK or LOST_STACK
     bucket: int = 0  # taken in [start + bucket*res, +res) with res = Header.time_resolution_ns
 
 
@@ -118,6 +153,7 @@ class Header:
     bee_version: str
     argv: tuple[str, ...] = ()  # the bee record command line (empty with --no-cmdline)
     sequence: int = 0  # position in a --rotate series (0 when not rotating)
+    unwinder: str = ""  # "fp" (frame pointers) or "dwarf" (.eh_frame tables); "" unknown
     #: width of the samples' time buckets; 0: one bucket spanning the recording (v1 files)
     time_resolution_ns: int = 0
 
@@ -140,6 +176,10 @@ class Recording:
     samples: tuple[Sample, ...]
     kernel: KernelInfo
     lost: dict[str, int] = field(default_factory=dict)
+    #: Python stacks, leaf first: (code, info) pairs, `code` an index into the sampling
+    #: process's `python.codes` (PY_TRUNCATED last when outer frames were cut), `info` the
+    #: instruction index in code units, with PY_ENTRY on each eval call's first frame.
+    python_stacks: tuple[tuple[tuple[int, int], ...], ...] = ()
 
     @property
     def total_samples(self) -> int:

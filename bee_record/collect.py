@@ -13,16 +13,20 @@ import os
 from dataclasses import dataclass, replace
 
 from bee_contract.recording import (
+    LOST_STACK,
+    PY_TRUNCATED,
     Binary,
     Header,
     JitSymbol,
     Process,
+    PythonInfo,
     Recording,
     Sample,
     is_anonymous,
 )
 from bee_record.kallsyms import kernel_info
 from bee_record.procs import ProcessTable
+from bee_record.python.codeobj import CodeTable
 from bee_record.sampler import RawCount
 
 _MAX_PERF_MAP_BYTES = 256 << 20
@@ -40,9 +44,13 @@ class Collector:
     def __init__(self, table: ProcessTable) -> None:
         self.table = table
         self.stacks: dict[tuple[int, ...], int] = {}
-        #: (process, tid, cpu, comm, user stack, kernel stack, event, time bucket since the
-        #: sampler's start) -> counts
-        self.samples: dict[tuple[int, int, int, str, int, int, int, int], _Acc] = {}
+        #: (process, tid, cpu, comm, user stack, kernel stack, event, python stack, time
+        #: bucket since the sampler's start) -> counts
+        self.samples: dict[tuple[int, int, int, str, int, int, int, int, int], _Acc] = {}
+        #: Python stacks as (code index, info) pairs, and each CPython process's code table.
+        self.py_stacks: dict[tuple[tuple[int, int], ...], int] = {}
+        self.codes: dict[int, CodeTable] = {}
+        self.drains = 0
         self._refreshed: set[int] = set()
         #: (pid, generation) pairs whose samples are dropped, e.g. the `--` command's
         #: child before its exec (it still runs bee's own code then).
@@ -74,12 +82,31 @@ class Collector:
             self._checked.add((proc, user))
             self._check_user_stack(proc, raw.user_stack)
         key = (proc, raw.tid, raw.cpu, raw.comm, user, self._stack(raw.kernel_stack),
-               raw.event, raw.bucket)
+               raw.event, self._python_stack(proc, raw.python_stack), raw.bucket)
         acc = self.samples.get(key)
         if acc is None:
             acc = self.samples[key] = _Acc()
         acc.count += raw.count
         acc.weight += raw.weight
+
+    def _python_stack(self, proc: int, value: tuple[tuple[int, int], ...] | int) -> int:
+        """Intern a Python stack, naming its code objects (read once per process)."""
+        if isinstance(value, int):
+            return value
+        rt = self.table.python.get(proc)
+        if rt is None:
+            return LOST_STACK
+        codes = self.codes.get(proc)
+        if codes is None:
+            codes = self.codes[proc] = CodeTable(self.table.processes[proc].pid, rt)
+        frames = tuple(
+            (PY_TRUNCATED, 0) if (address, info) == (0, 0) and i == len(value) - 1
+            else (codes.index(address, self.drains), info)
+            for i, (address, info) in enumerate(value))
+        idx = self.py_stacks.get(frames)
+        if idx is None:
+            idx = self.py_stacks[frames] = len(self.py_stacks)
+        return idx
 
     def _check_user_stack(self, proc: int, stack: tuple[int, ...]) -> None:
         """Refresh maps after dlopen; queue addresses outside file mappings for perf maps."""
@@ -96,6 +123,7 @@ class Collector:
     def end_drain(self, final: bool = False) -> None:
         """Name pending JIT addresses from perf maps; allow new maps refreshes."""
         self._refreshed.clear()
+        self.drains += 1
         for proc, pending in list(self.jit_pending.items()):
             p = self.table.processes[proc]
             size = perf_map_size(p.pid, p.ns_pid)
@@ -117,8 +145,12 @@ class Collector:
         """Start a new file: forget samples, stacks and exited processes."""
         self.stacks = {}
         self.samples = {}
+        self.py_stacks = {}
         self._checked = set()
         remap = self.table.prune_exited()
+        self.codes = {remap[k]: v for k, v in self.codes.items() if k in remap}
+        for codes in self.codes.values():
+            codes.start_file()
         self.jit = {remap[k]: v for k, v in self.jit.items() if k in remap}
         self.jit_pending = {remap[k]: v for k, v in self.jit_pending.items() if k in remap}
         self._perf_map_size = {remap[k]: v for k, v in self._perf_map_size.items()
@@ -137,7 +169,8 @@ class Collector:
         proc_map = {old: new for new, old in enumerate(used_procs)}
         self.end_drain(final=True)
         procs = [replace(self.table.processes[i], jit=tuple(
-            sorted(self.jit.get(i, {}).values(), key=lambda j: j.start))) for i in used_procs]
+            sorted(self.jit.get(i, {}).values(), key=lambda j: j.start)),
+            python=self._python_info(i)) for i in used_procs]
         procs, binaries = _prune_binaries(procs, self.table.binaries)
         kernel_addrs = {a for ks in {k[5] for k in self.samples} if ks >= 0
                         for a in stacks[ks]}
@@ -147,10 +180,10 @@ class Collector:
         res = header.time_resolution_ns
         last = max(0, (header.duration_ns - 1) // res) if res else 0
         rows = self.samples
-        if first_bucket or any(k[7] > last for k in rows):  # else already in the file's span
+        if first_bucket or any(k[8] > last for k in rows):  # else already in the file's span
             rows = {}
-            for (p, tid, cpu, comm, u, k, ev, b), acc in self.samples.items():
-                key = (p, tid, cpu, comm, u, k, ev, min(max(b - first_bucket, 0), last))
+            for (p, tid, cpu, comm, u, k, ev, py, b), acc in self.samples.items():
+                key = (p, tid, cpu, comm, u, k, ev, py, min(max(b - first_bucket, 0), last))
                 row = rows.get(key)
                 if row is None:
                     rows[key] = _Acc(acc.count, acc.weight)
@@ -159,16 +192,24 @@ class Collector:
                     row.weight += acc.weight
         samples = tuple(
             Sample(process=proc_map[p], tid=tid, cpu=cpu, comm=comm, user_stack=u,
-                   kernel_stack=k, count=acc.count, weight=acc.weight, event=ev, bucket=b)
-            for (p, tid, cpu, comm, u, k, ev, b), acc in sorted(rows.items(),
-                                                                key=lambda kv: kv[0])
+                   kernel_stack=k, count=acc.count, weight=acc.weight, event=ev,
+                   python_stack=py, bucket=b)
+            for (p, tid, cpu, comm, u, k, ev, py, b), acc in sorted(rows.items(),
+                                                                    key=lambda kv: kv[0])
         )
         return Recording(
             header=header, binaries=tuple(binaries), processes=tuple(procs),
             stacks=tuple(stacks), samples=samples,
             kernel=kernel_info(kernel_addrs, with_vdso=in_vdso),
-            lost=dict(lost),
+            lost=dict(lost), python_stacks=tuple(self.py_stacks),
         )
+
+    def _python_info(self, proc: int) -> PythonInfo | None:
+        rt = self.table.python.get(proc)
+        if rt is None:
+            return None
+        codes = self.codes.get(proc)
+        return PythonInfo(rt.version, tuple(codes.entries) if codes is not None else ())
 
 
 def _prune_binaries(procs: list[Process], binaries: list[Binary]

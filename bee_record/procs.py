@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import bisect
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bee_contract.buildid import build_id_of_path
 from bee_contract.recording import Binary, Mapping, Process
+from bee_record.python.detect import Detector, PyRuntime
 
 _DELETED = " (deleted)"
 
@@ -62,9 +64,18 @@ def parse_maps(text: str) -> list[tuple[int, int, int, int, int, str]]:
 class ProcessTable:
     """Processes and binaries seen so far, in the order they were first seen."""
 
-    def __init__(self, keep_cmdline: bool = True, proc: str = "/proc") -> None:
+    def __init__(self, keep_cmdline: bool = True, proc: str = "/proc",
+                 on_maps: Callable[[Process, list[Binary]], None] | None = None,
+                 python: bool = False) -> None:
         self.keep_cmdline = keep_cmdline
         self.proc = proc
+        #: called with a process (and the binaries) whenever its maps were read
+        self.on_maps = on_maps
+        #: CPython runtimes found, per process index (only when `python` is on), and who
+        #: to tell about each (the sampler, which then walks that process's frames).
+        self.python: dict[int, PyRuntime] = {}
+        self.on_python: Callable[[int, int, PyRuntime], None] | None = None
+        self._detector = Detector() if python else None
         self.processes: list[Process] = []
         self.binaries: list[Binary] = []
         self._index: dict[tuple[int, int], int] = {}
@@ -84,12 +95,30 @@ class ProcessTable:
         idx = self._index.get(key)
         if idx is not None:
             self.refresh(idx)
-            return idx
-        proc = self._read_process(pid, generation, comm)
-        idx = self._index[key] = len(self.processes)
-        self.processes.append(proc)
-        self._live[idx] = _Live(proc, [m.start for m in proc.maps])
+        else:
+            proc = self._read_process(pid, generation, comm)
+            idx = self._index[key] = len(self.processes)
+            self.processes.append(proc)
+            self._live[idx] = _Live(proc, [m.start for m in proc.maps])
+            self._notify(proc)
+        self._detect_python(idx)
         return idx
+
+    def _notify(self, proc: Process) -> None:
+        if self.on_maps is not None and proc.maps:
+            self.on_maps(proc, self.binaries)
+
+    def _detect_python(self, idx: int) -> None:
+        """Look for CPython in a process generation until found (libpython may load late)."""
+        if self._detector is None or idx in self.python:
+            return
+        p = self.processes[idx]
+        rt = self._detector.detect(p.pid, p.exe, p.maps, self.proc)
+        if rt is None:
+            return
+        self.python[idx] = rt
+        if self.on_python is not None:
+            self.on_python(p.pid, p.generation, rt)
 
     def covers(self, idx: int, address: int) -> bool:
         """True when a known mapping of process `idx` contains `address`."""
@@ -111,6 +140,7 @@ class ProcessTable:
         self.processes = [self.processes[i] for i in keep]
         self._index = {k: remap[v] for k, v in self._index.items() if v in remap}
         self._live = {remap[k]: v for k, v in self._live.items() if k in remap}
+        self.python = {remap[k]: v for k, v in self.python.items() if k in remap}
         return remap
 
     def mapped_path(self, idx: int, address: int) -> str | None:
@@ -132,7 +162,10 @@ class ProcessTable:
         if not old.maps:  # first read failed or came too early: take the fresh one whole
             self.processes[idx] = fresh
             self._live[idx] = _Live(fresh, [m.start for m in fresh.maps])
+            self._notify(fresh)
             return
+        if fresh.maps != old.maps:
+            self._notify(fresh)  # the live mappings only, not those since unmapped
         merged = {m.start: m for m in old.maps}
         merged.update({m.start: m for m in fresh.maps})
         maps = tuple(sorted(merged.values(), key=lambda m: m.start))

@@ -250,7 +250,12 @@ def record(opts: RecordOptions) -> RecordResult:
     sampler_opts = _sampler_options(opts, bool(opts.pids or opts.command))
     check_privileges()
     sampler = Sampler(sampler_opts)
-    collector = Collector(ProcessTable(keep_cmdline=opts.keep_cmdline))
+    unwind = sampler.unwind
+    collector = Collector(ProcessTable(
+        keep_cmdline=opts.keep_cmdline,
+        on_maps=unwind.load_process if unwind is not None else None,
+        python=sampler_opts.python))
+    collector.table.on_python = sampler.add_python
     writer = _Writer(opts, output, collector)
     stop = _Stop()
     child = None
@@ -373,4 +378,5 @@ def _header(opts: RecordOptions, start_wall: int, duration_ns: int, sequence: in
         weight_unit=unit, events=events,
         target=target, bee_version=__version__, argv=opts.argv if opts.keep_cmdline else (),
         sequence=sequence, time_resolution_ns=opts.time_resolution_ms * 1_000_000,
+        unwinder=opts.sampler.unwinder if opts.sampler.user_stacks else "",
     )

@@ -18,9 +18,14 @@ from typing import Any
 from bee_contract.errors import RecordError
 from bee_contract.recording import LOST_STACK, NO_STACK
 from bee_record.probes import Probe, attach
+from bee_record.python.detect import PyRuntime
+from bee_record.python.layout import MODEL_CSTACK_SHIM
+from bee_record.unwind.loader import UnwindLoader
 
 #: Names of the per-CPU lost counters, in the order of the LOST_* slots in profile.c.
 LOST_NAMES = ("user_stack_errors", "kernel_stack_errors", "counts_map_full", "procs_map_full")
+#: Names of the Python lost counters, in the order of the PY_LOST_* slots in python.c.
+PY_LOST_NAMES = ("python_stacks_full", "python_frames_unreadable")
 #: Options that prevent each kind of loss, printed when something was lost.
 LOST_HINTS = {
     "user_stack_errors": "--stack-storage-size",
@@ -28,6 +33,7 @@ LOST_HINTS = {
     "counts_map_full": "--counts-size or a shorter --drain-interval",
     "procs_map_full": "--procs-size",
     "announcements_lost": "--perf-buffer-pages",
+    "python_stacks_full": "--python-stacks-size or a shorter --drain-interval",
 }
 _CAP_PERFMON = 38
 _CAP_BPF = 39
@@ -54,6 +60,10 @@ class SamplerOptions:
     perf_buffer_pages: int = 64
     probes: tuple[Probe, ...] = ()  # -e event probes, counted as events 2, 3, ...
     cgroup: tuple[int, int] | None = None  # (cgroup v2 id, level) to restrict to
+    python: bool = True  # walk the Python frames of CPython processes (bpf/python.c)
+    python_stacks_size: int = 2048
+    unwinder: str = "dwarf"  # "dwarf": .eh_frame tables in BPF; "fp": frame pointers
+    unwind_rows: int = 1 << 20  # capacity of the shared unwind-row table (8 bytes each)
     time_resolution_ns: int = 100_000_000  # width of the time buckets counts are kept per
 
 
@@ -75,6 +85,9 @@ class RawCount:
     kernel_stack: tuple[int, ...] | int
     count: int
     weight: int
+    #: Python frames leaf first as (code object address, info), or NO_STACK / LOST_STACK;
+    #: a last frame (0, 0) marks a stack cut at the walker's bound.
+    python_stack: tuple[tuple[int, int], ...] | int = NO_STACK
     bucket: int = 0  # time bucket since Sampler.start_ns, in time_resolution_ns units
 
 
@@ -142,7 +155,13 @@ class Sampler:
                 "from the system python3 (or a venv made with --system-site-packages)"
             ) from None
         self._perf_type, self._perf_config = PerfType.SOFTWARE, PerfSWConfig.CPU_CLOCK
-        src = resources.files("bpf").joinpath("profile.c").read_text()
+        bpf_dir = resources.files("bpf")
+        src = bpf_dir.joinpath("profile.c").read_text()
+        dwarf = opts.unwinder == "dwarf" and opts.user_stacks
+        if dwarf:
+            src += "\n" + bpf_dir.joinpath("unwind.c").read_text()
+        if opts.python:
+            src = bpf_dir.joinpath("python.c").read_text() + src
         cflags = [
             f"-DBEE_STACK_SIZE={opts.stack_storage_size}",
             f"-DBEE_COUNTS_SIZE={opts.counts_size}",
@@ -161,6 +180,14 @@ class Sampler:
             cflags += ["-DBEE_ON_CPU", f"-DBEE_CPU_WEIGHT={opts.cpu_weight}ULL"]
         if opts.probes:
             cflags.append(f"-DBEE_EVENTS={len(opts.probes)}")
+        if opts.python:
+            cflags += ["-DBEE_PYTHON", f"-DBEE_PY_STACKS={opts.python_stacks_size}"]
+        if dwarf:
+            cflags += ["-DBEE_DWARF", f"-DBEE_UNWIND_ROWS={opts.unwind_rows}",
+                       f"-DBEE_USTACK_SIZE={max(1024, opts.stack_storage_size // 4)}"]
+            cflags += [f"-DBEE_UNWIND_{t.upper()}" for t in self._unwind_types(opts)]
+            cflags += [f"-DBEE_EVENT_KIND_{i}={1 if p.kind == 'tracepoint' else 2}"
+                       for i, p in enumerate(opts.probes)]
         if opts.cgroup is not None:
             cflags += [f"-DBEE_CGROUP_ID={opts.cgroup[0]}ULL",
                        f"-DBEE_CGROUP_LEVEL={opts.cgroup[1]}"]
@@ -172,22 +199,63 @@ class Sampler:
             self.bpf: Any = BPF(text=src, cflags=cflags)
         except Exception as exc:  # bcc raises bare Exception on compile/load failure
             raise RecordError(f"cannot load the BPF program: {_one_line(exc)}") from None
+        self.dwarf = dwarf
+        self.unwind: UnwindLoader | None = None
+        if dwarf:
+            self._load_unwinders(opts)
         self._counts = (self.bpf["counts0"], self.bpf["counts1"])
         self._stacks = (self.bpf["stacks0"], self.bpf["stacks1"])
+        self._ustacks = (self.bpf["ustacks0"], self.bpf["ustacks1"]) if dwarf else None
+        self._offustacks = self.bpf["offustacks"] if dwarf and opts.off_cpu else None
         self._offstacks = self.bpf["offstacks"] if opts.off_cpu else None
         self._offcache: dict[int, tuple[int, ...]] = {}
+        self._offucache: dict[int, tuple[int, ...]] = {}
         self._active = self.bpf["active"]
         #: bucket 0 starts here: CLOCK_MONOTONIC (as bpf_ktime_get_ns) and wall-clock ns
         self.start_ns = self.start_wall_ns = 0
         self._targets = self.bpf["targets"]
         self._lost = self.bpf["lost"]
+        self._py_stacks = (self.bpf["py_stacks0"], self.bpf["py_stacks1"]) if opts.python else None
         self.bpf["announce"].open_perf_buffer(
             self._on_announce, page_cnt=opts.perf_buffer_pages, lost_cb=self._on_lost
         )
 
+    @staticmethod
+    def _unwind_types(opts: SamplerOptions) -> list[str]:
+        """Program types that need an unwinder program: perf, tp (tracepoint), kp."""
+        types = []
+        if opts.on_cpu:
+            types.append("perf")
+        if opts.off_cpu or any(p.kind == "tracepoint" for p in opts.probes):
+            types.append("tp")
+        if any(p.kind != "tracepoint" for p in opts.probes):
+            types.append("kp")
+        return types
+
+    def _load_unwinders(self, opts: SamplerOptions) -> None:
+        """Load the unwinder programs into their tail-call arrays; map the row table."""
+        from bcc import BPF
+        kinds = {"perf": BPF.PERF_EVENT, "tp": BPF.TRACEPOINT, "kp": BPF.KPROBE}
+        try:
+            for t in self._unwind_types(opts):
+                fn = self.bpf.load_func(f"bee_unwind_{t}", kinds[t])
+                array = self.bpf[f"bee_tail_{t}"]
+                array[ctypes.c_int(0)] = ctypes.c_int(fn.fd)
+        except Exception as exc:
+            raise RecordError(f"cannot load the BPF unwinder: {_one_line(exc)}") from None
+        self.unwind = UnwindLoader(self.bpf["urows"], self.bpf["umap_entries"],
+                                   self.bpf["uprocs"], opts.unwind_rows)
+
     def add_target(self, pid: int) -> None:
         """Record this process (and, from now on, its children)."""
         self._targets[self._targets.Key(pid)] = self._targets.Leaf(1)
+
+    def add_python(self, pid: int, generation: int, rt: PyRuntime) -> None:
+        """Walk the Python frames of this process generation from now on."""
+        if self._py_stacks is None:
+            return
+        table = self.bpf["py_procs"]
+        table[table.Key(pid)] = python_proc(table.Leaf(), generation, rt)
 
     def start(self) -> None:
         """Attach event probes and the cpu-clock sampler on every CPU.
@@ -234,9 +302,14 @@ class Sampler:
             items = list(counts.items())
             counts.clear()
         cache: dict[int, tuple[int, ...]] = {}
+        py = self._python_stacks(old)
+        ucache: dict[int, tuple[int, ...]] = {}
+        if self._ustacks is not None:
+            ucache = _drain_ustacks(self._ustacks[old])
         # Keys that differ only by time bucket share everything else: resolve that once.
-        idents: dict[bytes, tuple[int, int, int, int, int, str, tuple[int, ...] | int,
-                                  tuple[int, ...] | int]] = {}
+        idents: dict[bytes, tuple[tuple[int, int, int, int, int, str, tuple[int, ...] | int,
+                                        tuple[int, ...] | int],
+                                  tuple[tuple[int, int], ...] | int]] = {}
         cut = lo = hi = 0
         for k, v in items:
             if not cut:
@@ -245,28 +318,59 @@ class Sampler:
                 cut = 1
             raw = bytes(k)
             ident = raw[:lo] + raw[hi:]
-            fields = idents.get(ident)
-            if fields is None:
+            known = idents.get(ident)
+            if known is None:
                 if k.event == 1 and self._offstacks is not None:
                     table, seen = self._offstacks, self._offcache
                 else:
                     table, seen = stacks, cache
-                fields = idents[ident] = (
+                if self._ustacks is None:
+                    user = self._stack(table, k.user_stack, seen)
+                elif k.event == 1 and self._offustacks is not None:
+                    user = self._stack(self._offustacks, k.user_stack, self._offucache, True)
+                else:
+                    user = ucache.get(k.user_stack, LOST_STACK) if k.user_stack >= 0 else (
+                        NO_STACK if k.user_stack == -1 else LOST_STACK)
+                known = idents[ident] = ((
                     k.pid, k.tid, k.cpu, k.gen, int(k.event),
                     bytes(k.comm).split(b"\0", 1)[0].decode("utf-8", "replace"),
-                    self._stack(table, k.user_stack, seen),
-                    self._stack(table, k.kernel_stack, seen))
-            resolve(RawCount(*fields, v.count, v.weight, int.from_bytes(raw[lo:hi],
-                                                                         "little")))
+                    user, self._stack(table, k.kernel_stack, seen)),
+                    py.get(k.py_stack, LOST_STACK) if k.py_stack >= 0 else (
+                        NO_STACK if k.py_stack == -1 else LOST_STACK))
+            resolve(RawCount(*known[0], v.count, v.weight, known[1],
+                             int.from_bytes(raw[lo:hi], "little")))
         for sid in cache:
             with contextlib.suppress(KeyError):
                 del stacks[stacks.Key(sid)]
+
+    def _python_stacks(self, buf: int) -> dict[int, tuple[tuple[int, int], ...]]:
+        """Read and clear the idle Python stack table: slot -> frames."""
+        if self._py_stacks is None:
+            return {}
+        table = self._py_stacks[buf]
+        try:
+            items = table.items_lookup_and_delete_batch()
+        except Exception:
+            items = list(table.items())
+            table.clear()
+        out = {}
+        for k, st in items:
+            n = int(st.len) & 0x7FFFFFFF
+            frames = [(int(st.code[i]), int(st.info[i])) for i in range(min(n, len(st.code)))]
+            if st.len & 0x80000000:
+                frames.append((0, 0))
+            out[int(getattr(k, "value", k))] = tuple(frames)
+        return out
 
     def lost(self) -> dict[str, int]:
         """Lost-data counters summed over CPUs."""
         out: dict[str, int] = {}
         for slot, name in enumerate(LOST_NAMES):
             out[name] = int(sum(self._lost[self._lost.Key(slot)]))
+        if self._py_stacks is not None:
+            py_lost = self.bpf["py_lost"]
+            for slot, name in enumerate(PY_LOST_NAMES):
+                out[name] = int(sum(py_lost[py_lost.Key(slot)]))
         out["announcements_lost"] = self._lost_announcements
         return out
 
@@ -275,7 +379,8 @@ class Sampler:
         self.bpf.cleanup()
 
     @staticmethod
-    def _stack(table: Any, sid: int, cache: dict[int, tuple[int, ...]]) -> tuple[int, ...] | int:
+    def _stack(table: Any, sid: int, cache: dict[int, tuple[int, ...]],
+               unwound: bool = False) -> tuple[int, ...] | int:
         if sid == -1:
             return NO_STACK
         if sid < 0:
@@ -283,7 +388,11 @@ class Sampler:
         got = cache.get(sid)
         if got is None:
             try:
-                got = tuple(table.walk(sid))
+                if unwound:
+                    value = table[table.Key(sid)]
+                    got = tuple(value.addrs[:min(int(value.len), len(value.addrs))])
+                else:
+                    got = tuple(table.walk(sid))
             except KeyError:
                 return LOST_STACK
             cache[sid] = got
@@ -295,6 +404,44 @@ class Sampler:
 
     def _on_lost(self, count: int) -> None:
         self._lost_announcements += count
+
+
+def python_proc(leaf: Any, generation: int, rt: PyRuntime) -> Any:
+    """Fill a `struct bee_py_proc` (bpf/python.c) for one process generation."""
+    lay = rt.layout
+    leaf.gen = generation
+    leaf.model = min(lay.model, MODEL_CSTACK_SHIM)
+    leaf.interp_head = rt.runtime + lay.runtime_interp_head
+    leaf.interp_next = lay.interp_next
+    leaf.threads_head = lay.interp_threads_head
+    leaf.tstate_next = lay.tstate_next
+    native = lay.tstate_native_thread_id >= 0
+    leaf.tstate_tid = lay.tstate_native_thread_id if native else lay.tstate_thread_id
+    leaf.pthread_tid = -1 if native else rt.pthread_tid
+    leaf.tstate_frame = lay.tstate_frame
+    leaf.cframe_current = lay.cframe_current_frame
+    leaf.frame_previous = lay.frame_previous
+    leaf.frame_code = lay.frame_code
+    leaf.frame_instr = lay.frame_instr
+    leaf.frame_owner = lay.frame_owner
+    leaf.frame_is_entry = lay.frame_is_entry
+    leaf.code_adaptive = lay.code_adaptive
+    leaf.frame_read = 8 + max(lay.frame_previous, lay.frame_code, lay.frame_instr,
+                              lay.frame_owner, lay.frame_is_entry)
+    return leaf
+
+
+def _drain_ustacks(table: Any) -> dict[int, tuple[int, ...]]:
+    """Read and clear one buffer of unwound user stacks: key -> addresses."""
+    try:
+        items = table.items_lookup_and_delete_batch()
+    except Exception:
+        items = list(table.items())
+        table.clear()
+    out = {}
+    for k, v in items:
+        out[int(getattr(k, "value", k))] = tuple(v.addrs[:min(int(v.len), len(v.addrs))])
+    return out
 
 
 def _one_line(exc: BaseException) -> str:

@@ -57,6 +57,9 @@ def sparkline(rec: Recording, win: Window | None = None, width: int = SPARK_WIDT
             f"peak {peak} samples per mark")
 
 
+_UNWINDERS = {"fp": "frame pointers", "dwarf": ".eh_frame tables"}
+
+
 def summarize(rec: Recording, name: str, win: Window | None = None) -> str:
     """Header, counts, timeline, processes and binaries (with build-ids and hit counts)."""
     h = rec.header
@@ -73,6 +76,8 @@ def summarize(rec: Recording, name: str, win: Window | None = None) -> str:
         f"mode:       {h.mode} ({', '.join(h.events)}), {h.frequency_hz} Hz, "
         f"weight in {h.weight_unit}",
         f"target:     {h.target}",
+        *([f"unwinder:   {h.unwinder} ({_UNWINDERS.get(h.unwinder, 'unknown')})"]
+          if h.unwinder else []),
         f"recorder:   bee {h.bee_version}" + (f", sequence {h.sequence}" if h.sequence else ""),
         f"samples:    {rec.total_samples} in {len(rec.samples)} keys, "
         f"{len(rec.stacks)} unique stacks",

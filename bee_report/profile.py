@@ -18,11 +18,13 @@ class FrameKind(StrEnum):
     KERNEL = "kernel"
     JIT = "jit"
     INLINED = "inlined"
+    PYTHON = "python"  # a CPython function (bee_report.python)
     ROOT = "root"  # synthetic grouping frames: process, thread, cpu
 
 
 #: Folded-format suffixes, as flamegraph.pl and bcc write them.
-FOLDED_SUFFIX = {FrameKind.KERNEL: "_[k]", FrameKind.JIT: "_[j]", FrameKind.INLINED: "_[i]"}
+FOLDED_SUFFIX = {FrameKind.KERNEL: "_[k]", FrameKind.JIT: "_[j]", FrameKind.INLINED: "_[i]",
+                 FrameKind.PYTHON: "_[py]"}
 
 
 def folded_name(name: str) -> str:
@@ -31,6 +33,12 @@ def folded_name(name: str) -> str:
     if not name.isprintable():
         name = "".join(c if c.isprintable() else " " for c in name)
     return name
+
+
+def python_name(qualname: str, filename: str, line: int | None) -> str:
+    """`qualname (file.py:line)`: how a Python frame is named."""
+    base = filename.rsplit("/", 1)[-1] or filename
+    return f"{qualname} ({base}:{line if line is not None else '?'})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +57,9 @@ class Frame:
     def folded(self, lines: bool = False) -> str:
         """The frame as it appears in folded stacks (with its kind suffix)."""
         name = self.name
-        if lines and self.file is not None:
+        if lines and self.kind is FrameKind.PYTHON and self.file is not None:
+            name = python_name(self.name.rsplit(" (", 1)[0], self.file, self.line)
+        elif lines and self.file is not None:
             name = f"{name} [{self.file}:{self.line or 0}]"
         return folded_name(name) + FOLDED_SUFFIX.get(self.kind, "")
 

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bee_contract.errors import BeeError
-from bee_contract.recording import LOST_STACK, Binary, KernelInfo, Process, Recording, is_anonymous
+from bee_contract.recording import (
+    LOST_STACK,
+    TRUNCATED_FRAME,
+    Binary,
+    KernelInfo,
+    Process,
+    Recording,
+    is_anonymous,
+)
 from bee_report.demangle.binutils import demangle
 from bee_report.diag import warn
 from bee_report.dwarf.lines import DebugInfo
@@ -30,12 +38,14 @@ from bee_report.find.debuginfo import best_symbol_source, find_debug_file
 from bee_report.find.locate import Locator
 from bee_report.profile import Frame, FrameKind, Profile, StackSample
 from bee_report.progress import Progress
+from bee_report.python.frames import merge, python_frames
 
 if TYPE_CHECKING:
     from bee_report.find.debuginfod import Debuginfod
 
 KERNEL_MODULE = "[kernel.kallsyms]"
 UNKNOWN = "[unknown]"
+TRUNCATED = "[truncated]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,15 +147,16 @@ class Symbolizer:
     def _recording(self, rec: Recording) -> list[StackSample]:
         kernel = _Kernel(rec.kernel)
         procs = [_ProcessMaps(p) for p in rec.processes]
-        stack_cache: dict[tuple[int, int, int], tuple[Frame, ...]] = {}
+        stack_cache: dict[tuple[int, int, int, int], tuple[Frame, ...]] = {}
         samples = []
         h = rec.header
         for s in rec.samples:
-            key = (s.process, s.user_stack, s.kernel_stack)
+            key = (s.process, s.user_stack, s.kernel_stack, s.python_stack)
             frames = stack_cache.get(key)
             if frames is None:
                 frames = stack_cache[key] = self._frames(rec, procs, kernel, s.process,
-                                                         s.user_stack, s.kernel_stack)
+                                                         s.user_stack, s.kernel_stack,
+                                                         s.python_stack)
             proc = rec.processes[s.process]
             if rec.header.mode == "event":  # several probes: one root frame per event
                 frames = (Frame(rec.header.events[s.event], FrameKind.ROOT), *frames)
@@ -158,14 +169,22 @@ class Symbolizer:
         return samples
 
     def _frames(self, rec: Recording, procs: list[_ProcessMaps], kernel: _Kernel,
-                pidx: int, ustack: int, kstack: int) -> tuple[Frame, ...]:
+                pidx: int, ustack: int, kstack: int, pystack: int) -> tuple[Frame, ...]:
         frames: list[Frame] = []
         if ustack == LOST_STACK:
             frames.append(Frame("[lost user stack]", FrameKind.USER))
         elif ustack >= 0:
             addrs = rec.stacks[ustack]
             for depth in range(len(addrs) - 1, -1, -1):
+                if addrs[depth] == TRUNCATED_FRAME:  # the unwinder stopped short of a root
+                    frames.append(Frame(TRUNCATED, FrameKind.USER))
+                    continue
                 frames.extend(self._user(rec, procs[pidx], addrs[depth], depth == 0))
+        info = rec.processes[pidx].python
+        if pystack >= 0 and info is not None:
+            frames = merge(frames, python_frames(info, rec.python_stacks[pystack]))
+        elif pystack == LOST_STACK:
+            frames.insert(0, Frame("[lost Python stack]", FrameKind.PYTHON))
         if kstack == LOST_STACK:
             frames.append(Frame("[lost kernel stack]", FrameKind.KERNEL, KERNEL_MODULE))
         elif kstack >= 0:

@@ -22,10 +22,30 @@
 //   BEE_RESOLUTION_NS width of the time buckets counts are kept per; bucket 0 starts at
 //                     `timebase[0]` (bpf_ktime_get_ns, set by user space just before
 //                     attaching). An off-CPU block counts in the bucket where it ended.
+//   BEE_PYTHON        also record Python frames (bpf/python.c, placed before this file)
+//   BEE_DWARF         unwind user stacks from .eh_frame tables (bpf/unwind.c, appended
+//                     to this file) instead of the kernel's frame-pointer walk;
+//                     BEE_UNWIND_PERF / _TP / _KP define the unwinder for each program
+//                     type that needs it, BEE_EVENT_KIND_i the type of event probe i
+//                     (1 tracepoint, 2 uprobe)
+//
+// No kernel header is included (they cost seconds of compile time at every launch):
+// the few uapi-stable layouts the program needs are declared here.
 
-#include <uapi/linux/ptrace.h>
-#include <uapi/linux/bpf_perf_event.h>
-#include <linux/sched.h>
+#define TASK_COMM_LEN 16
+
+// The user registers as saved on kernel entry on x86-64 (uapi asm/ptrace.h layout).
+struct bee_regs {
+    unsigned long r15, r14, r13, r12, bp, bx, r11, r10, r9, r8;
+    unsigned long ax, cx, dx, si, di, orig_ax, ip, cs, flags, sp, ss;
+};
+
+// The context of perf-event programs (uapi linux/bpf_perf_event.h on x86-64).
+struct bpf_perf_event_data {
+    struct bee_regs regs;
+    u64 sample_period;
+    u64 addr;
+};
 
 #ifndef BEE_COUNTS_SIZE
 #define BEE_COUNTS_SIZE 40960
@@ -79,9 +99,10 @@ struct bee_key {
     u32 cpu;
     u32 gen;
     u32 event;
-    s32 user_stack;
-    s32 kernel_stack;
-    u32 bucket;
+    s32 kernel_stack;  // id in stacksN / offstacks, -1 none, -2 lost
+    s32 py_stack;      // slot in py_stacksN (bpf/python.c), -1 none, -2 lost
+    u32 bucket;        // time bucket (bee_bucket), in what was padding before user_stack
+    s64 user_stack;    // the same, or with BEE_DWARF the key in ustacksN / offustacks
     char comm[TASK_COMM_LEN];
 };
 
@@ -123,6 +144,30 @@ BPF_PERF_OUTPUT(announce);
 // stay blocked across many drains, so its stack id must stay valid until it wakes.
 BPF_STACK_TRACE(offstacks, BEE_OFFSTACK_SIZE);
 BPF_HASH(offstart, u32, struct bee_off, BEE_PROCS_SIZE);
+#endif
+#ifdef BEE_DWARF
+// The unwinder's tail-call chains, one per program type (see bpf/unwind.c).
+BPF_PROG_ARRAY(bee_tail_perf, 1);
+BPF_PROG_ARRAY(bee_tail_tp, 1);
+BPF_PROG_ARRAY(bee_tail_kp, 1);
+#define BEE_TAIL_PERF 0
+#define BEE_TAIL_TP 1
+#define BEE_TAIL_KP 2
+static __always_inline int bee_unwind_begin(struct bee_key *key, u64 weight, u32 buf,
+                                            struct bee_regs *regs, u32 dest, u64 ts);
+static __always_inline int bee_task_regs(struct bee_regs *out);
+static __always_inline void bee_unwind_forget(u32 pid);
+
+// Continue in the unwinder of this program type; returns only if the tail call failed.
+static __always_inline void bee_tail(void *ctx, int type)
+{
+    if (type == BEE_TAIL_PERF)
+        bee_tail_perf.call(ctx, 0);
+    else if (type == BEE_TAIL_TP)
+        bee_tail_tp.call(ctx, 0);
+    else
+        bee_tail_kp.call(ctx, 0);
+}
 #endif
 
 static __always_inline void bee_lost(int slot)
@@ -187,14 +232,24 @@ static __always_inline void bee_add1(struct bee_key *key, u64 weight)
     }
 }
 
-static __always_inline void bee_add(struct bee_key *key, u64 weight)
+static __always_inline void bee_add_buf(struct bee_key *key, u64 weight, u32 buf)
 {
-    u32 zero = 0;
-    u32 *which = active.lookup(&zero);
-    if (which && *which)
+    if (buf)
         bee_add1(key, weight);
     else
         bee_add0(key, weight);
+}
+
+static __always_inline u32 bee_active(void)
+{
+    u32 zero = 0;
+    u32 *which = active.lookup(&zero);
+    return which && *which ? 1 : 0;
+}
+
+static __always_inline void bee_add(struct bee_key *key, u64 weight)
+{
+    bee_add_buf(key, weight, bee_active());
 }
 
 // Tell user space about a process generation the first time it is sampled, so its
@@ -264,8 +319,11 @@ static __always_inline s32 bee_stack_result(s32 id, int slot)
     return -2;
 }
 
-// Count one event for the current task with its stacks from the active buffer.
-static __always_inline int bee_count_current(void *ctx, u32 event, u64 weight)
+// Count one event for the current task with its stacks from the active buffer. `regs`
+// are the event's registers when they are the user's (perf event in user mode), else 0;
+// `type` is the program type (BEE_TAIL_*) for the unwinder's tail call.
+static __always_inline int bee_count_current(void *ctx, u32 event, u64 weight,
+                                             struct bee_regs *regs, int type)
 {
     struct bee_key key = {};
     if (!bee_identity(ctx, &key))
@@ -273,67 +331,116 @@ static __always_inline int bee_count_current(void *ctx, u32 event, u64 weight)
     key.event = event;
     key.user_stack = -1;
     key.kernel_stack = -1;
-    u32 zero = 0;
-    u32 *which = active.lookup(&zero);
-    if (which && *which) {
-#ifdef BEE_USER_STACKS
+    key.py_stack = -1;
+    u32 buf = bee_active();
+#ifdef BEE_PYTHON
+    key.py_stack = bee_python_stack(key.pid, key.tid, key.gen, buf);
+#endif
+    if (buf) {
+#if defined(BEE_USER_STACKS) && !defined(BEE_DWARF)
         key.user_stack = bee_stack_result(stacks1.get_stackid(ctx, BPF_F_USER_STACK),
                                           LOST_USER_STACK);
 #endif
 #ifdef BEE_KERNEL_STACKS
         key.kernel_stack = bee_stack_result(stacks1.get_stackid(ctx, 0), LOST_KERNEL_STACK);
 #endif
-        bee_add1(&key, weight);
     } else {
-#ifdef BEE_USER_STACKS
+#if defined(BEE_USER_STACKS) && !defined(BEE_DWARF)
         key.user_stack = bee_stack_result(stacks0.get_stackid(ctx, BPF_F_USER_STACK),
                                           LOST_USER_STACK);
 #endif
 #ifdef BEE_KERNEL_STACKS
         key.kernel_stack = bee_stack_result(stacks0.get_stackid(ctx, 0), LOST_KERNEL_STACK);
 #endif
-        bee_add0(&key, weight);
     }
+#if defined(BEE_USER_STACKS) && defined(BEE_DWARF)
+    struct bee_regs task_regs;
+    if (!regs && bee_task_regs(&task_regs))
+        regs = &task_regs;
+    if (bee_unwind_begin(&key, weight, buf, regs, 0, 0)) {
+        bee_tail(ctx, type);
+        key.user_stack = -2;  // the unwinder is missing: count the sample all the same
+        bee_lost(LOST_USER_STACK);
+    }
+#endif
+    bee_add_buf(&key, weight, buf);
     return 0;
 }
 
 #ifdef BEE_ON_CPU
 int bee_on_cpu(struct bpf_perf_event_data *ctx)
 {
-    return bee_count_current(ctx, BEE_EVENT_CPU, BEE_CPU_WEIGHT);
+    if ((ctx->regs.cs & 3) != 3)  // in the kernel: the task's saved user registers
+        return bee_count_current(ctx, BEE_EVENT_CPU, BEE_CPU_WEIGHT, 0, 0);
+    struct bee_regs regs = {};
+    regs.ip = ctx->regs.ip;
+    regs.sp = ctx->regs.sp;
+    regs.bp = ctx->regs.bp;
+    regs.cs = ctx->regs.cs;
+    return bee_count_current(ctx, BEE_EVENT_CPU, BEE_CPU_WEIGHT, &regs, 0);
 }
 #endif
 
 // Event probes (-e tracepoint:..., -e uprobe:..., -e uretprobe:..., -e kprobe:...): one
-// program per probe, each counting its own event index (2, 3, ...).
+// program per probe, each counting its own event index (2, 3, ...). BEE_EVENT_KIND_i is
+// the probe's program type for the unwinder's tail call (1 tracepoint, 2 kprobe/uprobe).
 #define BEE_EVENT_PROGRAM(i)                                                  \
-    int bee_on_event_##i(void *ctx) { return bee_count_current(ctx, 2 + i, 1); }
+    int bee_on_event_##i(void *ctx)                                           \
+    {                                                                         \
+        return bee_count_current(ctx, 2 + i, 1, 0, BEE_EVENT_KIND_##i);       \
+    }
 #if BEE_EVENTS > 0
+#ifndef BEE_EVENT_KIND_0
+#define BEE_EVENT_KIND_0 1
+#endif
 BEE_EVENT_PROGRAM(0)
 #endif
 #if BEE_EVENTS > 1
+#ifndef BEE_EVENT_KIND_1
+#define BEE_EVENT_KIND_1 1
+#endif
 BEE_EVENT_PROGRAM(1)
 #endif
 #if BEE_EVENTS > 2
+#ifndef BEE_EVENT_KIND_2
+#define BEE_EVENT_KIND_2 1
+#endif
 BEE_EVENT_PROGRAM(2)
 #endif
 #if BEE_EVENTS > 3
+#ifndef BEE_EVENT_KIND_3
+#define BEE_EVENT_KIND_3 1
+#endif
 BEE_EVENT_PROGRAM(3)
 #endif
 #if BEE_EVENTS > 4
+#ifndef BEE_EVENT_KIND_4
+#define BEE_EVENT_KIND_4 1
+#endif
 BEE_EVENT_PROGRAM(4)
 #endif
 #if BEE_EVENTS > 5
+#ifndef BEE_EVENT_KIND_5
+#define BEE_EVENT_KIND_5 1
+#endif
 BEE_EVENT_PROGRAM(5)
 #endif
 #if BEE_EVENTS > 6
+#ifndef BEE_EVENT_KIND_6
+#define BEE_EVENT_KIND_6 1
+#endif
 BEE_EVENT_PROGRAM(6)
 #endif
 #if BEE_EVENTS > 7
+#ifndef BEE_EVENT_KIND_7
+#define BEE_EVENT_KIND_7 1
+#endif
 BEE_EVENT_PROGRAM(7)
 #endif
 
 #ifdef BEE_OFFCPU
+static __always_inline void bee_offcpu_in(u32 next, u64 now);
+
 // The task going off CPU is `current`: remember when and where it blocked. The task
 // coming back gets the time since then added to those stacks.
 TRACEPOINT_PROBE(sched, sched_switch)
@@ -347,7 +454,8 @@ TRACEPOINT_PROBE(sched, sched_switch)
             off.key.event = BEE_EVENT_OFFCPU;
             off.key.user_stack = -1;
             off.key.kernel_stack = -1;
-#ifdef BEE_USER_STACKS
+            off.key.py_stack = -1;  // Python frames are taken on CPU only
+#if defined(BEE_USER_STACKS) && !defined(BEE_DWARF)
             off.key.user_stack = bee_stack_result(
                 offstacks.get_stackid(args, BPF_F_USER_STACK), LOST_USER_STACK);
 #endif
@@ -356,19 +464,38 @@ TRACEPOINT_PROBE(sched, sched_switch)
                                                     LOST_KERNEL_STACK);
 #endif
             offstart.update(&prev, &off);
+#if defined(BEE_USER_STACKS) && defined(BEE_DWARF)
+            // The unwinder replaces the entry with the user stack filled in; it ends
+            // this program, so the thread coming in is handled first.
+            bee_offcpu_in(args->next_pid, now);
+            struct bee_regs regs;
+            if (bee_task_regs(&regs) &&
+                bee_unwind_begin(&off.key, 0, 0, &regs, 1, now)) {
+                bee_tail(args, BEE_TAIL_TP);
+                off.key.user_stack = -2;
+                bee_lost(LOST_USER_STACK);
+                offstart.update(&prev, &off);
+            }
+            return 0;
+#endif
         }
     }
-    u32 next = args->next_pid;
+    bee_offcpu_in(args->next_pid, now);
+    return 0;
+}
+
+// The thread `next` comes back on CPU: add the time since it left to its stacks.
+static __always_inline void bee_offcpu_in(u32 next, u64 now)
+{
     struct bee_off *was = offstart.lookup(&next);
     if (!was)
-        return 0;
+        return;
     u64 delta = now - was->ts;
     struct bee_key key = was->key;
     offstart.delete(&next);
     if (delta < BEE_MIN_BLOCK_NS || delta > BEE_MAX_BLOCK_NS)
-        return 0;
+        return;
     bee_add(&key, delta);
-    return 0;
 }
 #endif
 
@@ -377,6 +504,9 @@ TRACEPOINT_PROBE(sched, sched_switch)
 TRACEPOINT_PROBE(sched, sched_process_exec)
 {
     u32 pid = bpf_get_current_pid_tgid() >> 32;
+#ifdef BEE_DWARF
+    bee_unwind_forget(pid);
+#endif
     struct bee_proc *p = procs.lookup(&pid);
     if (p) {
         p->gen++;
@@ -398,6 +528,9 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
     u32 pid = id >> 32;
     if (pid != (u32)id)
         return 0;  // a thread, not the whole process
+#ifdef BEE_DWARF
+    bee_unwind_forget(pid);
+#endif
     struct bee_proc *p = procs.lookup(&pid);
     if (p) {
         p->gen++;

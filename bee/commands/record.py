@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from bee_contract.errors import RecordError
+
+
+class Unwinder(StrEnum):
+    """How user stacks are unwound."""
+
+    dwarf = "dwarf"
+    fp = "fp"
 
 
 def record(
@@ -43,6 +51,9 @@ def record(
         "--user-only", help="Collect user stacks only.")] = False,
     kernel_only: Annotated[bool, typer.Option(
         "--kernel-only", help="Collect kernel stacks only.")] = False,
+    unwind: Annotated[Unwinder, typer.Option(
+        help="User stacks: dwarf (.eh_frame tables, complete without frame pointers) | "
+        "fp (frame pointers only, cheaper).")] = Unwinder.dwarf,
     include_idle: Annotated[bool, typer.Option(
         "--include-idle", help="Also sample the idle task.")] = False,
     stack_storage_size: Annotated[int | None, typer.Option(
@@ -50,6 +61,11 @@ def record(
         "32768 above 199 Hz: fewer hash collisions, 32 MiB of kernel memory per buffer)."
     )] = None,
     counts_size: Annotated[int, typer.Option(help="Unique sample keys between drains.")] = 40960,
+    no_python: Annotated[bool, typer.Option(
+        "--no-python", help="Do not record the Python frames of CPython 3.10-3.13 processes."
+    )] = False,
+    python_stacks_size: Annotated[int, typer.Option(
+        help="Unique Python stacks the kernel can hold between drains.")] = 2048,
     drain_interval: Annotated[float, typer.Option(
         help="Seconds between drains of kernel maps.")] = 1.0,
     time_resolution: Annotated[int, typer.Option(
@@ -75,6 +91,8 @@ def record(
         sampler=SamplerOptions(
             user_stacks=not kernel_only, kernel_stacks=not user_only, include_idle=include_idle,
             stack_storage_size=stack_storage_size or 0, counts_size=counts_size,
+            python=not no_python and not kernel_only, python_stacks_size=python_stacks_size,
+            unwinder=unwind.value,
         ),
     )
     result = run(opts)

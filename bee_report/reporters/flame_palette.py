@@ -1,7 +1,8 @@
 """Frame kinds and colour palettes for flame graphs.
 
 Frame kinds follow flamegraph.pl's suffix annotations on folded frames: ``name_[k]`` is a
-kernel frame, ``name_[j]`` a JIT frame, ``name_[i]`` an inlined frame; an unsuffixed frame
+kernel frame, ``name_[j]`` a JIT frame, ``name_[i]`` an inlined frame, ``name_[py]`` a
+Python function (blue); an unsuffixed frame
 is native user code, except the first frame of a stack (the process name or a
 ``cpu_N``/``pid_N`` grouping root), which is a root frame.
 
@@ -21,6 +22,7 @@ KIND_USER = "user"
 KIND_KERNEL = "kernel"
 KIND_JIT = "jit"
 KIND_INLINED = "inlined"
+KIND_PYTHON = "python"
 
 _SUFFIX_KINDS = {"k": KIND_KERNEL, "j": KIND_JIT, "i": KIND_INLINED}
 _GROUPING_ROOT = re.compile(r"(?:cpu|pid|tid)_\d+\Z")
@@ -56,6 +58,8 @@ def split_kind(name: str) -> tuple[str, str | None]:
         kind = _SUFFIX_KINDS.get(name[-2])
         if kind is not None:
             return name[:-4], kind
+    if len(name) > 5 and name.endswith("_[py]"):
+        return name[:-5], KIND_PYTHON
     return name, None
 
 
@@ -91,6 +95,8 @@ def _bee(name: str, kind: str) -> str:
         return _rgb(60 + 50 * v1, 175 + 45 * v2, 60 + 40 * v3)
     if kind == KIND_INLINED:  # aqua
         return _rgb(60 + 45 * v1, 185 + 40 * v2, 200 + 35 * v3)
+    if kind == KIND_PYTHON:  # Python blue-yellow: blue
+        return _rgb(70 + 40 * v1, 120 + 45 * v2, 215 + 35 * v3)
     if kind == KIND_ROOT:  # lavender
         return _rgb(175 + 25 * v1, 165 + 25 * v2, 215 + 25 * v3)
     if kind == KIND_ALL:

@@ -33,7 +33,8 @@ from bee_report.profile import Frame, FrameKind, Profile
 SCHEMA = "https://www.speedscope.app/file-format-schema.json"
 
 #: Suffixes marking the kind of a frame in speedscope (same as the top table's).
-NAME_SUFFIX = {FrameKind.KERNEL: " [k]", FrameKind.JIT: " [jit]", FrameKind.INLINED: " [inlined]"}
+NAME_SUFFIX = {FrameKind.KERNEL: " [k]", FrameKind.JIT: " [jit]", FrameKind.INLINED: " [inlined]",
+               FrameKind.PYTHON: " [py]"}
 
 UNKNOWN_FRAME = Frame("[unknown]")
 

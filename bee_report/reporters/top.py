@@ -29,6 +29,7 @@ def frame_label(frame: Frame, by: str) -> str:
     suffix = " [k]" if frame.kind is FrameKind.KERNEL else ""
     suffix = " [inlined]" if frame.kind is FrameKind.INLINED else suffix
     suffix = " [jit]" if frame.kind is FrameKind.JIT else suffix
+    suffix = " [py]" if frame.kind is FrameKind.PYTHON else suffix
     return frame.name + suffix
 
 

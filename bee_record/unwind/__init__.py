@@ -1,0 +1,1 @@
+"""Unwind tables for the BPF unwinder: CFI decoding, compact rows, cache, map loading."""

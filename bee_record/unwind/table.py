@@ -1,0 +1,204 @@
+"""Compact unwind tables of one binary, built from its CFI and cached per build-id.
+
+A table is the binary's PT_LOAD segments (to turn a process address into an ELF virtual
+address) and its rows packed as the BPF program reads them (8 bytes each, see ROW):
+`u32 pc` (ELF virtual address where the row starts), `u16 cfa_off / 8`, `u8 kind`,
+`s8 rbp_off / 8` (for KIND_PLT: the threshold). Tables are cached under
+`/var/cache/bee/unwind/` for root (`$XDG_CACHE_HOME/bee/unwind/` otherwise) as
+`BUILDID.tbl`, written atomically; a cached table is used only when its header version,
+the source file's size and a hash of its first 64 KiB, and the checksum of the payload
+all match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import mmap
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from bee_contract.atomic import write_atomic
+from bee_contract.buildid import valid_build_id
+from bee_contract.elf import PT_LOAD, SHT_NOBITS, ElfLayout, parse_sections, parse_segments
+from bee_contract.errors import ElfError, RecordError
+from bee_record.unwind import cfi
+
+#: One row as the BPF program reads it.
+ROW = struct.Struct("<IHBb")
+_MAGIC = b"BEEUNWT\0"
+_VERSION = 1
+_HEAD = struct.Struct("<8sIHHQ16sII16s")
+_LOAD = struct.Struct("<QQQ")
+_HEAD_BYTES = 64 << 10
+_MAX_ROWS = 1 << 24
+ARCH_X86_64 = "x86_64"
+EM_X86_64 = 62
+_MAX_SECTION = 512 << 20
+
+
+class TableError(ValueError):
+    """The binary has no usable unwind information."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnwindTable:
+    """Rows of one binary plus the segments that map addresses to its virtual addresses."""
+
+    arch: str
+    loads: tuple[tuple[int, int, int], ...]  # (file offset, vaddr, file size) of PT_LOADs
+    rows: bytes  # packed ROW records sorted by pc
+
+    @property
+    def count(self) -> int:
+        """Number of rows."""
+        return len(self.rows) // ROW.size
+
+    def vaddr_bias(self, start: int, offset: int) -> int | None:
+        """Add this to an address of a mapping (start, file offset) to get a vaddr."""
+        for p_offset, p_vaddr, filesz in self.loads:
+            if p_offset <= offset < p_offset + max(filesz, 1):
+                return p_vaddr + offset - p_offset - start
+        return None
+
+
+def pack(rows: list[cfi.Row]) -> bytes:
+    """Pack decoded rows (pcs must fit in 32 bits) into ROW records."""
+    out = bytearray(len(rows) * ROW.size)
+    pack_into = ROW.pack_into
+    pos = 0
+    for pc, kind, cfa_off, rbp_off, aux in rows:
+        if pc >> 32:
+            raise TableError("addresses above 4 GiB are not supported")
+        extra = aux if kind == cfi.KIND_PLT else rbp_off >> 3
+        pack_into(out, pos, pc, cfa_off >> 3, kind, extra)
+        pos += ROW.size
+    return bytes(out)
+
+
+def _cfi_of(buf: mmap.mmap, path: str) -> tuple[bytes, int, bool, tuple[tuple[int, int, int], ...]]:
+    """(.eh_frame or .debug_frame bytes, its address, is .eh_frame, PT_LOADs) of an ELF."""
+    if len(buf) < 64 or buf[:4] != b"\x7fELF":
+        raise TableError("not an ELF file")
+    if buf[4] != 2 or buf[5] != 1:
+        raise TableError("not a 64-bit little-endian ELF file")
+    lay = ElfLayout(True, True)
+    (_, machine, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum,
+     shstrndx) = lay.ehdr.unpack_from(buf, 16)
+    if machine != EM_X86_64:
+        raise TableError("only x86-64 binaries are unwound")
+
+    def check(what: str, offset: int, size: int) -> None:
+        if offset < 0 or size < 0 or offset + size > len(buf):
+            raise ElfError(f"{path}: {what} runs past the end of the file")
+
+    def error(text: str) -> ElfError:
+        return ElfError(f"{path}: {text}")
+
+    segments = parse_segments(buf, lay, phoff, phentsize, phnum, check_range=check, error=error)
+    sections = parse_sections(buf, lay, shoff, shentsize, shnum, shstrndx, check_range=check,
+                              error=error)
+    by_name = {sec.name: sec for sec in reversed(sections)}
+    section = by_name.get(".eh_frame")
+    eh = True
+    if section is None or section.size == 0 or section.sh_type == SHT_NOBITS:
+        section, eh = by_name.get(".debug_frame"), False
+    if section is None or section.sh_type == SHT_NOBITS or section.size == 0:
+        raise TableError("no .eh_frame or .debug_frame")
+    if section.size > _MAX_SECTION:
+        raise TableError("call-frame information too large")
+    check(section.name, section.offset, section.size)
+    loads = tuple((g.offset, g.vaddr, g.filesz) for g in segments if g.p_type == PT_LOAD)
+    return bytes(buf[section.offset:section.offset + section.size]), section.addr, eh, loads
+
+
+def build(path: str) -> UnwindTable:
+    """Decode the .eh_frame (else .debug_frame) of the ELF file at `path`."""
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            data, addr, eh, loads = _cfi_of(buf, path)
+    except (OSError, ValueError, struct.error, ElfError) as exc:
+        raise TableError(getattr(exc, "strerror", None) or str(exc)) from None
+    try:
+        rows = cfi.decode(data, addr, eh)
+    except cfi.CfiError as exc:
+        raise TableError(str(exc)) from None
+    if len(rows) > _MAX_ROWS:
+        raise TableError("too many rows")
+    return UnwindTable(ARCH_X86_64, loads, pack(rows))
+
+
+def cache_dir() -> Path:
+    """Where tables are cached: /var/cache/bee/unwind for root, else the XDG cache."""
+    if os.geteuid() == 0:
+        return Path("/var/cache/bee/unwind")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "bee" / "unwind"
+
+
+def _source_key(path: str) -> tuple[int, bytes]:
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(_HEAD_BYTES)
+    return size, hashlib.blake2b(head, digest_size=16).digest()
+
+
+def _payload(table: UnwindTable) -> bytes:
+    return b"".join(_LOAD.pack(*ld) for ld in table.loads) + table.rows
+
+
+def encode(table: UnwindTable, size: int, head_hash: bytes) -> bytes:
+    """The cache file for `table` built from a source of this size and head hash."""
+    payload = _payload(table)
+    checksum = hashlib.blake2b(payload, digest_size=16).digest()
+    head = _HEAD.pack(_MAGIC, _VERSION, 62, 0, size, head_hash, len(table.loads),
+                      table.count, checksum)
+    return head + payload
+
+
+def decode(data: bytes, size: int, head_hash: bytes) -> UnwindTable | None:
+    """The table in a cache file, or None when stale, foreign or corrupt."""
+    if len(data) < _HEAD.size:
+        return None
+    magic, version, machine, _, src_size, src_hash, nloads, nrows, checksum = \
+        _HEAD.unpack_from(data)
+    if magic != _MAGIC or version != _VERSION or machine != 62:
+        return None
+    if src_size != size or src_hash != head_hash:
+        return None
+    payload = data[_HEAD.size:]
+    if len(payload) != nloads * _LOAD.size + nrows * ROW.size:
+        return None
+    if hashlib.blake2b(payload, digest_size=16).digest() != checksum:
+        return None
+    loads = tuple(_LOAD.unpack_from(payload, i * _LOAD.size) for i in range(nloads))
+    return UnwindTable(ARCH_X86_64, loads, payload[nloads * _LOAD.size:])
+
+
+def load(path: str, build_id: str | None, folder: Path | None = None) -> UnwindTable:
+    """The table of the binary at `path`: from the cache when valid, else built (and cached).
+
+    Binaries without a valid build-id are built every time, never cached.
+    """
+    try:
+        size, head_hash = _source_key(path)
+    except OSError as exc:
+        raise TableError(exc.strerror or str(exc)) from None
+    if not valid_build_id(build_id):
+        return build(path)
+    cache = (folder or cache_dir()) / f"{build_id}.tbl"
+    try:
+        with open(cache, "rb") as f:
+            cached = decode(f.read(), size, head_hash)
+        if cached is not None:
+            return cached
+    except OSError:
+        pass
+    table = build(path)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_atomic(cache, encode(table, size, head_hash))
+    except (OSError, RecordError):
+        pass  # a read-only or full cache only costs the next build
+    return table

@@ -1,0 +1,1 @@
+"""Python frames of CPython processes: line tables and merging with native frames."""

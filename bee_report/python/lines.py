@@ -1,0 +1,104 @@
+"""Line numbers from recorded CPython line tables (`co_linetable`).
+
+Two formats: 3.10's pairs of (bytes delta, signed line delta), addressed in bytes, and the
+location table of 3.11+ (Objects/locations.md), addressed in code units. Tables come from
+a recorded (hostile) process and may be capped: parsing is bounded by the table's length,
+never raises, and an instruction past the end has no known line (None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+_NO_LINE = -128  # 3.10: a range without a line number
+
+
+def line_of(version: int, linetable: bytes, firstlineno: int, index: int) -> int | None:
+    """Line of the instruction at `index` (in code units) of a code object, or None."""
+    if index < 0:
+        return None
+    if (version >> 16) & 0xFF == 10 and version >> 24 == 3:
+        return line_310(linetable, firstlineno, index * 2)
+    return line_311(linetable, firstlineno, index)
+
+
+def line_310(table: bytes, firstlineno: int, offset: int) -> int | None:
+    """3.10: line of the instruction at byte `offset`."""
+    line = firstlineno
+    end = 0
+    for i in range(0, len(table) - 1, 2):
+        start = end
+        end += table[i]
+        delta = table[i + 1] - 256 if table[i + 1] > 127 else table[i + 1]
+        if delta == _NO_LINE:
+            current: int | None = None
+        else:
+            line += delta
+            current = line
+        if start <= offset < end:
+            return current
+    return None
+
+
+def _varint(table: bytes, pos: int) -> tuple[int, int]:
+    """An unsigned varint of 6-bit chunks (bit 6 continues); returns (value, next pos)."""
+    value = shift = 0
+    while pos < len(table):
+        b = table[pos]
+        pos += 1
+        value |= (b & 63) << shift
+        shift += 6
+        if not b & 64:
+            return value, pos
+    return value, len(table) + 1  # ran off the end: the caller stops
+
+
+def _svarint(table: bytes, pos: int) -> tuple[int, int]:
+    value, pos = _varint(table, pos)
+    return (-(value >> 1) if value & 1 else value >> 1), pos
+
+
+def ranges_311(table: bytes, firstlineno: int) -> Iterator[tuple[int, int, int | None]]:
+    """3.11+: (start, end, line) ranges in code units, in order."""
+    line = firstlineno
+    pos = unit = 0
+    while pos < len(table):
+        first = table[pos]
+        pos += 1
+        if not first & 0x80:
+            return  # not the start of an entry: corrupt or capped table
+        code = (first >> 3) & 15
+        length = (first & 7) + 1
+        current: int | None = line
+        if code == 15:
+            current = None
+        elif code == 14:
+            delta, pos = _svarint(table, pos)
+            line += delta
+            current = line
+            for _ in range(3):  # end line, column, end column
+                _, pos = _varint(table, pos)
+        elif code == 13:
+            delta, pos = _svarint(table, pos)
+            line += delta
+            current = line
+        elif code >= 10:
+            line += code - 10
+            current = line
+            pos += 2
+        else:
+            pos += 1
+        if pos > len(table):
+            return
+        yield unit, unit + length, current
+        unit += length
+
+
+def line_311(table: bytes, firstlineno: int, index: int) -> int | None:
+    """3.11+: line of the instruction at code unit `index`."""
+    for start, end, line in ranges_311(table, firstlineno):
+        if start <= index < end:
+            return line
+        if start > index:
+            break
+    return None
