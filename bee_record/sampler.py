@@ -260,23 +260,24 @@ class Sampler:
     def start(self) -> None:
         """Attach event probes and the cpu-clock sampler on every CPU.
 
-        The sched tracepoints of off-CPU mode are attached when the program loads (their
-        counts before this call land in time bucket 0). Time bucket 0 starts now.
+        The sched tracepoints of off-CPU mode are attached when the program loads. Time
+        bucket 0 starts when everything is attached (attaching can take seconds: the
+        kernel verifies each program then); counts before that land in bucket 0.
         """
+        for i, probe in enumerate(self.opts.probes):
+            attach(self.bpf, probe, f"bee_on_event_{i}")
+        if self.opts.on_cpu:
+            try:
+                self.bpf.attach_perf_event(
+                    ev_type=self._perf_type, ev_config=self._perf_config,
+                    fn_name="bee_on_cpu", sample_freq=self.opts.frequency,
+                )
+            except Exception as exc:
+                raise RecordError(
+                    f"cannot attach to cpu-clock perf events: {_one_line(exc)}") from None
         self.start_wall_ns, self.start_ns = time.time_ns(), time.monotonic_ns()
         timebase = self.bpf["timebase"]
         timebase[timebase.Key(0)] = timebase.Leaf(self.start_ns)
-        for i, probe in enumerate(self.opts.probes):
-            attach(self.bpf, probe, f"bee_on_event_{i}")
-        if not self.opts.on_cpu:
-            return
-        try:
-            self.bpf.attach_perf_event(
-                ev_type=self._perf_type, ev_config=self._perf_config,
-                fn_name="bee_on_cpu", sample_freq=self.opts.frequency,
-            )
-        except Exception as exc:
-            raise RecordError(f"cannot attach to cpu-clock perf events: {_one_line(exc)}") from None
 
     def stop(self) -> None:
         """Stop sampling (the maps stay readable until close)."""
