@@ -7,14 +7,24 @@ Layout: a 24-byte preamble (magic, format version, compression, body length, CRC
 followed by one msgpack map. The reader checks magic, then version, then length and
 checksum, then every field's type and every index between tables, so a truncated,
 corrupt, foreign or newer file is refused with one line naming the file and the problem.
+
+A small file can inflate to a huge body, and a body of tiny items to a huge object tree,
+so the reader never inflates the body whole nor decodes it into a msgpack tree: it
+streams it (twice) and checks each table's declared length before reading it. Limits:
+1 GiB inflated, 1 MiB per string or binary value, 2^26 entries per array or map, 65,536
+frames per stack, at most 2 stacks per sample and 2 kernel symbols per address (plus
+:data:`TABLE_SLACK`), 1024 `lost` counters, addresses strictly ascending. Equal strings,
+stacks and kernel symbols share one object; sample rows equal but for count and weight
+are merged. Memory is then that of the model, whatever the file repeats.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import struct
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +172,14 @@ def read(path: Path) -> Recording:
 
 
 def decode(body: bytes, path: Path, preamble: bytes) -> Recording:
-    """Decode the body that follows an already-checked preamble."""
+    """Decode the body that follows an already-checked preamble.
+
+    The body is never inflated or turned into a msgpack tree whole: it is streamed twice
+    through a bounded inflater (:class:`_Inflater`) and a msgpack ``Unpacker``. The first
+    pass reads the header, the strings (interned) and the addresses and checks every
+    table's declared length against the limits in the module docstring; the second turns
+    each row straight into its model object. Peak memory is therefore the model itself.
+    """
     _, version, compression, _, length, crc = _PREAMBLE.unpack(preamble)
     if len(body) < length:
         raise RecordingFormatError(
@@ -172,28 +189,83 @@ def decode(body: bytes, path: Path, preamble: bytes) -> Recording:
         raise RecordingFormatError(f"{path}: {len(body) - length} unexpected bytes after the body")
     if zlib.crc32(body) != crc:
         raise RecordingFormatError(f"{path}: corrupt: checksum mismatch")
-    if compression == COMPRESSION_ZLIB:
-        d = zlib.decompressobj()
-        try:
-            body = d.decompress(body, MAX_BODY_BYTES)
-        except zlib.error as exc:
-            raise RecordingFormatError(f"{path}: corrupt compressed body: {exc}") from None
-        if d.unconsumed_tail:
-            raise RecordingFormatError(f"{path}: body larger than {MAX_BODY_BYTES} bytes")
-        if not d.eof:
-            raise RecordingFormatError(f"{path}: truncated compressed body")
-    elif compression != COMPRESSION_NONE:
+    if compression not in (COMPRESSION_NONE, COMPRESSION_ZLIB):
         raise RecordingFormatError(f"{path}: unknown compression {compression}")
+    dec = _Decoder(path, version)
     try:
-        obj = msgpack.unpackb(
-            body, raw=False, strict_map_key=True, use_list=True,
-            max_str_len=MAX_STRING_BYTES, max_bin_len=MAX_STRING_BYTES,
-            max_array_len=min(MAX_ITEMS, len(body)), max_map_len=min(MAX_ITEMS, len(body)),
-            max_ext_len=0,
-        )
+        dec.scan(_unpacker(_Inflater(path, body, compression)))
+        return dec.recording(_unpacker(_Inflater(path, body, compression)))
+    except msgpack.StackError:
+        raise RecordingFormatError(
+            f"{path}: corrupt body: values nested deeper than msgpack allows") from None
+    except msgpack.OutOfData:
+        raise RecordingFormatError(f"{path}: corrupt body: msgpack ends inside a value") from None
+    except msgpack.BufferFull:
+        raise RecordingFormatError(
+            f"{path}: corrupt body: one row is larger than {_MAX_ROW_BYTES >> 20} MiB") from None
     except (ValueError, TypeError, msgpack.UnpackException, RecursionError) as exc:
-        raise RecordingFormatError(f"{path}: corrupt body: {exc}") from None
-    return _Decoder(path, version).recording(obj)
+        reason = str(exc) or type(exc).__name__
+        raise RecordingFormatError(f"{path}: corrupt body: {reason}") from None
+
+
+#: Largest single msgpack value read at once (a process row, a string, the vDSO image).
+_MAX_ROW_BYTES = 64 << 20
+_READ_SIZE = 1 << 20
+#: Deepest stack the reader accepts (the report side shows at most 2048 frames of it).
+MAX_STACK_FRAMES = 1 << 16
+#: Tables whose size follows from another's (kallsyms entries: two per sampled address;
+#: stacks: two per sample) may exceed that by this much (hand-made files).
+TABLE_SLACK = 4096
+#: Most entries in the `lost` map.
+MAX_LOST_KEYS = 1024
+
+
+def _unpacker(stream: _Inflater) -> msgpack.Unpacker:
+    return msgpack.Unpacker(
+        stream, read_size=_READ_SIZE, max_buffer_size=_MAX_ROW_BYTES, raw=False,
+        strict_map_key=True, use_list=True, max_str_len=MAX_STRING_BYTES,
+        max_bin_len=MAX_STRING_BYTES, max_array_len=MAX_ITEMS, max_map_len=MAX_ITEMS,
+        max_ext_len=0,
+    )
+
+
+class _Inflater:
+    """File-like view of the body, inflated on demand; refuses more than MAX_BODY_BYTES."""
+
+    def __init__(self, path: Path, body: bytes, compression: int) -> None:
+        self.path = path
+        self.view = memoryview(body)
+        self.pos = 0
+        self.total = 0
+        self.zlib = zlib.decompressobj() if compression == COMPRESSION_ZLIB else None
+
+    def read(self, n: int) -> bytes:
+        """Up to `n` bytes of the (inflated) body; b"" at its end."""
+        if self.zlib is None:
+            out = bytes(self.view[self.pos : self.pos + n])
+            self.pos += len(out)
+            return out
+        d = self.zlib
+        while True:
+            src: bytes | memoryview = d.unconsumed_tail
+            if not src:
+                if d.eof:
+                    return b""
+                if self.pos >= len(self.view):
+                    raise RecordingFormatError(f"{self.path}: truncated compressed body")
+                src = self.view[self.pos : self.pos + _READ_SIZE]
+                self.pos += len(src)
+            try:
+                out = d.decompress(src, n)
+            except zlib.error as exc:
+                raise RecordingFormatError(
+                    f"{self.path}: corrupt compressed body: {exc}") from None
+            self.total += len(out)
+            if self.total > MAX_BODY_BYTES:
+                raise RecordingFormatError(
+                    f"{self.path}: body larger than {MAX_BODY_BYTES} bytes")
+            if out:
+                return out
 
 
 def read_preamble(path: Path, data: bytes) -> tuple[int, int]:
@@ -261,36 +333,135 @@ class _Decoder:
         return [conv(self.list_(row, f"{what}[{i}]", n), f"{what}[{i}]")
                 for i, row in enumerate(self.list_(v, what))]
 
-    def recording(self, obj: Any) -> Recording:
-        top = self.dict_(obj, "top level")
-        for key in ("header", "strings", "binaries", "processes", "addresses", "stacks",
-                    "samples", "kernel"):
-            if key not in top:
+    _TABLES = ("binaries", "processes", "stacks", "samples")
+    _REQUIRED = ("header", "strings", "binaries", "processes", "addresses", "stacks",
+                 "samples", "kernel")
+
+    def _keys(self, u: msgpack.Unpacker) -> Iterator[str]:
+        """The top-level keys, each to be followed by reading or skipping its value."""
+        try:
+            n = u.read_map_header()
+        except ValueError:
+            raise self.fail("top level is not a map") from None
+        seen: set[str] = set()
+        for _ in range(n):
+            key = u.unpack()
+            if type(key) is not str:
+                raise self.fail("top-level key is not a string")
+            if key in seen:
+                raise self.fail(f"'{key}' appears twice")
+            seen.add(key)
+            yield key
+        try:
+            u.skip()
+        except msgpack.OutOfData:
+            return
+        raise RecordingFormatError(f"{self.path}: unexpected bytes after the body")
+
+    def _array(self, u: msgpack.Unpacker, what: str, limit: int = MAX_ITEMS) -> int:
+        """Declared length of the array that comes next, checked against `limit`."""
+        try:
+            n: int = u.read_array_header()
+        except ValueError:
+            raise self.fail(f"{what} is not an array") from None
+        if n > limit:
+            raise self.fail(f"{what} declares {n} entries, more than {limit}")
+        return n
+
+    def scan(self, u: msgpack.Unpacker) -> None:
+        """First pass: header, strings, addresses and the declared size of every table."""
+        self.counts: dict[str, int] = {}
+        self.addresses: list[int] = []
+        self.python_stacks: tuple[tuple[tuple[int, int], ...], ...] = ()
+        header: dict[str, Any] | None = None
+        for key in self._keys(u):
+            if key == "header":
+                header = self.dict_(u.unpack(), "header")
+            elif key == "strings":
+                self.strings = self.scalars(u, "strings", str, intern=True)
+            elif key == "addresses":
+                self.addresses = self.scalars(u, "addresses", int)
+                for i, a in enumerate(self.addresses):
+                    if not 0 <= a < 1 << 64:
+                        raise self.fail(f"addresses[{i}] is not an integer in [0, {(1 << 64) - 1}]")
+                # each distinct address once, ascending (as written): no cheap repetition
+                if any(a >= b for a, b in itertools.pairwise(self.addresses)):
+                    raise self.fail("addresses not strictly ascending")
+            elif key == "python_stacks":
+                self.python_stacks = self.py_stacks(u.unpack())
+            elif key in self._TABLES:
+                self.counts[key] = self._array(u, key)
+                for _ in range(self.counts[key]):
+                    u.skip()
+            else:
+                u.skip()
+            if key in self._REQUIRED:
+                self.counts.setdefault(key, 0)
+        for key in self._REQUIRED:
+            if key not in self.counts:
                 raise self.fail(f"missing '{key}'")
-        self.strings = [self.str_(x, f"strings[{i}]")
-                        for i, x in enumerate(self.list_(top["strings"], "strings"))]
-        header = self.header(self.dict_(top["header"], "header"))
-        binaries = tuple(self.table(top["binaries"], "binaries", 3, self.binary))
-        self.n_binaries = len(binaries)
-        processes = tuple(self.table(top["processes"], "processes", 9, self.process))
-        addresses = [self.int_(a, f"addresses[{i}]")
-                     for i, a in enumerate(self.list_(top["addresses"], "addresses"))]
-        stacks = tuple(
-            tuple(addresses[self.int_(a, f"stacks[{i}]", 0, len(addresses) - 1)]
-                  for a in self.list_(st, f"stacks[{i}]"))
-            for i, st in enumerate(self.list_(top["stacks"], "stacks"))
-        )
-        self.n_processes, self.n_stacks, self.n_events = len(processes), len(stacks), len(
-            header.events)
+        assert header is not None
+        self.parsed_header = self.header(header)
+        # Every stack is some sample's user or kernel stack (the recorder keeps no others).
+        if self.counts["stacks"] > 2 * self.counts["samples"] + TABLE_SLACK:
+            raise self.fail(f"{self.counts['stacks']} stacks for {self.counts['samples']} "
+                            "samples (each stack belongs to a sample)")
+        if len(self.python_stacks) > self.counts["samples"] + TABLE_SLACK:
+            raise self.fail(f"{len(self.python_stacks)} Python stacks for "
+                            f"{self.counts['samples']} samples")
+
+    def recording(self, u: msgpack.Unpacker) -> Recording:
+        """Second pass: every table, row by row, straight into the model."""
+        header, counts = self.parsed_header, self.counts
         self.max_bucket = _max_bucket(header)
-        self.python_stacks = self.py_stacks(top.get("python_stacks", []))
-        self.processes = processes
-        samples = tuple(self.table(top["samples"], "samples", 9, self.sample))
-        kernel = self.kernel(self.dict_(top["kernel"], "kernel"))
-        lost_raw = self.dict_(top.get("lost", {}), "lost")
-        lost = {self.str_(k, "lost key"): self.int_(v, f"lost[{k}]") for k, v in lost_raw.items()}
+        self.n_binaries, self.n_processes = counts["binaries"], counts["processes"]
+        self.n_stacks, self.n_events = counts["stacks"], len(header.events)
+        binaries: tuple[Binary, ...] = ()
+        processes: tuple[Process, ...] = ()
+        stacks: tuple[tuple[int, ...], ...] = ()
+        samples: tuple[Sample, ...] = ()
+        kernel = KernelInfo("", None, ())
+        lost: dict[str, int] = {}
+        for key in self._keys(u):
+            if key == "binaries":
+                binaries = tuple(self.rows(u, key, 3, self.binary))
+            elif key == "processes":
+                processes = tuple(self.rows(u, key, 9, self.process))
+            elif key == "stacks":
+                shared: dict[tuple[int, ...], tuple[int, ...]] = {}  # equal stacks: one tuple
+                stacks = tuple(shared.setdefault(st, st)
+                               for st in (self.stack(u, i) for i in range(self._array(u, key))))
+            elif key == "samples":
+                samples = self.samples(u)
+            elif key == "kernel":
+                kernel = self.kernel(u)
+            elif key == "lost":
+                lost = {}
+                try:
+                    n = u.read_map_header()
+                except ValueError:
+                    raise self.fail("lost is not a map") from None
+                if n > MAX_LOST_KEYS:
+                    raise self.fail(f"lost has {n} counters, more than {MAX_LOST_KEYS}")
+                for _ in range(n):
+                    k = self.str_(u.unpack(), "lost key")
+                    lost[k] = self.int_(u.unpack(), f"lost[{k}]")
+            else:
+                u.skip()
+        self.check_python_codes(processes, samples)
         return Recording(header, binaries, processes, stacks, samples, kernel, lost,
                          self.python_stacks)
+
+    def check_python_codes(self, processes: tuple[Process, ...],
+                           samples: tuple[Sample, ...]) -> None:
+        """Every Python stack of a sample names only codes of the sample's process."""
+        for i, s in enumerate(samples):
+            if s.python_stack < 0:
+                continue
+            info = processes[s.process].python
+            n_codes = len(info.codes) if info is not None else 0
+            if any(c >= n_codes for c, _ in self.python_stacks[s.python_stack]):
+                raise self.fail(f"samples[{i}].python_stack refers to a code its process lacks")
 
     def py_stacks(self, v: Any) -> tuple[tuple[tuple[int, int], ...], ...]:
         out = []
@@ -323,6 +494,71 @@ class _Decoder:
 
         return PythonInfo(self.int_(r[0], f"{what}.version", 0, (1 << 32) - 1),
                           tuple(self.table(r[1], f"{what}.codes", 5, code)))
+
+    def rows(self, u: msgpack.Unpacker, what: str, n: int,
+             conv: Callable[[list[Any], str], Any]) -> Iterator[Any]:
+        """Rows of a top-level table, each converted as soon as it is read."""
+        count = self._array(u, what)
+        for i, row in enumerate(itertools.islice(u, count)):
+            yield conv(self.list_(row, f"{what}[{i}]", n), f"{what}[{i}]")
+            count -= 1
+        if count:
+            raise msgpack.OutOfData
+
+    def samples(self, u: msgpack.Unpacker) -> tuple[Sample, ...]:
+        """The samples; rows equal in every column but count and weight are merged (the
+        recorder writes each key once), so repeated rows cannot multiply objects."""
+        out: list[Sample] = []
+        where: dict[tuple[Any, ...], int] = {}
+        extra: dict[int, list[int]] = {}  # row index -> [count, weight] merged into it
+        n = self._array(u, "samples")
+        i = -1
+        for i, row in enumerate(itertools.islice(u, n)):
+            r = self.list_(row, f"samples[{i}]", 9)
+            try:
+                j = where.setdefault((*r[:6], *r[8:]), len(out))
+            except TypeError:  # an unhashable unknown trailing column: kept apart
+                j = len(out)
+            if j == len(out):
+                out.append(self.sample(r, f"samples[{i}]"))
+            else:
+                counts = extra.setdefault(j, [0, 0])
+                counts[0] += self.int_(r[6], f"samples[{i}].count")
+                counts[1] += self.int_(r[7], f"samples[{i}].weight")
+        if n and i + 1 < n:
+            raise msgpack.OutOfData
+        for j, (count, weight) in extra.items():
+            out[j] = dataclasses.replace(out[j], count=out[j].count + count,
+                                         weight=out[j].weight + weight)
+        return tuple(out)
+
+    def stack(self, u: msgpack.Unpacker, i: int) -> tuple[int, ...]:
+        """One stack, its address indices resolved."""
+        refs = self.scalars(u, f"stacks[{i}]", int, MAX_STACK_FRAMES)
+        if refs and (min(refs) < 0 or max(refs) >= len(self.addresses)):
+            raise self.fail(f"stacks[{i}] is not an integer in [0, {len(self.addresses) - 1}]")
+        addresses = self.addresses
+        return tuple([addresses[r] for r in refs])
+
+    def scalars(self, u: msgpack.Unpacker, what: str, kind: type, limit: int = MAX_ITEMS,
+                intern: bool = False) -> list[Any]:
+        """An array of `kind` values (strings interned: duplicates cost one pointer)."""
+        n = self._array(u, what, limit)
+        items = itertools.islice(u, n)
+        if intern:
+            seen: dict[Any, Any] = {}
+            try:
+                out = [seen.setdefault(x, x) for x in items]
+            except TypeError:  # unhashable: an array or map among them
+                raise self.fail(f"{what} holds a value that is not a string") from None
+        else:
+            out = list(items)
+        if len(out) < n:
+            raise msgpack.OutOfData
+        if any(type(x) is not kind for x in out):
+            j = next(j for j, x in enumerate(out) if type(x) is not kind)
+            raise self.fail(f"{what}[{j}] is not {'a string' if kind is str else 'an integer'}")
+        return out
 
     def header(self, h: dict[str, Any]) -> Header:
         def get(key: str) -> Any:
@@ -401,11 +637,6 @@ class _Decoder:
         if len(r) > py_col:
             py = self.int_(r[py_col], f"{what}.python_stack", LOST_STACK,
                            len(self.python_stacks) - 1)
-            if py >= 0:
-                info = self.processes[process].python
-                n_codes = len(info.codes) if info is not None else 0
-                if any(c >= n_codes for c, _ in self.python_stacks[py]):
-                    raise self.fail(f"{what}.python_stack refers to a code its process lacks")
         return Sample(
             process=process,
             tid=self.int_(r[1], f"{what}.tid", 0, 1 << 32),
@@ -418,10 +649,28 @@ class _Decoder:
             bucket=bucket,
         )
 
-    def kernel(self, k: dict[str, Any]) -> KernelInfo:
-        syms = self.table(k.get("symbols", []), "kernel.symbols", 3, lambda r, w: KernelSymbol(
-            self.int_(r[0], f"{w}.address"), self.sref(r[1], f"{w}.name"),
-            self.sref(r[2], f"{w}.module")))
+    def kernel(self, u: msgpack.Unpacker) -> KernelInfo:
+        """The kernel map; its symbols are at most two per sampled address."""
+        try:
+            n = u.read_map_header()
+        except ValueError:
+            raise self.fail("kernel is not a map") from None
+        k: dict[str, Any] = {}
+        syms: list[KernelSymbol] = []
+        for _ in range(n):
+            key = u.unpack()
+            if key != "symbols":
+                k[self.str_(key, "kernel key")] = u.unpack()
+                continue
+            # the recorder keeps the entry covering each address and its successor
+            limit = 2 * len(self.addresses) + TABLE_SLACK
+            same: dict[tuple[Any, ...], KernelSymbol] = {}  # equal rows: one object
+            for i in range(self._array(u, "kernel.symbols", limit)):
+                r = self.list_(u.unpack(), f"kernel.symbols[{i}]", 3)
+                w = f"kernel.symbols[{i}]"
+                sym = KernelSymbol(self.int_(r[0], f"{w}.address"),
+                                   self.sref(r[1], f"{w}.name"), self.sref(r[2], f"{w}.module"))
+                syms.append(same.setdefault((r[0], r[1], r[2]), sym))
         if any(a.address > b.address for a, b in itertools.pairwise(syms)):
             raise self.fail("kernel.symbols not sorted by address")
         vdso = k.get("vdso", b"")

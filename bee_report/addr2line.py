@@ -34,11 +34,20 @@ def parse_address(text: str) -> int:
     return value
 
 
+def _not_a_file(path: Path) -> str:
+    """Why `path` (which is not a regular file) cannot be symbolized."""
+    if not path.exists():
+        return "no such file"
+    if path.is_dir():
+        return "is a directory"
+    return "not a regular file"
+
+
 def symbolize(binary: Path, addresses: Iterable[int], opts: SymbolizeOptions,
               inlines: bool = True) -> Iterator[str]:
     """Lines of output for each address: the address, then function and file:line pairs."""
     if not binary.is_file():
-        raise ReportError(f"{binary}: no such file")
+        raise ReportError(f"{binary}: {_not_a_file(binary)}")
     elf = ElfFile.open(binary)
     debuginfod = None
     if os.environ.get("DEBUGINFOD_URLS", "").strip():
@@ -57,7 +66,7 @@ def symbolize(binary: Path, addresses: Iterable[int], opts: SymbolizeOptions,
         try:
             debug = DebugInfo.load(dwarf_file, elf.build_id, opts.cache_dir)
         except BeeError as exc:
-            warn(str(exc))
+            warn(f"{exc}; no source lines or inlined frames")
     try:
         for addr in addresses:
             yield f"0x{addr:016x}"

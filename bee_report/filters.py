@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from bee_contract.errors import ReportError
 from bee_report.diag import warn
-from bee_report.profile import Frame, FrameKind, Profile, StackSample
+from bee_report.profile import Frame, FrameKind, PerStack, Profile, StackSample
 from bee_report.timewindow import Span, Window, window
 
 
@@ -91,6 +91,11 @@ def apply(profile: Profile, f: Filters) -> Profile:
     pids, tids, comms, cpus = set(f.pids), set(f.tids), set(f.comms), set(f.cpus)
     strip = f.user_only or f.kernel_only or not f.inline
     grouped = f.per_cpu or f.per_thread or f.per_process
+    # frame work once per distinct stack; the samples of a stack keep sharing one tuple
+    focused = PerStack(lambda fr: focus is None or any(focus.search(x.name) for x in fr))
+    excluded = PerStack(lambda fr: exclude is not None and any(exclude.search(x.name) for x in fr))
+    stripped = PerStack(lambda fr: tuple(x for x in fr if _keep_frame(x, f)))
+    rooted: dict[tuple[int, tuple[Frame, ...]], tuple[Frame, ...]] = {}
     out = []
     for s in profile:
         if win is not None and not win.holds(s.time_ns, s.span_ns):
@@ -99,14 +104,16 @@ def apply(profile: Profile, f: Filters) -> Profile:
             continue
         if (cpus and s.cpu not in cpus) or (comms and not ({s.comm, s.thread} & comms)):
             continue
-        if focus is not None and not any(focus.search(fr.name) for fr in s.frames):
-            continue
-        if exclude is not None and any(exclude.search(fr.name) for fr in s.frames):
+        if not focused(s.frames) or excluded(s.frames):
             continue
         if strip:
-            s = replace(s, frames=tuple(fr for fr in s.frames if _keep_frame(fr, f)))
+            s = replace(s, frames=stripped(s.frames))
         if grouped:
-            s = replace(s, frames=_roots(s, f) + s.frames)
+            roots = _roots(s, f)
+            key = (id(s.frames), roots)
+            if key not in rooted:
+                rooted[key] = roots + s.frames
+            s = replace(s, frames=rooted[key])
         out.append(s)
     kept = profile.filtered(out)
     if win is not None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
 from bee_contract import codec
-from bee_contract.recording import Recording
+from bee_contract.recording import Mapping, Recording
 from bee_report.timewindow import Span, Window, window
 
 SPARK = " ▁▂▃▄▅▆▇█"
@@ -102,18 +103,30 @@ def summarize(rec: Recording, name: str, win: Window | None = None) -> str:
 
 
 def _binary_hits(rec: Recording) -> Counter[int]:
-    """Samples whose user stack has at least one address in each binary."""
+    """Samples whose user stack has at least one address in each binary.
+
+    Mappings are sorted once per process and searched by bisection, and each distinct
+    (process, stack) is resolved once, however many samples share it.
+    """
+    index: dict[int, tuple[list[int], list[Mapping]]] = {}
+    per_stack: dict[tuple[int, int], frozenset[int]] = {}
     hits: Counter[int] = Counter()
     for s in rec.samples:
         if s.user_stack < 0:
             continue
-        maps = rec.processes[s.process].maps
-        seen = set()
-        for a in rec.stacks[s.user_stack]:
-            for m in maps:
-                if m.start <= a < m.end and m.binary >= 0:
-                    seen.add(m.binary)
-                    break
+        key = (s.process, s.user_stack)
+        seen = per_stack.get(key)
+        if seen is None:
+            if s.process not in index:
+                maps = sorted(rec.processes[s.process].maps, key=lambda m: m.start)
+                index[s.process] = ([m.start for m in maps], maps)
+            starts, maps = index[s.process]
+            found = set()
+            for a in rec.stacks[s.user_stack]:
+                i = bisect.bisect_right(starts, a) - 1
+                if i >= 0 and a < maps[i].end and maps[i].binary >= 0:
+                    found.add(maps[i].binary)
+            seen = per_stack[key] = frozenset(found)
         for b in seen:
             hits[b] += s.count
     return hits

@@ -6,9 +6,12 @@ diff, exports) read only this model, never msgpack. Frames are root first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
 
 
 class FrameKind(StrEnum):
@@ -118,3 +121,40 @@ class Profile:
 
     def __iter__(self) -> Iterator[StackSample]:
         return iter(self.samples)
+
+
+class PerStack(Generic[T]):
+    """``fn(frames)`` computed once per distinct stack.
+
+    The symbolizer gives every sample of one stack the same ``frames`` tuple, so the memo
+    is keyed by the tuple's identity (it keeps the tuple alive, so the identity stays
+    unique) and never hashes or walks a long stack once per sample.
+    """
+
+    def __init__(self, fn: Callable[[tuple[Frame, ...]], T]) -> None:
+        self._fn = fn
+        self._memo: dict[int, tuple[tuple[Frame, ...], T]] = {}
+
+    def __call__(self, frames: tuple[Frame, ...]) -> T:
+        """``fn(frames)``, from the memo after the first call with this tuple."""
+        hit = self._memo.get(id(frames))
+        if hit is None:
+            hit = self._memo[id(frames)] = (frames, self._fn(frames))
+        return hit[1]
+
+
+def grouped(samples: Iterable[StackSample],
+            key: Callable[[StackSample], Hashable] = lambda s: None,
+            ) -> list[tuple[StackSample, int, int]]:
+    """Samples merged per distinct stack (by identity, see :class:`PerStack`) and ``key``:
+    (one sample of the group, summed weight, summed count), in order of first sight."""
+    groups: dict[tuple[int, Hashable], list[object]] = {}
+    for s in samples:
+        k = (id(s.frames), key(s))
+        g = groups.get(k)
+        if g is None:
+            groups[k] = [s, s.weight, s.count]
+        else:
+            g[1] += s.weight  # type: ignore[operator]
+            g[2] += s.count  # type: ignore[operator]
+    return [(g[0], g[1], g[2]) for g in groups.values()]  # type: ignore[misc]

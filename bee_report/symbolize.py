@@ -12,6 +12,7 @@ attributed to its caller, as perf and gdb do.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from bee_report.diag import warn
 from bee_report.dwarf.lines import DebugInfo
 from bee_report.elf import symtab_cache
 from bee_report.elf.elffile import ElfFile, FunctionTable
-from bee_report.find.cachedir import default_cache_dir
+from bee_report.find.cachedir import default_cache_dir, source_key
 from bee_report.find.debuginfo import best_symbol_source, find_debug_file
 from bee_report.find.locate import Locator
 from bee_report.profile import Frame, FrameKind, Profile, StackSample
@@ -46,6 +47,10 @@ if TYPE_CHECKING:
 KERNEL_MODULE = "[kernel.kallsyms]"
 UNKNOWN = "[unknown]"
 TRUNCATED = "[truncated]"
+#: Frames kept of one stack (the innermost ones); deeper stacks get a marker frame.
+MAX_STACK_FRAMES = 2048
+#: Characters kept of one name (frame, process or thread name); longer ones end in "…".
+MAX_NAME_CHARS = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +115,8 @@ class Symbolizer:
             self._debuginfod = Debuginfod.from_environment(
                 cache_dir=self.opts.cache_dir or default_cache_dir(), offline=self.opts.offline)
         self._progress: Progress | None = None
+        self._cut_stacks = 0
+        self._long_names: set[str] = set()
 
     def close(self) -> None:
         """Release mapped files."""
@@ -133,8 +140,8 @@ class Symbolizer:
                                        for _, r in recordings), default=0),
                       untimed={name: (r.header.start_time_ns, r.header.duration_ns)
                                for name, r in recordings if not r.header.time_resolution_ns})
-        total = sum(len({a for s in rec.samples if s.user_stack >= 0
-                         for a in rec.stacks[s.user_stack]}) for _, rec in recordings)
+        total = sum(len({a for i in {s.user_stack for s in rec.samples if s.user_stack >= 0}
+                         for a in rec.stacks[i]}) for _, rec in recordings)
         self._progress = Progress(total, "symbolizing")
         try:
             for _, rec in recordings:
@@ -142,39 +149,73 @@ class Symbolizer:
                 out.lost += rec.total_lost
         finally:
             self._progress.close()
+        if self._cut_stacks:
+            warn(f"{self._cut_stacks} stacks deeper than {MAX_STACK_FRAMES} frames were cut to "
+                 "their innermost frames")
+        if self._long_names:
+            warn(f"{len(self._long_names)} names longer than {MAX_NAME_CHARS} characters were "
+                 "shortened")
         return out
+
+    def _short(self, name: str) -> str:
+        """`name`, cut to MAX_NAME_CHARS (counted for one warning)."""
+        if len(name) <= MAX_NAME_CHARS:
+            return name
+        self._long_names.add(name)
+        return name[: MAX_NAME_CHARS - 1] + "\u2026"
+
+    def _capped(self, frames: list[Frame]) -> tuple[Frame, ...]:
+        """`frames` with over-long names shortened."""
+        return tuple(f if len(f.name) <= MAX_NAME_CHARS
+                     else dataclasses.replace(f, name=self._short(f.name)) for f in frames)
+
+    def _innermost(self, addrs: Sequence[int], kind: FrameKind,
+                   frames: list[Frame]) -> Sequence[int]:
+        """The MAX_STACK_FRAMES innermost of `addrs` (leaf first), with a marker frame for
+        the rest appended to `frames`."""
+        if len(addrs) <= MAX_STACK_FRAMES:
+            return addrs
+        self._cut_stacks += 1
+        module = KERNEL_MODULE if kind is FrameKind.KERNEL else ""
+        frames.append(Frame(f"[truncated: {len(addrs) - MAX_STACK_FRAMES} outer frames]",
+                            kind, module))
+        return addrs[:MAX_STACK_FRAMES]
 
     def _recording(self, rec: Recording) -> list[StackSample]:
         kernel = _Kernel(rec.kernel)
         procs = [_ProcessMaps(p) for p in rec.processes]
-        stack_cache: dict[tuple[int, int, int, int], tuple[Frame, ...]] = {}
+        # one tuple per distinct stack, shared by its samples (reporters work per tuple)
+        stack_cache: dict[tuple[int, int, int, int, int], tuple[Frame, ...]] = {}
+        event_mode = rec.header.mode == "event"
         samples = []
         h = rec.header
         for s in rec.samples:
-            key = (s.process, s.user_stack, s.kernel_stack, s.python_stack)
+            key = (s.process, s.user_stack, s.kernel_stack, s.python_stack,
+                   s.event if event_mode else 0)
             frames = stack_cache.get(key)
             if frames is None:
-                frames = stack_cache[key] = self._frames(rec, procs, kernel, s.process,
-                                                         s.user_stack, s.kernel_stack,
-                                                         s.python_stack)
+                found = self._frames(rec, procs, kernel, s.process, s.user_stack,
+                                     s.kernel_stack, s.python_stack)
+                if event_mode:  # several probes: one root frame per event
+                    found.insert(0, Frame(rec.header.events[s.event], FrameKind.ROOT))
+                frames = stack_cache[key] = self._capped(found)
             proc = rec.processes[s.process]
-            if rec.header.mode == "event":  # several probes: one root frame per event
-                frames = (Frame(rec.header.events[s.event], FrameKind.ROOT), *frames)
             samples.append(StackSample(
                 frames=frames, weight=s.weight, count=s.count, pid=proc.pid, tid=s.tid,
-                cpu=s.cpu, comm=proc.comm, thread=s.comm, event=rec.header.events[s.event],
+                cpu=s.cpu, comm=self._short(proc.comm), thread=self._short(s.comm),
+                event=rec.header.events[s.event],
                 time_ns=h.start_time_ns + s.bucket * h.time_resolution_ns,
                 span_ns=h.time_resolution_ns or h.duration_ns,
             ))
         return samples
 
     def _frames(self, rec: Recording, procs: list[_ProcessMaps], kernel: _Kernel,
-                pidx: int, ustack: int, kstack: int, pystack: int) -> tuple[Frame, ...]:
+                pidx: int, ustack: int, kstack: int, pystack: int) -> list[Frame]:
         frames: list[Frame] = []
         if ustack == LOST_STACK:
             frames.append(Frame("[lost user stack]", FrameKind.USER))
         elif ustack >= 0:
-            addrs = rec.stacks[ustack]
+            addrs = self._innermost(rec.stacks[ustack], FrameKind.USER, frames)
             for depth in range(len(addrs) - 1, -1, -1):
                 if addrs[depth] == TRUNCATED_FRAME:  # the unwinder stopped short of a root
                     frames.append(Frame(TRUNCATED, FrameKind.USER))
@@ -188,9 +229,9 @@ class Symbolizer:
         if kstack == LOST_STACK:
             frames.append(Frame("[lost kernel stack]", FrameKind.KERNEL, KERNEL_MODULE))
         elif kstack >= 0:
-            addrs = rec.stacks[kstack]
+            addrs = self._innermost(rec.stacks[kstack], FrameKind.KERNEL, frames)
             frames.extend(kernel.frame(addrs[d], d == 0) for d in range(len(addrs) - 1, -1, -1))
-        return tuple(frames)
+        return frames
 
     def _user(self, rec: Recording, pm: _ProcessMaps, addr: int, leaf: bool) -> tuple[Frame, ...]:
         look = addr if leaf else addr - 1
@@ -281,13 +322,14 @@ class Symbolizer:
                                      self.opts.symbol_dirs,
                                      None if elf.has_debug_info else self._debuginfod)
         bid = binary.build_id or elf.build_id
-        functions = symtab_cache.load(self.opts.cache_dir, bid)
+        files = source_key(path, debug_path)  # the cache answers for these files only
+        functions = symtab_cache.load(self.opts.cache_dir, bid, files)
         if functions is None:
             source = best_symbol_source(elf, debug_path)
             if source.debug is not None:
                 source.debug.close()
             functions = source.functions
-            symtab_cache.store(self.opts.cache_dir, bid, source.origin, functions)
+            symtab_cache.store(self.opts.cache_dir, bid, files, source.origin, functions)
         debug = None
         dwarf_file = debug_path or (path if elf.has_debug_info else None)
         if self.opts.dwarf and dwarf_file is not None:

@@ -1,4 +1,6 @@
-"""atheris target: the ELF reader (headers, sections, notes, symbols, compressed data).
+"""atheris target: the ELF reader (headers, sections, notes, symbols, compressed data),
+the image bee prepares for symbolic (debug sections checked and inflated) and the
+completeness check of debuginfod downloads.
 
     .venv/bin/python fuzz/fuzz_elf.py -atheris_runs=200000 CORPUS_DIR
 
@@ -9,12 +11,18 @@ Anything but a BeeError escaping is a finding.
 from __future__ import annotations
 
 import sys
+import tempfile
+from pathlib import Path
 
 import atheris
 
 with atheris.instrument_imports():
     from bee_contract.errors import BeeError
+    from bee_report.dwarf.symbolic_input import symbolic_image
     from bee_report.elf.elffile import ElfFile
+    from bee_report.find.debuginfod import _incomplete
+
+_PATH = Path(tempfile.mkdtemp(prefix="bee-fuzz-elf-")) / "input.elf"
 
 
 def one_input(data: bytes) -> None:
@@ -31,8 +39,11 @@ def one_input(data: bytes) -> None:
         inner = elf.gnu_debugdata()
         if inner is not None:
             inner.functions()
+        ElfFile.from_bytes(symbolic_image(data, elf), "image")
     except BeeError:
         pass
+    _PATH.write_bytes(data)
+    _incomplete(_PATH, None)  # a reason or None, never an exception
 
 
 def main() -> None:

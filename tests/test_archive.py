@@ -463,3 +463,49 @@ def test_archive_module_never_loads_report_code() -> None:
     code = ("import sys, bee_record.archive; "
             "sys.exit(any(m.startswith('bee_report') for m in sys.modules))")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_sparse_member_is_refused(tmp_path: Path) -> None:
+    # GIVEN a tar.gz of a 64 MiB sparse file holding 4 KiB of data (a few hundred bytes)
+    sparse = tmp_path / "src" / "holes"
+    sparse.parent.mkdir()
+    with open(sparse, "wb") as f:
+        f.seek(64 << 20)
+        f.write(b"x" * 4096)
+    path = tmp_path / "sparse.tar.gz"
+    subprocess.run(["tar", "--sparse", "--format=gnu", "-czf", path, "-C", sparse.parent,
+                    "holes"], check=True)
+    assert path.stat().st_size < 1000
+    # WHEN unpacked THEN the sparse member is refused before anything dense is written
+    with pytest.raises(ArchiveError, match="'holes': sparse file; refused"):
+        symbols_from_archive(path, tmp_path / "cache")
+    assert list((tmp_path / "cache" / "archives").iterdir()) == []
+
+
+def test_expansion_far_beyond_the_archive_size_is_refused(tmp_path: Path) -> None:
+    # GIVEN a 130 KB tar.gz whose one member is 128 MiB of zeros
+    info = tarfile.TarInfo("zeros")
+    info.size = 128 << 20
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as tar:  # type: ignore[call-overload]
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    path = tmp_path / "zeros.tar.gz"
+    path.write_bytes(buf.getvalue())
+    # WHEN unpacked THEN it is refused for its expansion, with nothing left behind
+    with pytest.raises(ArchiveError, match=r"'zeros'.* more than 64 MiB; refused"):
+        symbols_from_archive(path, tmp_path / "cache")
+    assert list((tmp_path / "cache" / "archives").iterdir()) == []
+
+
+def test_archive_cache_is_bounded_oldest_extraction_goes_first(tmp_path: Path) -> None:
+    # GIVEN a cache bounded to a little more than one extraction, holding one
+    first, second = tmp_path / "a.tar", tmp_path / "b.tar"
+    first.write_bytes(tar_bytes(regular("f", os.urandom(40_000))))
+    second.write_bytes(tar_bytes(regular("g", os.urandom(40_000))))
+    cache = tmp_path / "cache"
+    old = symbols_from_archive(first, cache, max_cache_bytes=60_000)
+    assert (old / "f").is_file()
+    # WHEN another archive is unpacked THEN the older extraction makes room for it
+    new = symbols_from_archive(second, cache, max_cache_bytes=60_000)
+    assert (new / "g").is_file() and not old.exists()

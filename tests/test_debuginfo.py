@@ -9,6 +9,7 @@ from __future__ import annotations
 import shutil
 import socket
 import threading
+import time
 from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -267,6 +268,7 @@ class Server:
     root: Path
     requests: list[str] = field(default_factory=list)
     redirects: dict[str, str] = field(default_factory=dict)
+    mode: str = "whole"  # "trickle": 1 byte / 0.2 s; "cut": half of it; "cut-no-length"
 
 
 @pytest.fixture()
@@ -295,9 +297,16 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
                 return
             data = file.read_bytes()
             self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
+            if state.mode != "cut-no-length":
+                self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            if state.mode == "trickle":  # bounded: stops by itself after 60 bytes
+                for i in range(60):
+                    self.wfile.write(data[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(0.2)
+                return
+            self.wfile.write(data[: len(data) // 2] if state.mode.startswith("cut") else data)
 
         def log_message(self, format: str, *args: object) -> None:
             pass
@@ -429,3 +438,64 @@ def test_find_debug_file_falls_back_to_debuginfod(
 def test_default_cache_dir_follows_xdg(tmp_path: Path) -> None:
     assert default_cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "bee"
     assert default_cache_dir({"XDG_CACHE_HOME": "relative"}).name == "bee"
+
+
+def test_debuginfod_slow_server_hits_the_download_deadline(
+    prog: Split, server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a server that sends a byte every 0.2 s (each read well within the timeout)
+    serve(server, prog.build_id, prog.debug)
+    server.mode = "trickle"
+    client = Debuginfod([server.url], tmp_path / "cache", timeout=5, deadline=1.5)
+    # WHEN fetched THEN it gives up at the deadline, says which server was slow, and
+    # does not ask it again in this run
+    start = time.monotonic()
+    assert client.fetch(prog.build_id) is None
+    assert time.monotonic() - start < 5
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1 and server.url in err and "1.5 s" in err, err
+    assert client.fetch(prog.build_id, "executable") is None
+    assert len(server.requests) == 1
+    assert list((tmp_path / "cache" / "debuginfod" / prog.build_id).iterdir()) == []
+
+
+def test_debuginfod_run_budget_stops_all_downloads(
+    prog: Split, server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a run whose download budget is used up
+    serve(server, prog.build_id, prog.debug)
+    client = Debuginfod([server.url], tmp_path / "cache", run_budget=0.0)
+    # WHEN a file is wanted THEN no server is asked, with one line saying why
+    assert client.fetch(prog.build_id) is None
+    assert server.requests == []
+    assert "budget" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", ["cut", "cut-no-length"])
+def test_debuginfod_download_cut_off_is_not_cached(
+    prog: Split, server: Server, tmp_path: Path, mode: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN a server whose answer stops halfway (build-id note included)
+    serve(server, prog.build_id, prog.debug)
+    server.mode = mode
+    client = Debuginfod([server.url], tmp_path / "cache")
+    # WHEN fetched THEN the partial file is refused with a reason and nothing is cached
+    assert client.fetch(prog.build_id) is None
+    assert "incomplete" in capsys.readouterr().err
+    assert list((tmp_path / "cache" / "debuginfod" / prog.build_id).iterdir()) == []
+
+
+def test_debuginfod_bad_cache_entry_is_dropped_and_fetched_again(
+    prog: Split, server: Server, tmp_path: Path,
+) -> None:
+    # GIVEN a cache entry cut off halfway (left by an older bee)
+    serve(server, prog.build_id, prog.debug)
+    entry = tmp_path / "cache" / "debuginfod" / prog.build_id / "debuginfo"
+    entry.parent.mkdir(parents=True)
+    data = prog.debug.read_bytes()
+    entry.write_bytes(data[: len(data) // 2])
+    # WHEN fetched THEN the entry is dropped and the whole file downloaded again
+    client = Debuginfod([server.url], tmp_path / "cache")
+    assert client.fetch(prog.build_id) == entry
+    assert entry.read_bytes() == data and len(server.requests) == 1

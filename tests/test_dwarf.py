@@ -29,8 +29,10 @@ from pathlib import Path
 import pytest
 
 from bee_contract.errors import DebugInfoError
+from bee_report.dwarf import lines as dwarf_lines
 from bee_report.dwarf import tables as cache_tables
 from bee_report.dwarf.lines import DebugInfo, SourceFrame
+from bee_report.find.cachedir import source_key
 
 FIXTURES = Path(__file__).parent / "fixtures" / "dwarf"
 LIBC = Path("/usr/lib/x86_64-linux-gnu/libc.so.6")
@@ -300,7 +302,8 @@ def _entries(cache: Path) -> list[Path]:
     return sorted((cache / "dwarf").glob("*.beedwarf")) if (cache / "dwarf").exists() else []
 
 
-def test_warm_cache_gives_identical_results(built: Callable[[str], Path], tmp_path: Path) -> None:
+def test_warm_cache_gives_identical_results(built: Callable[[str], Path], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
     # GIVEN an empty cache directory and the Rust fixture
     path = built("rust-dwarf4")
     build_id = build_id_of(path)
@@ -309,9 +312,14 @@ def test_warm_cache_gives_identical_results(built: Callable[[str], Path], tmp_pa
     assert cold is not None
     # WHEN it is loaded again, from the entry that the first load wrote
     (entry,) = _entries(tmp_path)
-    warm = DebugInfo.load(path.with_name("does-not-exist"), build_id, tmp_path)
-    # THEN the entry is named by build-id and format version, and answers are identical
-    assert entry.name == f"{build_id}.v{cache_tables.FORMAT_VERSION}.beedwarf"
+    def no_build(_: Path) -> None:
+        raise AssertionError("the warm load must not rebuild")
+
+    monkeypatch.setattr(dwarf_lines, "build", no_build)
+    warm = DebugInfo.load(path, build_id, tmp_path)
+    # THEN the entry is named by build-id, source file and format version, and answers are
+    # identical
+    assert entry.name == f"{build_id}.{source_key(path)}.v{cache_tables.FORMAT_VERSION}.beedwarf"
     assert warm is not None
     assert warm.lookup_many(addrs) == cold.lookup_many(addrs)
 
@@ -336,6 +344,8 @@ def test_damaged_cache_is_rebuilt(
     addrs = random_addresses(path, 200, seed=5)
     first = DebugInfo.load(path, build_id, tmp_path)
     assert first is not None
+    key = source_key(path)
+    assert key is not None
     expected = first.lookup_many(addrs)
     (entry,) = _entries(tmp_path)
     data = bytearray(entry.read_bytes())
@@ -348,19 +358,20 @@ def test_damaged_cache_is_rebuilt(
         other_path = built("c-dwarf5-nopie")
         other_id = build_id_of(other_path)
         assert DebugInfo.load(other_path, other_id, tmp_path) is not None
-        data = bytearray(cache_tables.cache_file(tmp_path, other_id).read_bytes())
+        data = bytearray(cache_tables.cache_file(tmp_path, other_id, source_key(other_path))
+                         .read_bytes())
     elif damage == "empty":
         data = bytearray()
     else:
         data = bytearray(random.Random(1).randbytes(5000))
     entry.write_bytes(bytes(data))
-    assert cache_tables.load(tmp_path, build_id) is None
+    assert cache_tables.load(tmp_path, build_id, key) is None
     # WHEN it is loaded from that cache
     again = DebugInfo.load(path, build_id, tmp_path)
     # THEN the damage was detected, the answers are right and the entry is valid again
     assert again is not None
     assert again.lookup_many(addrs) == expected
-    assert cache_tables.load(tmp_path, build_id) is not None
+    assert cache_tables.load(tmp_path, build_id, key) is not None
     assert not list((tmp_path / "dwarf").glob("*.tmp"))
 
 

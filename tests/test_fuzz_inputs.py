@@ -96,3 +96,42 @@ def test_mutated_dwarf(tmp_path_factory: Any, dwarf_binary: bytes,
                 info.lookup(addr)
     except BeeError:
         pass
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flips=st.lists(st.tuples(st.integers(0, 1 << 20), st.integers(1, 255)), min_size=1,
+                      max_size=10))
+def test_mutated_compressed_dwarf_image(tmp_path_factory: Any, compressed_dwarf: bytes,
+                                        flips: list[tuple[int, int]]) -> None:
+    # GIVEN a binary with zlib-compressed DWARF sections, bytes flipped
+    data = bytearray(compressed_dwarf)
+    for pos, mask in flips:
+        data[pos % len(data)] ^= mask
+    # WHEN the image for symbolic is prepared and a download check runs over it
+    # THEN only an ElfError may come out, and every debug section of the image is plain
+    from bee_contract.errors import ElfError
+    from bee_report.dwarf.symbolic_input import symbolic_image
+    from bee_report.elf.elffile import ElfFile
+    from bee_report.elf.sections import SHF_COMPRESSED
+    from bee_report.find.debuginfod import _incomplete
+
+    path = tmp_path_factory.mktemp("c") / "c"
+    path.write_bytes(bytes(data))
+    assert _incomplete(path, None) is None or isinstance(_incomplete(path, None), str)
+    try:
+        elf = ElfFile.from_bytes(bytes(data), "c")
+        image = ElfFile.from_bytes(symbolic_image(bytes(data), elf), "image")
+    except ElfError:
+        return
+    for sec in image.sections:
+        if sec.name.startswith(".debug_"):
+            assert not sec.flags & SHF_COMPRESSED
+
+
+@pytest.fixture(scope="module")
+def compressed_dwarf(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    out = tmp_path_factory.mktemp("z") / "chain"
+    subprocess.run(["gcc", "-O1", "-g", "-gz=zlib", "-o", str(out), str(SRC / "chain.c")],
+                   check=True)
+    return out.read_bytes()

@@ -30,8 +30,8 @@ FUZZ = settings(max_examples=300, deadline=None,
 def _file(tmp: Path, raw: bytes, compress: bool = False) -> Path:
     if compress:
         raw = zlib.compress(raw)
-    pre = struct.pack(">8sHBBQI", codec.MAGIC, 1, 1 if compress else 0, 0, len(raw),
-                      zlib.crc32(raw))
+    pre = struct.pack(">8sHBBQI", codec.MAGIC, codec.FORMAT_VERSION, 1 if compress else 0, 0,
+                      len(raw), zlib.crc32(raw))
     path = tmp / "f.bee"
     path.write_bytes(pre + raw)
     return path
@@ -121,3 +121,39 @@ def test_huge_string_claim_is_refused_before_allocation(tmp_path: Path) -> None:
         assert "corrupt body" in str(exc)
     else:
         raise AssertionError("accepted")
+
+
+@FUZZ
+@given(order=st.permutations(sorted(BODY)), compress=st.booleans(),
+       extra_samples=st.integers(0, 40), depth=st.integers(0, 300))
+def test_streamed_decoding_is_independent_of_key_order(
+        tmp_path_factory: Any, order: list[str], compress: bool, extra_samples: int,
+        depth: int) -> None:
+    # GIVEN the sample with more samples and a deeper stack, its top-level keys in any order
+    body = msgpack.unpackb(SAMPLE[codec.PREAMBLE_SIZE:])
+    body["stacks"][0] = [i % len(body["addresses"]) for i in range(depth + 1)]
+    body["samples"] += [[0, 5000 + i, 0, 0, 0, -1, 1, 1, 0] for i in range(extra_samples)]
+    reordered = {key: body[key] for key in order}
+    # WHEN read THEN the streamed two-pass decoder gives what the key order does not change
+    got = codec.read(_file(tmp_path_factory.mktemp("o"), msgpack.packb(reordered), compress))
+    want = codec.read(_file(tmp_path_factory.mktemp("p"), msgpack.packb(body), compress))
+    assert got == want
+    assert len(got.samples) == len(sample_recording().samples) + extra_samples
+    assert len(got.stacks[0]) == depth + 1
+
+
+@FUZZ
+@given(table=st.sampled_from(["strings", "addresses", "stacks", "samples", "binaries",
+                              "processes"]),
+       declared=st.integers(0, 2**32 - 1), tail=st.binary(max_size=64))
+def test_any_declared_table_length(tmp_path_factory: Any, table: str, declared: int,
+                                   tail: bytes) -> None:
+    # GIVEN a table whose array header declares any length, followed by anything
+    body = dict(BODY)
+    body.pop(table)
+    raw = msgpack.packb(body)
+    n = len(body) + 1
+    raw = bytes([0x80 | n]) + raw[1:] + msgpack.packb(table) + b"\xdd" + \
+        declared.to_bytes(4, "big") + tail
+    # WHEN read THEN it is a recording or one RecordingFormatError, never a crash
+    _read_and_report(_file(tmp_path_factory.mktemp("d"), raw))

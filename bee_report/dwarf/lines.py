@@ -59,11 +59,14 @@ from typing import Any
 from bee_contract.buildid import valid_build_id
 from bee_contract.errors import DebugInfoError, ElfError
 from bee_report.dwarf import tables as cache_tables
-from bee_report.dwarf.symbol_facts import hide_function_symbols, symbol_tables
+from bee_report.dwarf.isolate import in_child
+from bee_report.dwarf.symbol_facts import symbol_tables
+from bee_report.dwarf.symbolic_input import symbolic_image
 from bee_report.dwarf.symcache import SymCacheView
 from bee_report.dwarf.tables import NONE, Tables, u32
 from bee_report.dwarf.units import assembler_names
 from bee_report.elf.elffile import ElfFile
+from bee_report.find.cachedir import source_key
 
 __all__ = ["DebugInfo", "DebugInfoError", "SourceFrame"]
 
@@ -141,9 +144,11 @@ class DebugInfo:
         :func:`default_demangle` (``str`` keeps mangled names). Raises
         :class:`DebugInfoError` when the file is unreadable or malformed.
         """
-        cache = cache_dir if valid_build_id(build_id) else None
-        if cache is not None and build_id is not None:
-            tables = cache_tables.load(cache, build_id)
+        # keyed by the file as well: a build-id is no proof that two files agree
+        source = source_key(debug_path) if cache_dir is not None else None
+        cache = cache_dir if valid_build_id(build_id) and source is not None else None
+        if cache is not None and build_id is not None and source is not None:
+            tables = cache_tables.load(cache, build_id, source)
             if tables is not None:
                 try:
                     return cls(tables, debug_path, demangle)
@@ -153,8 +158,9 @@ class DebugInfo:
         if tables is None:
             return None
         # Never file a debug file under a build-id that its own note contradicts.
-        if cache is not None and build_id is not None and own_id in (None, build_id):
-            cache_tables.store(cache, build_id, tables)
+        if (cache is not None and build_id is not None and source is not None
+                and own_id in (None, build_id)):
+            cache_tables.store(cache, build_id, source, tables)
         return cls(tables, debug_path, demangle)
 
     def lookup(self, vaddr: int) -> tuple[SourceFrame, ...]:
@@ -293,7 +299,8 @@ def build(debug_path: Path) -> tuple[Tables | None, str | None]:
         elf = ElfFile.from_bytes(raw, str(debug_path))
         if not elf.has_debug_info:
             return None, elf.build_id
-        blob = _run_symbolic(hide_function_symbols(raw, elf), debug_path)
+        image = symbolic_image(raw, elf)
+        blob = in_child(lambda: _run_symbolic(image, debug_path), debug_path)
         return (None if blob is None else _tables(elf, blob, debug_path)), elf.build_id
     except OSError as e:
         raise DebugInfoError(f"{debug_path}: cannot read: {e.strerror or e}") from None

@@ -59,9 +59,10 @@ _FLAG_DWARF5 = 1
 
 
 
-def cache_file(cache_dir: Path, build_id: str) -> Path:
-    """The cache entry of ``build_id`` (validated by the caller) under ``cache_dir``."""
-    return cache_dir / "dwarf" / f"{build_id}.v{FORMAT_VERSION}.beedwarf"
+def cache_file(cache_dir: Path, build_id: str, source: str) -> Path:
+    """The cache entry of ``build_id`` (validated by the caller) built from the debug file
+    ``source`` names (:func:`bee_report.find.cachedir.source_key`) under ``cache_dir``."""
+    return cache_dir / "dwarf" / f"{build_id}.{source}.v{FORMAT_VERSION}.beedwarf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,19 +158,21 @@ def deserialize(data: memoryview, build_id: str) -> Tables | None:
     return Tables(**views, load_address=load, dwarf5=bool(flags & _FLAG_DWARF5))
 
 
-def load(cache_dir: Path, build_id: str) -> Tables | None:
-    """The cached tables of ``build_id``, or None when absent, foreign or damaged."""
+def load(cache_dir: Path, build_id: str, source: str) -> Tables | None:
+    """The cached tables of ``build_id`` from ``source``, or None when absent, foreign or
+    damaged."""
     try:
-        with cache_file(cache_dir, build_id).open("rb") as f:
+        with cache_file(cache_dir, build_id, source).open("rb") as f:
             mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     except (OSError, ValueError):
         return None
     return deserialize(memoryview(mapped), build_id)
 
 
-def store(cache_dir: Path, build_id: str, tables: Tables) -> None:
-    """Write ``tables`` as the entry of ``build_id``, atomically; errors are ignored."""
-    path = cache_file(cache_dir, build_id)
+def store(cache_dir: Path, build_id: str, source: str, tables: Tables) -> None:
+    """Write ``tables`` as the entry of ``build_id`` from ``source``, atomically; errors are
+    ignored."""
+    path = cache_file(cache_dir, build_id, source)
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

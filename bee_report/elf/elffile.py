@@ -342,7 +342,8 @@ class ElfFile:
         if section.sh_type == SHT_NOBITS:
             return b""
         if section.size > MAX_SECTION_BYTES:
-            raise self._error(f"section {section.name}: {section.size} bytes is too large")
+            raise self._error(f"section {section.name}: {section.size} bytes is too large "
+                              f"(limit {MAX_SECTION_BYTES >> 30} GiB)")
         self._range(f"section {section.name}", section.offset, section.size)
         return self._buf[section.offset : section.offset + section.size]
 

@@ -21,6 +21,7 @@ from bee_contract.elf import ElfLayout, ErrorFactory, Section
 __all__ = [
     "ELFCOMPRESS_ZLIB",
     "ELFCOMPRESS_ZSTD",
+    "MAX_DEBUGDATA_BYTES",
     "MAX_SECTION_BYTES",
     "NT_GNU_BUILD_ID",
     "SHF_COMPRESSED",
@@ -40,6 +41,9 @@ MAX_SECTION_BYTES: Final = 1 << 30
 """Largest section (raw or decompressed) :meth:`ElfFile.section_data` will return."""
 
 _XZ_MEMLIMIT: Final = 256 << 20  # refuse xz streams needing a huge dictionary
+
+MAX_DEBUGDATA_BYTES: Final = 64 << 20
+"""Largest MiniDebugInfo ELF (it holds a symbol table: typically well under 1 MiB)."""
 
 
 def section_contents(section: Section, raw: bytes, lay: ElfLayout, error: ErrorFactory) -> bytes:
@@ -71,7 +75,8 @@ def _decompress_elf(section: Section, raw: bytes, lay: ElfLayout, error: ErrorFa
 
 def _inflate(section: Section, payload: bytes, size: int, error: ErrorFactory) -> bytes:
     if size > MAX_SECTION_BYTES:
-        raise error(f"section {section.name}: decompressed size {size} too large")
+        raise error(f"section {section.name}: decompressed size {size} is too large "
+                    f"(limit {MAX_SECTION_BYTES >> 30} GiB)")
     try:
         out = zlib.decompressobj().decompress(payload, size + 1)
     except zlib.error as exc:
@@ -90,7 +95,8 @@ def _unzstd(section: Section, payload: bytes, size: int, error: ErrorFactory) ->
             "(the 'zstandard' module is not installed)"
         ) from None
     if size > MAX_SECTION_BYTES:
-        raise error(f"section {section.name}: decompressed size {size} too large")
+        raise error(f"section {section.name}: decompressed size {size} is too large "
+                    f"(limit {MAX_SECTION_BYTES >> 30} GiB)")
     chunks: list[bytes] = []
     total = 0
     try:
@@ -140,11 +146,11 @@ def unpack_debugdata(packed: bytes, error: ErrorFactory) -> bytes:
     """The ELF image in the xz stream ``packed`` (the contents of .gnu_debugdata)."""
     dec = lzma.LZMADecompressor(memlimit=_XZ_MEMLIMIT)
     try:
-        data = dec.decompress(packed, max_length=MAX_SECTION_BYTES + 1)
+        data = dec.decompress(packed, max_length=MAX_DEBUGDATA_BYTES + 1)
     except lzma.LZMAError as exc:
         raise error(f".gnu_debugdata: bad xz data ({exc})") from exc
-    if len(data) > MAX_SECTION_BYTES:
-        raise error(".gnu_debugdata: decompresses to more than 1 GiB")
+    if len(data) > MAX_DEBUGDATA_BYTES:
+        raise error(f".gnu_debugdata: decompresses to more than {MAX_DEBUGDATA_BYTES >> 20} MiB")
     if not dec.eof:
         raise error(".gnu_debugdata: truncated xz data")
     return data

@@ -1,9 +1,13 @@
-"""Function tables cached per build-id, so a warm report does not re-read symbol tables.
+"""Function tables cached per build-id and source, so a warm report does not re-read
+symbol tables.
 
-`$XDG_CACHE_HOME/bee/symtab/<build-id>.v1.msgpack` holds the table chosen for a binary
-(from its separate debug file or its own `.symtab`) as plain arrays. An entry that is
-unreadable, of another version or for another build-id is ignored and rewritten; only
-complete tables are cached (a `.dynsym`-only table may improve when a debug file appears).
+`$XDG_CACHE_HOME/bee/symtab/<build-id>.<source>.v2.msgpack` holds the table chosen for a
+binary (from its separate debug file or its own `.symtab`) as plain arrays; `<source>` is
+:func:`bee_report.find.cachedir.source_key` of the files it was read from, so a table
+built from one file (say, of an untrusted `--symbols` folder) never answers for another
+with the same build-id. An entry that is unreadable, of another version or for another
+build-id or source is ignored and rewritten; only complete tables are cached (a
+`.dynsym`-only table may improve when a debug file appears).
 """
 
 from __future__ import annotations
@@ -17,36 +21,39 @@ from bee_contract.buildid import valid_build_id
 from bee_contract.errors import BeeError
 from bee_report.elf.elffile import FunctionTable
 
-VERSION = 1
+VERSION = 2
 CACHED_ORIGINS = ("debug file", "symtab")
 
 
-def _path(cache_dir: Path, build_id: str) -> Path:
-    return cache_dir / "symtab" / f"{build_id}.v{VERSION}.msgpack"
+def _path(cache_dir: Path, build_id: str, source: str) -> Path:
+    return cache_dir / "symtab" / f"{build_id}.{source}.v{VERSION}.msgpack"
 
 
-def load(cache_dir: Path | None, build_id: str | None) -> FunctionTable | None:
-    """The cached table of `build_id`, or None (absent, damaged or foreign)."""
-    if cache_dir is None or build_id is None or not valid_build_id(build_id):
+def load(cache_dir: Path | None, build_id: str | None,
+         source: str | None) -> FunctionTable | None:
+    """The cached table of `build_id` read from `source`, or None (absent, damaged or
+    foreign)."""
+    if cache_dir is None or build_id is None or not valid_build_id(build_id) or not source:
         return None
     try:
-        raw = _path(cache_dir, build_id).read_bytes()
+        raw = _path(cache_dir, build_id, source).read_bytes()
         data = msgpack.unpackb(raw, raw=False)
-        if not isinstance(data, dict) or data.get("build_id") != build_id:
+        if (not isinstance(data, dict) or data.get("build_id") != build_id
+                or data.get("source") != source):
             return None
         return FunctionTable.from_arrays(data)
     except (OSError, ValueError, TypeError, BeeError, msgpack.UnpackException):
         return None
 
 
-def store(cache_dir: Path | None, build_id: str | None, origin: str,
+def store(cache_dir: Path | None, build_id: str | None, source: str | None, origin: str,
           table: FunctionTable) -> None:
     """Cache a complete table; failures to write are ignored (the cache is an optimisation)."""
     if (cache_dir is None or build_id is None or not valid_build_id(build_id)
-            or origin not in CACHED_ORIGINS):
+            or not source or origin not in CACHED_ORIGINS):
         return
-    data = {"build_id": build_id, "origin": origin, **table.to_arrays()}
-    path = _path(cache_dir, build_id)
+    data = {"build_id": build_id, "source": source, "origin": origin, **table.to_arrays()}
+    path = _path(cache_dir, build_id, source)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, msgpack.packb(data, use_bin_type=True), mode=0o644)

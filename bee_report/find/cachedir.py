@@ -1,7 +1,15 @@
-"""Where bee keeps its per-build-id caches: `$XDG_CACHE_HOME/bee`, else `~/.cache/bee`."""
+"""Where bee keeps its per-build-id caches (`$XDG_CACHE_HOME/bee`, else `~/.cache/bee`),
+and the key that ties a cache entry to the file it was built from.
+
+A build-id is an identifier, not a proof: anyone can give a file any build-id. A table
+built from one file must never answer for another (an untrusted `--symbols` folder would
+otherwise poison later reports), so every cache entry derived from files is keyed by
+:func:`source_key` as well as by build-id.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,3 +20,24 @@ def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
     xdg = environ.get("XDG_CACHE_HOME", "")
     base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
     return base / "bee"
+
+
+def source_key(*paths: Path | None) -> str | None:
+    """16 hex digits naming the exact files ``paths`` (device, inode, size, modification
+    time and change time of each); None when one cannot be examined.
+
+    A changed, replaced or different file gives another key, so its cache entry is not
+    found and is built anew from the file itself.
+    """
+    h = hashlib.sha256()
+    for path in paths:
+        if path is None:
+            h.update(b"-;")
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        h.update(f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns};"
+                 .encode())
+    return h.hexdigest()[:16]

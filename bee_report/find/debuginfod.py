@@ -1,13 +1,17 @@
 """A small debuginfod client: fetch debug files and executables by build-id over HTTP.
 
 Servers come from ``DEBUGINFOD_URLS`` (space-separated http/https URLs). A request is
-``GET {url}/buildid/{build-id}/{debuginfo|executable}`` with a timeout and a size limit;
-redirects may only lead to http/https. A download is written to a temporary file in
-``cache_dir/debuginfod/<build-id>/`` and renamed to ``debuginfo`` (or ``executable``) only
-once its build-id is checked to be the one asked for, so the cache only ever holds
-verified, complete files. A build-id no server has is remembered for the run (negative
-cache); a server that cannot be reached is not asked again during the run. Offline, only
-the cache is used. Build-ids are validated as lowercase hex before reaching a URL or path.
+``GET {url}/buildid/{build-id}/{debuginfo|executable}`` with a size limit, a timeout per
+read, an overall deadline per download (a server trickling a byte per second cannot hold
+a report) and a budget for all downloads of the run; redirects may only lead to
+http/https. A download is written to a temporary file in ``cache_dir/debuginfod/<build-id>/``
+and renamed to ``debuginfo`` (or ``executable``) only once it is complete (as long as its
+Content-Length says, and an ELF file whose headers and sections all lie inside it) and its
+build-id is the one asked for, so the cache only ever holds verified, complete files; a
+cached file that fails these checks is dropped. A build-id no server has is remembered for
+the run (negative cache); a server that cannot be reached, or is too slow, is not asked
+again during the run. Offline, only the cache is used. Build-ids are validated as
+lowercase hex before reaching a URL or path.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import http.client
 import os
 import re
 import tempfile
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -26,11 +32,18 @@ from typing import IO
 
 from bee_contract import __version__
 from bee_contract.buildid import build_id_of_path, valid_build_id
+from bee_contract.elf import SHT_NOBITS
+from bee_contract.errors import BeeError
 from bee_report.diag import warn
+from bee_report.elf.elffile import ElfFile
 from bee_report.find.cachedir import default_cache_dir
 
 KINDS = ("debuginfo", "executable")
 DEFAULT_TIMEOUT = 10.0
+DEFAULT_DEADLINE = 120.0
+"""Seconds one download may take in all, however steadily its server sends."""
+DEFAULT_RUN_BUDGET = 300.0
+"""Seconds all downloads of one run may take together."""
 MAX_DOWNLOAD_BYTES = 4 << 30
 _HEX = re.compile(r"^[0-9a-f]{2,128}$")
 _CHUNK = 1 << 20
@@ -60,13 +73,21 @@ class Debuginfod:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         max_bytes: int = MAX_DOWNLOAD_BYTES,
+        deadline: float = DEFAULT_DEADLINE,
+        run_budget: float = DEFAULT_RUN_BUDGET,
     ) -> None:
-        """`cache_dir` is bee's cache folder; downloads go to its ``debuginfod/`` part."""
+        """`cache_dir` is bee's cache folder; downloads go to its ``debuginfod/`` part.
+
+        `timeout` bounds each network read, `deadline` each download, `run_budget` the
+        time spent downloading over the client's life (one run).
+        """
         self.urls = tuple(u.rstrip("/") for u in urls if _usable_url(u))
         self.cache = Path(cache_dir) / "debuginfod"
         self.offline = offline
         self.timeout = timeout
         self.max_bytes = max_bytes
+        self.deadline = deadline
+        self.budget_left = run_budget
         self._absent: set[tuple[str, str]] = set()
         self._dead: set[str] = set()
         self._opener = urllib.request.build_opener(_HttpOnlyRedirects())
@@ -87,7 +108,7 @@ class Debuginfod:
         path = self.cache / build_id / kind
         if not path.is_file():
             return None
-        if build_id_of_path(str(path)) == build_id:
+        if build_id_of_path(str(path)) == build_id and _incomplete(path, None) is None:
             return path
         with contextlib.suppress(OSError):
             path.unlink()
@@ -103,6 +124,10 @@ class Debuginfod:
         for base in self.urls:
             if base in self._dead:
                 continue
+            if self.budget_left <= 0:
+                warn("debuginfod: the download time budget of this run is spent; "
+                     "no more downloads")
+                return None
             got = self._download(base, build_id, kind)
             if got is not None:
                 return got
@@ -110,28 +135,53 @@ class Debuginfod:
         return None
 
     def _download(self, base: str, build_id: str, kind: str) -> Path | None:
+        """One download in a worker thread, given up (socket shut, server marked dead)
+        at the deadline; the worker's warnings are printed here unless it was given up."""
+        attempt = _Attempt()
+        deadline = min(self.deadline, self.budget_left)
+        worker = threading.Thread(target=self._attempt, args=(attempt, base, build_id, kind),
+                                  daemon=True, name="bee-debuginfod")
+        start = time.monotonic()
+        worker.start()
+        worker.join(deadline)
+        self.budget_left -= time.monotonic() - start
+        if worker.is_alive():
+            attempt.abandon()
+            worker.join(self.timeout)
+            self._dead.add(base)
+            warn(f"debuginfod {base}: {kind} of {build_id} took more than {deadline:g} s "
+                 "(server too slow); not asked again in this run")
+            return None
+        for message in attempt.messages:
+            warn(message)
+        if attempt.dead:
+            self._dead.add(base)
+        return attempt.result
+
+    def _attempt(self, attempt: _Attempt, base: str, build_id: str, kind: str) -> None:
         url = f"{base}/buildid/{build_id}/{kind}"
         req = urllib.request.Request(url, headers={"User-Agent": f"bee/{__version__}"})
         try:
             with self._opener.open(req, timeout=self.timeout) as resp:
+                attempt.watch(resp)
                 length = resp.headers.get("Content-Length")
                 if length is not None and length.isdigit() and int(length) > self.max_bytes:
-                    warn(f"debuginfod {base}: {kind} of {build_id} is {length} bytes, more than "
-                         f"{self.max_bytes}; not downloaded")
-                    return None
-                return self._store(base, resp, build_id, kind)
+                    attempt.say(f"debuginfod {base}: {kind} of {build_id} is {length} bytes, "
+                                f"more than {self.max_bytes}; not downloaded")
+                    return
+                expected = int(length) if length is not None and length.isdigit() else None
+                attempt.result = self._store(attempt, base, resp, build_id, kind, expected)
         except urllib.error.HTTPError as exc:
             exc.close()
             if exc.code != 404:
-                warn(f"debuginfod {base}: HTTP {exc.code} for {kind} of {build_id}")
-            return None
+                attempt.say(f"debuginfod {base}: HTTP {exc.code} for {kind} of {build_id}")
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None) or exc
-            warn(f"debuginfod {base}: {reason}; not asked again in this run")
-            self._dead.add(base)
-            return None
+            attempt.say(f"debuginfod {base}: {reason}; not asked again in this run")
+            attempt.dead = True
 
-    def _store(self, base: str, resp: IO[bytes], build_id: str, kind: str) -> Path | None:
+    def _store(self, attempt: _Attempt, base: str, resp: IO[bytes], build_id: str, kind: str,
+               expected: int | None) -> Path | None:
         folder = self.cache / build_id
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -142,19 +192,27 @@ class Debuginfod:
         try:
             with os.fdopen(fd, "wb") as out:
                 total = 0
-                while chunk := resp.read(_CHUNK):
+                read = getattr(resp, "read1", resp.read)  # what arrived, not a full chunk
+                while not attempt.abandoned and (chunk := read(_CHUNK)):
                     total += len(chunk)
                     if total > self.max_bytes:
-                        warn(f"debuginfod {base}: {kind} of {build_id} is more than "
-                             f"{self.max_bytes} bytes; not used")
+                        attempt.say(f"debuginfod {base}: {kind} of {build_id} is more than "
+                                    f"{self.max_bytes} bytes; not used")
                         return None
                     out.write(chunk)
+                if attempt.abandoned:
+                    return None
                 out.flush()
                 os.fsync(out.fileno())
+            problem = _incomplete(Path(tmp), expected)
+            if problem is not None:
+                attempt.say(f"debuginfod {base}: {kind} of {build_id} is incomplete "
+                            f"({problem}); not used")
+                return None
             got = build_id_of_path(tmp)
             if got != build_id:
-                warn(f"debuginfod {base}: {kind} for {build_id} has build-id {got or 'none'}; "
-                     "not used")
+                attempt.say(f"debuginfod {base}: {kind} for {build_id} has build-id "
+                            f"{got or 'none'}; not used")
                 return None
             dest = folder / kind
             os.replace(tmp, dest)
@@ -162,6 +220,54 @@ class Debuginfod:
         finally:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+class _Attempt:
+    """One download's outcome, shared between its worker thread and the caller."""
+
+    def __init__(self) -> None:
+        self.result: Path | None = None
+        self.messages: list[str] = []
+        self.dead = False
+        self.abandoned = False
+        self._resp: IO[bytes] | None = None
+
+    def say(self, message: str) -> None:
+        self.messages.append(message)
+
+    def watch(self, resp: IO[bytes]) -> None:
+        """Remember the response, so that :meth:`abandon` can cut its connection."""
+        self._resp = resp
+        if self.abandoned:
+            self.abandon()
+
+    def abandon(self) -> None:
+        """Stop the download: the worker sees the flag, a blocked read sees its socket shut."""
+        self.abandoned = True
+        sock = getattr(getattr(getattr(self._resp, "fp", None), "raw", None), "_sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(2)  # SHUT_RDWR wakes a recv() blocked in the worker
+
+
+def _incomplete(path: Path, expected: int | None) -> str | None:
+    """Why the downloaded file at `path` is not whole, or None.
+
+    The length must be the one announced, and the file an ELF whose header tables and
+    sections (NOBITS aside) all lie inside it: a file cut off anywhere loses its section
+    header table (at the end) or the end of a section.
+    """
+    try:
+        size = path.stat().st_size
+        if expected is not None and size != expected:
+            return f"{size} of {expected} bytes"
+        with ElfFile.open(path) as elf:
+            for sec in elf.sections:
+                if sec.sh_type != SHT_NOBITS and sec.offset + sec.size > size:
+                    return f"section {sec.name} ends past the end of the file"
+    except (OSError, BeeError) as exc:
+        return str(exc).removeprefix(f"{path}: ")
+    return None
 
 
 def _usable_url(url: str) -> bool:

@@ -8,9 +8,14 @@ tar extraction is not used at all: files are created by this module with
 ``O_CREAT | O_EXCL | O_NOFOLLOW``, mode 0644, parents 0755, so neither member names nor
 metadata (owners, modes, times) can reach outside the folder or surprise its user.
 
-Limits: the declared sizes of all members together (8 GiB by default), the number of
-members (100 000), any single tar header block read (16 MiB, against huge pax/long-name
-headers) and the total decompressed stream, all checked before the data is produced.
+Limits: the bytes written for one archive, counted as they are written (8 GiB, and no more
+than :data:`MAX_EXPANSION` times the archive's own size beyond the first 64 MiB, so a small
+compressed bomb is refused early); sparse members are refused (their holes would be
+written out dense); the number of members (100 000), any single tar header block read
+(16 MiB, against huge pax/long-name headers) and the total decompressed stream, checked
+before the data is produced. The extraction cache as a whole is bounded too
+(:data:`MAX_CACHE_BYTES`): after an extraction, the least recently completed other
+extractions are removed until it fits.
 A corrupt or truncated archive (including a plain tar lacking its end-of-archive blocks)
 is one line, never a traceback.
 
@@ -40,6 +45,11 @@ from typing import Protocol
 from bee_contract.errors import ArchiveError
 
 MAX_TOTAL_BYTES = 8 << 30
+MAX_EXPANSION = 100
+"""Most bytes extracted per byte of archive (beyond :data:`FREE_EXPANSION_BYTES`)."""
+FREE_EXPANSION_BYTES = 64 << 20
+MAX_CACHE_BYTES = 32 << 30
+"""Most bytes all extracted archives may take in the cache together."""
 MAX_MEMBERS = 100_000
 MAX_HEADER_READ = 16 << 20
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tar")
@@ -56,8 +66,11 @@ def is_archive(path: Path) -> bool:
 
 def resolve_symbol_dirs(paths: Iterable[Path], cache_root: Path) -> tuple[Path, ...]:
     """`--symbols` values with each archive replaced by its extracted folder, in order."""
-    return tuple(symbols_from_archive(p, cache_root) if is_archive(Path(p)) else Path(p)
-                 for p in paths)
+    out: list[Path] = []
+    for p in paths:  # an archive never evicts one extracted earlier in the same call
+        out.append(symbols_from_archive(p, cache_root, keep=frozenset(out))
+                   if is_archive(Path(p)) else Path(p))
+    return tuple(out)
 
 
 def symbols_from_archive(
@@ -66,11 +79,15 @@ def symbols_from_archive(
     *,
     max_bytes: int = MAX_TOTAL_BYTES,
     max_members: int = MAX_MEMBERS,
+    max_cache_bytes: int = MAX_CACHE_BYTES,
+    keep: frozenset[Path] = frozenset(),
 ) -> Path:
     """Extract `path` (.tar, .tar.gz, .tar.xz, .tar.bz2) once; return the extracted folder.
 
     Raises :class:`ArchiveError` (one line naming the archive, and the member when one is
     to blame); nothing is left under the final name unless the extraction completed.
+    Older extractions are then removed while the cache holds more than `max_cache_bytes`,
+    except those whose folders (as returned here) are in `keep`.
     """
     path = Path(path)
     digest = _sha256(path)
@@ -78,6 +95,12 @@ def symbols_from_archive(
     final = base / digest
     if (final / COMPLETE_MARKER).is_file() and (final / "tree").is_dir():
         return final / "tree"
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ArchiveError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    max_bytes = min(max_bytes, max_cache_bytes,
+                    max(FREE_EXPANSION_BYTES, MAX_EXPANSION * size))
     try:
         base.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{digest[:16]}.", suffix=".tmp", dir=base))
@@ -103,7 +126,43 @@ def symbols_from_archive(
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    _make_room(base, max_cache_bytes, {final} | {k.parent for k in keep})
     return final / "tree"
+
+
+def _tree_bytes(folder: Path) -> int:
+    """Bytes of the files below `folder` (iterative: folders may nest deeply)."""
+    total, stack = 0, [folder]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(Path(entry.path))
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+    return total
+
+
+def _make_room(base: Path, max_cache_bytes: int, in_use: set[Path]) -> None:
+    """Remove the least recently completed extractions not in use until all fit."""
+    done: list[tuple[float, Path, int]] = []
+    for folder in base.iterdir():
+        marker = folder / COMPLETE_MARKER
+        with contextlib.suppress(OSError):
+            done.append((marker.stat().st_mtime, folder, _tree_bytes(folder)))
+    total = sum(size for _, _, size in done)
+    for _, folder, size in sorted(done):
+        if total <= max_cache_bytes:
+            break
+        if folder in in_use:
+            continue
+        with contextlib.suppress(OSError):
+            (folder / COMPLETE_MARKER).unlink()  # no longer complete before it goes
+        shutil.rmtree(folder, ignore_errors=True)
+        total -= size
 
 
 def _sha256(path: Path) -> str:
@@ -183,7 +242,8 @@ def _extract(archive: Path, dest: Path, max_bytes: int, max_members: int) -> Non
     """Check and write every member of `archive` below `dest` (which must not exist)."""
     dest.mkdir(mode=0o755)
     limit = max_bytes + max_members * 4 * _BLOCK + MAX_HEADER_READ * 4
-    total = members = 0
+    declared = members = 0
+    written = [0]  # bytes written so far, for every member together
     last = ""
     try:
         with _open_stream(archive) as raw:
@@ -199,13 +259,13 @@ def _extract(archive: Path, dest: Path, max_bytes: int, max_members: int) -> Non
                         if rel is not None:
                             _makedirs(archive, member, dest / rel)
                         continue
-                    total += member.size
-                    if total > max_bytes:
+                    declared += member.size
+                    if declared > max_bytes:  # refused early on what the headers say
                         raise ArchiveError(
                             f"{archive}: member {member.name!r}: the archive's files add up to "
                             f"more than {_size(max_bytes)}; refused")
                     assert rel is not None  # _member_path refuses nameless files
-                    _write_member(archive, tar, member, dest / rel)
+                    _write_member(archive, tar, member, dest / rel, written, max_bytes)
                 stream.seek(tar.offset)
                 if stream.read(_BLOCK) != bytes(_BLOCK):
                     raise ArchiveError(f"{archive}: truncated or corrupt{_after(last)} "
@@ -221,7 +281,9 @@ def _after(member: str) -> str:
 
 
 def _size(n: int) -> str:
-    return f"{n / (1 << 30):g} GiB" if n >= 1 << 30 else f"{n} bytes"
+    if n >= 1 << 30:
+        return f"{n / (1 << 30):g} GiB"
+    return f"{n / (1 << 20):g} MiB" if n >= 1 << 20 else f"{n} bytes"
 
 
 def _member_path(archive: Path, member: tarfile.TarInfo) -> PurePosixPath | None:
@@ -231,6 +293,8 @@ def _member_path(archive: Path, member: tarfile.TarInfo) -> PurePosixPath | None
     def refuse(why: str) -> ArchiveError:
         return ArchiveError(f"{archive}: member {name!r}: {why}; refused")
 
+    if member.issparse():
+        raise refuse("sparse file")
     if member.issym():
         raise refuse("symbolic link")
     if member.islnk():
@@ -264,7 +328,7 @@ def _makedirs(archive: Path, member: tarfile.TarInfo, target: Path) -> None:
 
 
 def _write_member(archive: Path, tar: tarfile.TarFile, member: tarfile.TarInfo,
-                  target: Path) -> None:
+                  target: Path, written: list[int], max_bytes: int) -> None:
     src = tar.extractfile(member)
     if src is None:  # not reached for regular files
         raise ArchiveError(f"{archive}: member {member.name!r}: no data")
@@ -284,6 +348,10 @@ def _write_member(archive: Path, tar: tarfile.TarFile, member: tarfile.TarInfo,
             chunk = src.read(min(_CHUNK, left))  # corrupt input raises, caught by _extract
             if not chunk:
                 raise ArchiveError(f"{archive}: member {member.name!r}: truncated data")
+            written[0] += len(chunk)
+            if written[0] > max_bytes:  # what is really written, whatever headers say
+                raise ArchiveError(f"{archive}: member {member.name!r}: expands to more than "
+                                   f"{_size(max_bytes)}; refused")
             try:
                 out.write(chunk)
             except OSError as exc:
@@ -294,6 +362,8 @@ def _write_member(archive: Path, tar: tarfile.TarFile, member: tarfile.TarInfo,
 
 __all__ = [
     "ARCHIVE_SUFFIXES",
+    "MAX_CACHE_BYTES",
+    "MAX_EXPANSION",
     "MAX_MEMBERS",
     "MAX_TOTAL_BYTES",
     "is_archive",

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 
 from bee_contract.errors import ReportError
 from bee_report import stats
-from bee_report.profile import Profile, StackSample, folded_name
+from bee_report.profile import Profile, StackSample, folded_name, grouped
 from bee_report.reporters import folded
 from bee_report.reporters.flamegraph import FlameOptions, render_diff_svg
 from bee_report.reporters.top import BY_CHOICES, fmt_weight, frame_label
@@ -127,8 +127,8 @@ def _fold(
     profile: Profile, ignore_comm: bool, lines: bool, strip_hex: bool
 ) -> Counter[tuple[str, ...]]:
     out: Counter[tuple[str, ...]] = Counter()
-    for s in profile:
-        out[stack_key(s, ignore_comm=ignore_comm, lines=lines, strip_hex=strip_hex)] += s.weight
+    for s, weight, _ in grouped(profile, lambda s: s.comm):
+        out[stack_key(s, ignore_comm=ignore_comm, lines=lines, strip_hex=strip_hex)] += weight
     return out
 
 
@@ -198,19 +198,19 @@ class _Tally:
 
 def _tally(profile: Profile, by: str, strip_hex: bool) -> _Tally:
     t = _Tally(Counter(), Counter(), Counter(), Counter())
-    for s in profile:
-        t.weight += s.weight
-        t.count += s.count
+    for s, weight, count in grouped(profile):
+        t.weight += weight
+        t.count += count
         if not s.frames:
             continue
         labels = [frame_label(f, by) for f in s.frames]
         if strip_hex:
             labels = [_HEX.sub("0x...", name) for name in labels]
-        t.self_w[labels[-1]] += s.weight
-        t.self_n[labels[-1]] += s.count
+        t.self_w[labels[-1]] += weight
+        t.self_n[labels[-1]] += count
         for name in set(labels):
-            t.total_w[name] += s.weight
-            t.total_n[name] += s.count
+            t.total_w[name] += weight
+            t.total_n[name] += count
     return t
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from bee_report.profile import FrameKind, Profile, StackSample, folded_name
+from bee_report.profile import FrameKind, Profile, StackSample, folded_name, grouped
 
 
 def stack_key(sample: StackSample, lines: bool = False) -> tuple[str, ...]:
@@ -26,8 +26,8 @@ def stack_key(sample: StackSample, lines: bool = False) -> tuple[str, ...]:
 def fold(profile: Profile, lines: bool = False) -> Counter[tuple[str, ...]]:
     """Weights summed per folded stack."""
     out: Counter[tuple[str, ...]] = Counter()
-    for s in profile:
-        out[stack_key(s, lines)] += s.weight
+    for s, weight, _ in grouped(profile, lambda s: s.comm):
+        out[stack_key(s, lines)] += weight
     return out
 
 

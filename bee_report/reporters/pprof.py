@@ -36,7 +36,8 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from bee_report.profile import Frame, FrameKind, Profile, StackSample
+from bee_report.diag import warn
+from bee_report.profile import Frame, FrameKind, PerStack, Profile, StackSample
 
 # --- the protobuf wire format --------------------------------------------------------------
 
@@ -45,6 +46,8 @@ _LEN = 2
 
 
 _SMALL = [bytes((i,)) for i in range(0x80)]
+INT64_MAX = (1 << 63) - 1
+"""The largest sample value, time or duration profile.proto can hold (int64 fields)."""
 
 
 def varint(value: int) -> bytes:
@@ -214,10 +217,12 @@ def _frame_sort_key(f: Frame) -> tuple[str, str, str, str, int, int]:
 
 def _sorted_samples(profile: Profile) -> list[StackSample]:
     """Samples in a deterministic order: by labels, then by frames (ranked once each)."""
-    unique = {f for s in profile for f in s.frames}
+    stacks = {id(s.frames): s.frames for s in profile}  # each distinct stack once
+    unique = {f for frames in stacks.values() for f in frames}
     rank = {f: i for i, f in enumerate(sorted(unique, key=_frame_sort_key))}
+    ranks = PerStack(lambda frames: tuple(rank[f] for f in frames))
     return sorted(profile, key=lambda s: (s.pid, s.tid, s.cpu, s.comm, s.thread, s.event,
-                                          tuple(rank[f] for f in s.frames)))
+                                          ranks(s.frames)))
 
 
 def _sample_types(profile: Profile, period_ns: int, weight_type: str) -> list[tuple[str, str]]:
@@ -237,8 +242,9 @@ def _samples(b: _Builder, profile: Profile) -> tuple[Counter[_SampleKey], Counte
     keys = {k: b.string(k) for k in ("pid", "tid", "cpu", "comm", "thread")}
     weights: Counter[_SampleKey] = Counter()
     counts: Counter[_SampleKey] = Counter()
+    locations = PerStack(lambda frames: tuple(b.location(g) for g in inline_groups(frames)))
     for s in _sorted_samples(profile):
-        locs = tuple(b.location(g) for g in inline_groups(s.frames))
+        locs = locations(s.frames)
         labels = [(keys["pid"], s.pid, 0), (keys["tid"], s.tid, 0), (keys["cpu"], s.cpu, 0),
                   (keys["comm"], 0, b.string(s.comm)), (keys["thread"], 0, b.string(s.thread))]
         if several_events:
@@ -260,13 +266,23 @@ def encode(profile: Profile, binaries: Sequence[tuple[str, str | None]] = (), *,
     for t, u in types:
         msg.message(1, Message().num(1, b.string(t)).num(2, b.string(u)))
 
+    saturated = 0
+
+    def int64(value: int) -> int:
+        """pprof's values are int64: larger sums are saturated (and counted for a warning)."""
+        nonlocal saturated
+        if value > INT64_MAX:
+            saturated += 1
+            return INT64_MAX
+        return value
+
     weights, counts = _samples(b, profile)
     for key, weight in weights.items():
         locs, labels = key
         if nanos:
-            values = [counts[key], weight]
+            values = [int64(counts[key]), int64(weight)]
         else:
-            values = [weight] + ([weight * period_ns] if period_ns > 0 else [])
+            values = [int64(weight)] + ([int64(weight * period_ns)] if period_ns > 0 else [])
         sample = Message().packed(1, locs).packed(2, values)
         for k, num, str_index in labels:
             sample.message(3, Message().num(1, k).num(2, str_index).num(3, num))
@@ -291,11 +307,13 @@ def encode(profile: Profile, binaries: Sequence[tuple[str, str | None]] = (), *,
         period_type = Message().num(1, b.string(types[-1][0])).num(2, b.string("nanoseconds"))
     for text in b.strings:  # insertion order is index order; "" first
         msg.raw(6, text.encode("utf-8", "backslashreplace"), always=True)
-    msg.num(9, time_nanos).num(10, duration_nanos)
+    msg.num(9, int64(time_nanos)).num(10, int64(duration_nanos))
     if period_type is not None:
-        msg.message(11, period_type).num(12, period_ns)
+        msg.message(11, period_type).num(12, int64(period_ns))
     for c in comment_ids:
         msg.num(13, c)
+    if saturated:
+        warn(f"pprof: {saturated} values above the int64 maximum were saturated to {INT64_MAX}")
     return bytes(msg.buf)
 
 

@@ -28,7 +28,7 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from bee_report.profile import Frame, FrameKind, Profile
+from bee_report.profile import Frame, FrameKind, Profile, StackSample, grouped
 
 SCHEMA = "https://www.speedscope.app/file-format-schema.json"
 
@@ -83,16 +83,20 @@ def _group(profile: Profile, per_thread: bool, lines: bool) -> dict[_ProfileKey,
     renames itself stays one profile, titled with the name that carries most weight.
     """
     groups: dict[_ProfileKey, _Group] = {}
-    for s in profile:
-        if s.weight <= 0:
-            continue
-        key = _ProfileKey(s.pid, s.tid, "") if per_thread else _ProfileKey(s.pid, -1, s.comm)
+
+    def profile_key(s: StackSample) -> _ProfileKey:
+        return _ProfileKey(s.pid, s.tid, "") if per_thread else _ProfileKey(s.pid, -1, s.comm)
+
+    positive = [s for s in profile if s.weight > 0]
+    for s in positive:
+        key = profile_key(s)
         group = groups.get(key)
         if group is None:
             group = groups[key] = _Group(defaultdict(int), Counter())
         group.names[(s.comm, s.thread if per_thread else "")] += s.weight
-        frames = s.frames or (UNKNOWN_FRAME,)
-        group.stacks[tuple(frame_key(f, lines) for f in frames)] += s.weight
+    for s, weight, _ in grouped(positive, profile_key):  # frame keys once per stack
+        stack = tuple(frame_key(f, lines) for f in s.frames or (UNKNOWN_FRAME,))
+        groups[profile_key(s)].stacks[stack] += weight
     return groups
 
 

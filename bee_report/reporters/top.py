@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from bee_report.profile import Frame, FrameKind, Profile
+from bee_report.profile import Frame, FrameKind, Profile, grouped
 
 BY_CHOICES = ("function", "module", "line")
 
@@ -37,13 +37,13 @@ def top_rows(profile: Profile, by: str = "function") -> list[TopRow]:
     """Rows sorted by self weight, then total weight, then name."""
     self_w: Counter[str] = Counter()
     total_w: Counter[str] = Counter()
-    for s in profile:
+    for s, weight, _ in grouped(profile):
         if not s.frames:
             continue
         labels = [frame_label(f, by) for f in s.frames]
-        self_w[labels[-1]] += s.weight
+        self_w[labels[-1]] += weight
         for name in set(labels):
-            total_w[name] += s.weight
+            total_w[name] += weight
     rows = [TopRow(n, self_w[n], total_w[n]) for n in total_w]
     rows.sort(key=lambda r: (-r.self_weight, -r.total_weight, r.name))
     return rows
