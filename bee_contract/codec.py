@@ -24,13 +24,14 @@ import dataclasses
 import itertools
 import struct
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
 from bee_contract.atomic import write_atomic
+from bee_contract.buildid import valid_build_id
 from bee_contract.errors import RecordingFormatError
 from bee_contract.recording import (
     LOST_STACK,
@@ -325,7 +326,7 @@ class _Decoder:
         if v is None:
             return None
         text = self.str_(v, what)
-        if not 2 <= len(text) <= 128 or any(c not in "0123456789abcdef" for c in text):
+        if not valid_build_id(text):
             raise self.fail(f"{what} is not a lowercase hex build-id")
         return text
 
@@ -690,19 +691,11 @@ def _max_bucket(h: Header) -> int:
     return min(max(0, (h.duration_ns - 1) // h.time_resolution_ns), 0xFFFFFFFF)
 
 
-def stack_addresses(rec: Recording, index: int) -> Sequence[int]:
-    """The addresses of stack `index`, or an empty sequence for NO_STACK/LOST_STACK."""
-    return rec.stacks[index] if index >= 0 else ()
-
-
 __all__ = [
     "FORMAT_VERSION",
-    "LOST_STACK",
     "MAGIC",
-    "NO_STACK",
     "decode",
     "encode",
     "read",
     "write",
-    "write_atomic",
 ]

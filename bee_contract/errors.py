@@ -24,6 +24,10 @@ class RecordError(BeeError):
     """`bee record` cannot start or finish (permissions, targets, output path)."""
 
 
+class OutputError(BeeError):
+    """An output file cannot be written (missing folder, permissions, disk full)."""
+
+
 class ReportError(BeeError):
     """`bee report` cannot produce its output (bad options, unusable inputs)."""
 

@@ -30,7 +30,6 @@ import gzip
 import io
 import json
 import os
-import re
 import stat
 import tarfile
 from collections.abc import Iterator, Sequence
@@ -40,15 +39,18 @@ from typing import Any, BinaryIO
 
 from bee_contract import codec
 from bee_contract.atomic import atomic_output
-from bee_contract.buildid import build_id_of_file
+from bee_contract.buildid import (
+    DEBUG_ROOTS,
+    build_id_of_file,
+    build_id_tree_path,
+    valid_build_id,
+)
 from bee_contract.errors import RecordError
 from bee_contract.recording import Recording
 
 #: Folders searched for `.build-id/xx/rest.debug` debug files.
-DEBUG_DIRS: tuple[Path, ...] = (Path("/usr/lib/debug"),)
 MANIFEST_NAME = "MANIFEST.json"
 MANIFEST_VERSION = 1
-_HEX = re.compile(r"^[0-9a-f]{2,128}$")
 _MAX_PROCESS_TRIES = 8  # map_files/root candidates tried per binary
 _CHUNK = 1 << 20
 
@@ -97,7 +99,7 @@ def archive(
     recording: Path,
     output: Path,
     *,
-    debug_dirs: Sequence[Path] = DEBUG_DIRS,
+    debug_dirs: Sequence[Path] = DEBUG_ROOTS,
     proc: str = "/proc",
 ) -> ArchiveResult:
     """Write the binaries (and debug files) hit by `recording`'s samples to `output`.
@@ -113,13 +115,13 @@ def archive(
     mtime = rec.header.start_time_ns // 1_000_000_000
     entries: dict[str, dict[str, Any]] = {}
     n_bin = n_dbg = 0
-    with atomic_output(output) as out:
+    with atomic_output(output, error=RecordError) as out:
         gz = gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6)
         with gz, tarfile.TarFile(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT,
                                  copybufsize=_CHUNK) as tar:
             for build_id in sorted(wanted):
                 want = wanted[build_id]
-                name = f".build-id/{build_id[:2]}/{build_id[2:]}"
+                name = str(build_id_tree_path(Path(), build_id))
                 entry: dict[str, Any] = {"path": want.paths[0], "paths": want.paths,
                                          "size": want.size}
                 reasons: list[str] = []
@@ -132,7 +134,7 @@ def archive(
                     _add(tar, output, name, f, size, mtime)
                 n_bin += 1
                 entry.update(binary=name, source=source, size=size)
-                debug_candidates = [str(d / ".build-id" / build_id[:2] / (build_id[2:] + ".debug"))
+                debug_candidates = [str(build_id_tree_path(d, build_id, ".debug"))
                                     for d in debug_dirs]
                 reasons = []
                 with _open_verified(debug_candidates, build_id, reasons) as found:
@@ -186,7 +188,7 @@ def _hit_binaries(rec: Recording) -> tuple[dict[str, _Wanted], list[Missing]]:
                for p in sorted(unreadable)]
     for idx in sorted(hits):
         b = rec.binaries[idx]
-        if b.build_id is None or not _HEX.match(b.build_id):
+        if b.build_id is None or not valid_build_id(b.build_id):
             missing.append(Missing(b.path, b.build_id, "no build-id recorded"))
             continue
         w = wanted.setdefault(b.build_id, _Wanted(b.build_id, [], b.size, {}))
@@ -262,4 +264,4 @@ def _add(tar: tarfile.TarFile, output: Path, name: str, f: BinaryIO, size: int,
         raise RecordError(f"{output}: cannot add {name}: {exc.strerror or exc}") from None
 
 
-__all__ = ["DEBUG_DIRS", "MANIFEST_NAME", "ArchiveResult", "Missing", "archive"]
+__all__ = ["MANIFEST_NAME", "ArchiveResult", "Missing", "archive"]

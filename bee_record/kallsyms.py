@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from bee_contract.buildid import parse_notes
+from bee_contract.buildid import build_id_in_notes
 from bee_contract.recording import KernelInfo, KernelSymbol
 
 _TEXT_TYPES = (b"t", b"T", b"w", b"W")
@@ -58,7 +58,7 @@ def kernel_build_id(path: str = "/sys/kernel/notes") -> str | None:
             data = f.read(1 << 16)
     except OSError:
         return None
-    return parse_notes(data, little=True)
+    return build_id_in_notes(data, little_endian=True)
 
 
 def needed_symbols(table: list[KernelSymbol], addresses: Iterable[int]) -> list[KernelSymbol]:

@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 
@@ -28,6 +29,17 @@ from bee_record.sampler import LOST_HINTS, Sampler, SamplerOptions, check_privil
 _MIN_FREE_BYTES = 1 << 20
 
 
+class Mode(StrEnum):
+    """What `bee record --mode` samples (`-e` events switch to the internal "event" mode)."""
+
+    CPU = "cpu"  # on-CPU samples
+    OFFCPU = "offcpu"  # blocked time, from sched_switch
+    WALL = "wall"  # both, weighted in nanoseconds
+
+
+MODES = (*Mode, "event")
+
+
 @dataclass(frozen=True, slots=True)
 class RecordOptions:
     """Everything `bee record` was asked to do."""
@@ -36,7 +48,7 @@ class RecordOptions:
     pids: tuple[int, ...] = ()
     command: tuple[str, ...] = ()
     frequency: int = 99
-    mode: str = "cpu"  # cpu | offcpu | wall
+    mode: str = Mode.CPU  # a Mode, or "event" (set by -e)
     min_block_us: int = 1
     max_block_us: int | None = None
     rotate: float | None = None  # seconds per file of a numbered series
@@ -134,9 +146,9 @@ def _exit_code(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-MODES = ("cpu", "offcpu", "wall", "event")
 #: Range of --time-resolution, in milliseconds.
 MIN_RESOLUTION_MS, MAX_RESOLUTION_MS = 10, 10_000
+
 
 def cgroup2_root() -> Path:
     """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or .../unified)."""
@@ -176,13 +188,16 @@ def _mode(opts: RecordOptions) -> str:
 def _sampler_options(opts: RecordOptions, filter_pids: bool) -> SamplerOptions:
     mode = _mode(opts)
     if opts.mode not in MODES or (opts.mode == "event" and not opts.events):
-        raise RecordError(f"--mode {opts.mode}: choose one of {', '.join(MODES[:3])}, "
+        raise RecordError(f"--mode {opts.mode}: choose one of {', '.join(Mode)}, "
                           "or give -e events")
     if not MIN_RESOLUTION_MS <= opts.time_resolution_ms <= MAX_RESOLUTION_MS:
         raise RecordError(f"--time-resolution {opts.time_resolution_ms} ms is out of range "
                           f"({MIN_RESOLUTION_MS} to {MAX_RESOLUTION_MS})")
     if opts.frequency <= 0 or opts.frequency > 100_000:
         raise RecordError(f"frequency {opts.frequency} Hz is out of range (1 to 100000)")
+    pages = opts.sampler.perf_buffer_pages
+    if pages < 1 or pages > 4096 or pages & (pages - 1):
+        raise RecordError(f"--perf-buffer-pages {pages}: a power of two from 1 to 4096")
     if len(opts.events) > probes.MAX_PROBES:
         raise RecordError(f"at most {probes.MAX_PROBES} -e events")
     parsed = tuple(probes.parse(e) for e in opts.events)

@@ -16,7 +16,7 @@ from importlib import resources
 from typing import Any
 
 from bee_contract.errors import RecordError
-from bee_contract.recording import LOST_STACK, NO_STACK
+from bee_contract.recording import LOST_STACK, NO_STACK, Unwinder
 from bee_record.probes import Probe, attach
 from bee_record.python.detect import PyRuntime
 from bee_record.python.layout import MODEL_CSTACK_SHIM
@@ -62,7 +62,7 @@ class SamplerOptions:
     cgroup: tuple[int, int] | None = None  # (cgroup v2 id, level) to restrict to
     python: bool = True  # walk the Python frames of CPython processes (bpf/python.c)
     python_stacks_size: int = 2048
-    unwinder: str = "dwarf"  # "dwarf": .eh_frame tables in BPF; "fp": frame pointers
+    unwinder: str = Unwinder.DWARF  # an Unwinder: .eh_frame tables in BPF, or frame pointers
     unwind_rows: int = 1 << 20  # capacity of the shared unwind-row table (8 bytes each)
     time_resolution_ns: int = 100_000_000  # width of the time buckets counts are kept per
 
@@ -155,9 +155,9 @@ class Sampler:
                 "from the system python3 (or a venv made with --system-site-packages)"
             ) from None
         self._perf_type, self._perf_config = PerfType.SOFTWARE, PerfSWConfig.CPU_CLOCK
-        bpf_dir = resources.files("bpf")
+        bpf_dir = resources.files("bee_record.bpf")
         src = bpf_dir.joinpath("profile.c").read_text()
-        dwarf = opts.unwinder == "dwarf" and opts.user_stacks
+        dwarf = opts.unwinder == Unwinder.DWARF and opts.user_stacks
         if dwarf:
             src += "\n" + bpf_dir.joinpath("unwind.c").read_text()
         if opts.python:

@@ -22,12 +22,12 @@ def symbolize(
     offline: OfflineOpt = False,
 ) -> None:
     """Print function and file:line per address, in the layout of addr2line -a -f -i -C."""
-    from bee_report.addr2line import parse_address
-    from bee_report.addr2line import symbolize as run
+    from bee_report.addr2line import addr2line_lines, parse_address
 
     source = addresses if addresses else (line for line in sys.stdin if line.strip())
     opts = symbolize_options(symbols, no_cache, offline)
     out = sys.stdout
-    for line in run(exe, (parse_address(a) for a in source), opts, inlines=not no_inline):
+    addrs = (parse_address(a) for a in source)
+    for line in addr2line_lines(exe, addrs, opts, inlines=not no_inline):
         out.write(line + "\n")
     out.flush()

@@ -12,14 +12,12 @@ one warning the caller prints per binary).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
-from bee_contract.buildid import build_id_of_path, valid_build_id
+from bee_contract.buildid import build_id_of_path, build_id_tree_path, valid_build_id
 from bee_report.diag import warn
 
-_HEX = re.compile(r"^[0-9a-f]{2,128}$")
 _MAX_INDEX_FILES = 200_000
 
 
@@ -37,7 +35,7 @@ def build_id_paths(root: Path, build_id: str, suffix: str = "") -> list[Path]:
     """`.build-id/xx/rest[suffix]` under root and the debuginfod layout, for a valid id."""
     if not valid_build_id(build_id):
         return []
-    return [root / ".build-id" / build_id[:2] / (build_id[2:] + suffix)]
+    return [build_id_tree_path(root, build_id, suffix)]
 
 
 class Locator:

@@ -259,8 +259,6 @@ var timeline = (function () {
       .replace(/"/g, "&quot;");
   }
 
-  var TAGS = { kernel: " [kernel]", jit: " [jit]", inlined: " [inlined]" };
-
   function draw() {
     var v = stackValues(), val = new Float64Array(nodeFrame.length), s, n;
     for (s = 0; s < v.length; s++) {
@@ -293,7 +291,7 @@ var timeline = (function () {
       var y = floor - (nodeDepth[n] + 1) * FH + bee.framepad;
       var pct = (100 * value / total).toFixed(2);
       var info = n === 0 ? "all (" + commas(value) + " " + unit +
-        ", 100%)" : f[0] + (TAGS[f[1]] || "") + " (" +
+        ", 100%)" : f[0] + f[1] + " (" +
         commas(value) + " " + unit + ", " + pct + "%)";
       var color = f[2];
       out.push('<g class="f" data-n="' + esc(f[0]) + '" data-o="' + off0 + '" data-v="' +

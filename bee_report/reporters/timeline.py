@@ -20,20 +20,18 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from bee_contract.errors import ReportError
 from bee_report.diag import warn
-from bee_report.profile import Frame, Profile
+from bee_report.profile import Frame, FrameKind, Profile
 from bee_report.reporters import svg_builtin
-from bee_report.reporters.flame_palette import (
-    KIND_ALL,
-    SEARCH_COLOR,
-    frame_kind,
-    palette,
-    split_kind,
-)
-from bee_report.reporters.folded import stack_key
+from bee_report.reporters.flame_palette import KIND_ALL, SEARCH_COLOR, frame_kind, palette
+from bee_report.reporters.folded import folded_stack
 from bee_report.timewindow import iso
+
+if TYPE_CHECKING:
+    from bee_report.reporters.options import RenderOptions
 
 #: Upper bound on the buckets of one timeline, so a hostile or absurd span cannot make
 #: the page (or this process) allocate without limit: 10 days at 10 ms.
@@ -94,7 +92,8 @@ def data(profile: Profile, options: TimelineOptions) -> dict[str, object]:
                           f"{MAX_BUCKETS}); choose a shorter window with --from/--to")
     color_of = palette(options.colors)
     frames: dict[tuple[str, str], int] = {}
-    frame_rows: list[list[object]] = [["all", KIND_ALL, color_of("all", KIND_ALL)]]
+    #: label, tooltip tag (" [kernel]"), colour
+    frame_rows: list[list[object]] = [["all", "", color_of("all", KIND_ALL)]]
     stacks: dict[tuple[str, ...], int] = {}
     stack_rows: list[list[int]] = []
     threads: dict[tuple[int, int, str, str], int] = {}
@@ -111,7 +110,7 @@ def data(profile: Profile, options: TimelineOptions) -> dict[str, object]:
         ck = (id(s.frames), s.comm)
         key = keys.get(ck)
         if key is None:
-            key = keys[ck] = stack_key(s, options.lines)
+            key = keys[ck] = folded_stack(s, options.lines)
             pinned.append(s.frames)
         sid = stacks.get(key)
         if sid is None:
@@ -123,7 +122,8 @@ def data(profile: Profile, options: TimelineOptions) -> dict[str, object]:
                 fid = frames.get(fk)
                 if fid is None:
                     fid = frames[fk] = len(frame_rows)
-                    frame_rows.append([split_kind(name)[0], kind, color_of(name, kind)])
+                    frame_rows.append([FrameKind.split_folded(name)[0], kind.tag,
+                                       color_of(name, kind)])
                 ids.append(fid)
             stack_rows.append(ids)
         tk = (s.pid, s.tid, s.comm, s.thread)
@@ -179,6 +179,23 @@ def render(profile: Profile, options: TimelineOptions) -> str:
     return _PAGE.format(title=title, style=_STYLE, data=payload,
                         flamegraph=_asset("flamegraph.js"), timeline=_asset("timeline.js"))
 
+
+class TimelineReporter:
+    """`--format timeline`: heat map over time and the flame graph of a selected range."""
+
+    name = "timeline"
+    binary = False
+    options = ("lines", "flame")
+
+    def render(self, profile: Profile, options: RenderOptions) -> str:
+        """The timeline page of a profile (title, palette and widths from the flame options)."""
+        f = options.flame
+        return render(profile, TimelineOptions(
+            title=f.title if f.title != "Flame Graph" else "Timeline", colors=f.colors,
+            width=f.width, minwidth=f.minwidth, lines=options.lines))
+
+
+REPORTER = TimelineReporter()
 
 _STYLE = """body { font-family: Verdana, "DejaVu Sans", sans-serif; font-size: 12px; margin: 8px;
   background: #f8f8f8; color: #000; }
