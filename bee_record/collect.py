@@ -48,7 +48,9 @@ class Collector:
     def __init__(self, table: ProcessTable) -> None:
         self.table = table
         self.stacks: dict[tuple[int, ...], int] = {}
-        self.samples: dict[tuple[int, int, int, str, int, int, int, int], _Acc] = {}
+        #: (process, tid, cpu, comm, user stack, kernel stack, event, python stack, time
+        #: bucket since the sampler's start) -> counts
+        self.samples: dict[tuple[int, int, int, str, int, int, int, int, int], _Acc] = {}
         #: Python stacks as (code index, info) pairs, and each CPython process's code table.
         self.py_stacks: dict[tuple[tuple[int, int], ...], int] = {}
         self.codes: dict[int, CodeTable] = {}
@@ -84,7 +86,7 @@ class Collector:
             self._checked.add((proc, user))
             self._check_user_stack(proc, raw.user_stack)
         key = (proc, raw.tid, raw.cpu, raw.comm, user, self._stack(raw.kernel_stack),
-               raw.event, self._python_stack(proc, raw.python_stack))
+               raw.event, self._python_stack(proc, raw.python_stack), raw.bucket)
         acc = self.samples.get(key)
         if acc is None:
             acc = self.samples[key] = _Acc()
@@ -159,8 +161,13 @@ class Collector:
                                if k in remap}
         self.skip = {k for k in self.skip if os.path.isdir(f"/proc/{k[0]}")}
 
-    def build(self, header: Header, lost: dict[str, int]) -> Recording:
-        """A standalone Recording of what was collected since the last reset."""
+    def build(self, header: Header, lost: dict[str, int], first_bucket: int = 0) -> Recording:
+        """A standalone Recording of what was collected since the last reset.
+
+        Time buckets count from the sampler's start; in the file they count from
+        `header.start_time_ns`, which is bucket `first_bucket`. Buckets outside the file's
+        span (a count drained just after a rotation or the end) join its first or last.
+        """
         stacks = list(self.stacks)
         used_procs = sorted({k[0] for k in self.samples})
         proc_map = {old: new for new, old in enumerate(used_procs)}
@@ -169,16 +176,30 @@ class Collector:
             sorted(self.jit.get(i, {}).values(), key=lambda j: j.start)),
             python=self._python_info(i)) for i in used_procs]
         procs, binaries = _prune_binaries(procs, self.table.binaries)
-        kernel_addrs = {a for k in self.samples if k[5] >= 0 for a in stacks[k[5]]}
-        in_vdso = any(m.path == "[vdso]" and any(m.start <= a < m.end for a in stacks[k[4]])
-                      for k in self.samples if k[4] >= 0
-                      for m in self.table.processes[k[0]].maps)
+        kernel_addrs = {a for ks in {k[5] for k in self.samples} if ks >= 0
+                        for a in stacks[ks]}
+        in_vdso = any(m.path == "[vdso]" and any(m.start <= a < m.end for a in stacks[u])
+                      for p, u in {(k[0], k[4]) for k in self.samples} if u >= 0
+                      for m in self.table.processes[p].maps)
+        res = header.time_resolution_ns
+        last = max(0, (header.duration_ns - 1) // res) if res else 0
+        rows = self.samples
+        if first_bucket or any(k[8] > last for k in rows):  # else already in the file's span
+            rows = {}
+            for (p, tid, cpu, comm, u, k, ev, py, b), acc in self.samples.items():
+                key = (p, tid, cpu, comm, u, k, ev, py, min(max(b - first_bucket, 0), last))
+                row = rows.get(key)
+                if row is None:
+                    rows[key] = _Acc(acc.count, acc.weight)
+                else:
+                    row.count += acc.count
+                    row.weight += acc.weight
         samples = tuple(
             Sample(process=proc_map[p], tid=tid, cpu=cpu, comm=comm, user_stack=u,
                    kernel_stack=k, count=acc.count, weight=acc.weight, event=ev,
-                   python_stack=py)
-            for (p, tid, cpu, comm, u, k, ev, py), acc in sorted(self.samples.items(),
-                                                                 key=lambda kv: kv[0])
+                   python_stack=py, bucket=b)
+            for (p, tid, cpu, comm, u, k, ev, py, b), acc in sorted(rows.items(),
+                                                                    key=lambda kv: kv[0])
         )
         return Recording(
             header=header, binaries=tuple(binaries), processes=tuple(procs),

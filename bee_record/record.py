@@ -42,6 +42,7 @@ RANGES: tuple[tuple[str, str, float, float], ...] = (
     ("--counts-size", "sampler.counts_size", 1, 1 << 22),
     ("--procs-size", "sampler.procs_size", 1, 1 << 22),
     ("--perf-buffer-pages", "sampler.perf_buffer_pages", 1, 4096),  # and a power of two
+    ("--time-resolution", "time_resolution_ms", 10, 10_000),
 )
 
 
@@ -73,6 +74,7 @@ class RecordOptions:
     duration: float | None = None
     keep_cmdline: bool = True
     drain_interval: float = 1.0
+    time_resolution_ms: int = 100  # width of the time buckets samples are counted in
     sampler: SamplerOptions = field(default_factory=SamplerOptions)
     quiet: bool = False
     argv: tuple[str, ...] = ()
@@ -215,6 +217,7 @@ def _sampler_options(opts: RecordOptions, filter_pids: bool) -> SamplerOptions:
         cgroup=cgroup_id(opts.cgroup) if opts.cgroup is not None else None,
         cpu_weight=1 if mode == "cpu" else 1_000_000_000 // opts.frequency,
         min_block_ns=opts.min_block_us * 1000, max_block_ns=max_ns,
+        time_resolution_ns=opts.time_resolution_ms * 1_000_000,
     )
 
 
@@ -229,11 +232,21 @@ class _Writer:
         self.lost_before: dict[str, int] = {}
         self.hints: set[str] = set()
 
-    def write(self, start_wall: int, duration: float, lost: dict[str, int]) -> None:
+    def write(self, sampler: Sampler, file_start_ns: int, end_ns: int,
+              lost: dict[str, int]) -> None:
+        """Write the samples collected since `file_start_ns` (CLOCK_MONOTONIC) as one file.
+
+        The file starts at the beginning of the time bucket holding `file_start_ns`, so
+        its buckets line up with the kernel's: a bucket cut by a rotation is in both files.
+        """
         seq = len(self.files) + 1 if self.opts.rotate else 0
         delta = {k: v - self.lost_before.get(k, 0) for k, v in lost.items()}
         self.lost_before = dict(lost)
-        rec = self.collector.build(_header(self.opts, start_wall, duration, seq), delta)
+        res = self.opts.time_resolution_ms * 1_000_000
+        first = max(0, file_start_ns - sampler.start_ns) // res
+        start_wall = sampler.start_wall_ns + first * res
+        duration = max(0, end_ns - sampler.start_ns - first * res)
+        rec = self.collector.build(_header(self.opts, start_wall, duration, seq), delta, first)
         path = Path(rotated_path(self.output, seq)) if seq else self.output
         self.size += codec.write(rec, path)
         self.files.append(path)
@@ -318,8 +331,8 @@ def record(opts: RecordOptions) -> RecordResult:
             collector.skip.add((child, 0))
         stop.install()
         sampler.start()
-        start_wall, start = time.time_ns(), time.monotonic()
-        file_wall, file_start = start_wall, start
+        start = time.monotonic()
+        file_start = sampler.start_ns
         if child is not None:
             os.write(go, b"x")
             os.close(go)
@@ -343,8 +356,8 @@ def record(opts: RecordOptions) -> RecordResult:
             if next_rotate is not None and now >= next_rotate:
                 sampler.drain(collector.add)
                 collector.end_drain()
-                writer.write(file_wall, now - file_start, sampler.lost())
-                file_wall, file_start = time.time_ns(), now
+                writer.write(sampler, file_start, int(now * 1e9), sampler.lost())
+                file_start = int(now * 1e9)
                 next_rotate = now + (opts.rotate or 0)
                 next_drain = now + opts.drain_interval
             elif now >= next_drain:
@@ -358,9 +371,9 @@ def record(opts: RecordOptions) -> RecordResult:
                     break
             elif opts.pids and not any(os.path.isdir(f"/proc/{p}") for p in opts.pids):
                 break
-        end = time.monotonic()
         _ignore_signals()  # from here on a second Ctrl-C must not interrupt the write
         sampler.stop()
+        end = time.monotonic_ns()
         collector.table.on_maps = None  # sampling is over: unwind tables no longer matter
         for pid, gen in pending + sampler.poll(0):
             collector.table.capture(pid, gen)
@@ -372,7 +385,7 @@ def record(opts: RecordOptions) -> RecordResult:
         if child is not None:
             exit_code = _finish_child(child, stop.signal)
     try:
-        writer.write(file_wall, end - file_start, lost)
+        writer.write(sampler, file_start, end, lost)
     finally:
         stop.restore()
     return RecordResult(writer.files[0], tuple(writer.files), writer.samples,
@@ -412,7 +425,7 @@ def _finish_child(pid: int, sig: int | None) -> int:
         return 0
 
 
-def _header(opts: RecordOptions, start_wall: int, duration: float, sequence: int) -> Header:
+def _header(opts: RecordOptions, start_wall: int, duration_ns: int, sequence: int) -> Header:
     if opts.command:
         target = "command " + (" ".join(opts.command) if opts.keep_cmdline else opts.command[0])
     elif opts.pids:
@@ -427,10 +440,10 @@ def _header(opts: RecordOptions, start_wall: int, duration: float, sequence: int
     unit = {"cpu": "samples", "event": "events"}.get(mode, "nanoseconds")
     return Header(
         host=socket.gethostname(), kernel_release=os.uname().release, arch=os.uname().machine,
-        start_time_ns=start_wall, duration_ns=int(duration * 1e9),
+        start_time_ns=start_wall, duration_ns=duration_ns,
         frequency_hz=opts.frequency if mode in ("cpu", "wall") else 0, mode=mode,
         weight_unit=unit, events=events,
         target=target, bee_version=__version__, argv=opts.argv if opts.keep_cmdline else (),
-        sequence=sequence,
+        sequence=sequence, time_resolution_ns=opts.time_resolution_ms * 1_000_000,
         unwinder=opts.sampler.unwinder if opts.sampler.user_stacks else "",
     )

@@ -299,7 +299,7 @@ def _side(label: str, profile: Profile, weight: int, count: int) -> str:
     text = f"{fmt_weight(weight, unit)} total" if unit == "nanoseconds" else f"{weight} {unit}"
     if count != weight:
         text += f" from {count} events"
-    text += f" in {len(profile.samples)} stacks"
+    text += f" in {profile.stack_count} stacks"
     if profile.lost:
         text += f", {profile.lost} lost"
     return f"{label} {text}"

@@ -62,7 +62,7 @@ def render(profile: Profile, by: str = "function", limit: int = 25) -> str:
     rows = top_rows(profile, by)
     unit = profile.unit
     head = f"{total} {unit}" if unit != "nanoseconds" else f"{fmt_weight(total, unit)} total"
-    lines = [f"# {head} in {len(profile.samples)} stacks"
+    lines = [f"# {head} in {profile.stack_count} stacks"
              + (f", {profile.lost} lost" if profile.lost else "")]
     title = {"module": "MODULE", "line": "FUNCTION (FILE:LINE)"}.get(by, "FUNCTION")
     lines.append(f"{'SELF':>10} {'SELF%':>7} {'TOTAL':>10} {'TOTAL%':>7}  {title}")
