@@ -1,35 +1,104 @@
-"""The `bee` command: registers one module per command (see bee.commands).
+"""The `bee` command: one module per command (see bee.commands), each loaded on demand.
 
-Each command imports its stage lazily, so `bee record` never loads report code and
-`bee report` never loads bcc. A BeeError is caught once, here, and printed as one line.
+A command's module (and so its stage) is imported only when that command runs or help
+lists it: `bee record` never loads report code and `bee report` never loads bcc. Bad
+input is one line on stderr: a BeeError, a usage error or an environment error is caught
+once, here.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from importlib import import_module
+from types import FrameType
+from typing import Annotated, Any
 
+import click
 import typer
 from typer.core import TyperGroup
 
-from bee.commands import archive, diff, info, record, report, symbolize
-from bee_contract.errors import BeeError
+from bee_contract.errors import BeeError, Terminated
+from bee_contract.text import for_terminal
+
+#: Signals that end a command like Ctrl-C does: as an exception, so every cleanup runs
+#: (temporary files of outputs, downloads and extractions). `bee record` handles them
+#: itself while recording (they stop it and the file is written).
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise Terminated while a command runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, _terminate) for sig in HANDLED_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+#: Command name -> click context settings; the function is bee.commands.NAME.NAME.
+COMMANDS: dict[str, dict[str, Any]] = {
+    "record": {"allow_interspersed_args": False},
+    "report": {},
+    "diff": {},
+    "symbolize": {},
+    "info": {},
+    "archive": {},
+}
+_HELP = {"help_option_names": ["-h", "--help"]}
+
+
+def _load(name: str) -> click.Command:
+    """The click command of bee.commands.NAME (help printed literally: no markup)."""
+    module = import_module(f"bee.commands.{name}")
+    one = typer.Typer(rich_markup_mode=None, add_completion=False,
+                      pretty_exceptions_enable=False)
+    one.command(name=name, context_settings={**_HELP, **COMMANDS[name]})(getattr(module, name))
+    return typer.main.get_command(one)
 
 
 class _BeeGroup(TyperGroup):
-    """Runs a command and turns a BeeError into one line on stderr and its exit code."""
+    """Loads commands on demand; turns errors into one line on stderr and an exit code."""
 
-    def invoke(self, ctx: typer.Context) -> object:  # type: ignore[override]
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """Command names, in the order help shows them."""
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The command called `cmd_name`, imported now (None if there is none)."""
+        return _load(cmd_name) if cmd_name in COMMANDS else None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the chosen command; every error it raises becomes one line."""
         try:
-            return super().invoke(ctx)
+            with _signals_raise():
+                return super().invoke(ctx)
         except BeeError as exc:
-            typer.echo(f"bee: {exc}", err=True)
+            typer.echo(f"bee: {for_terminal(str(exc))}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except Terminated as exc:
+            typer.echo(f"bee: terminated by {signal.Signals(exc.signum).name}", err=True)
+            raise typer.Exit(128 + exc.signum) from None
+        except click.UsageError as exc:  # bad options: one line, not click's usage block
+            typer.echo(f"bee: {for_terminal(exc.format_message())}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("bee: interrupted", err=True)
             raise typer.Exit(130) from None
         except OSError as exc:  # an environment problem not caught closer to its cause
             where = f": {exc.filename}" if exc.filename else ""
-            typer.echo(f"bee: {exc.strerror or exc}{where}", err=True)
+            typer.echo(for_terminal(f"bee: {exc.strerror or exc}{where}"), err=True)
             raise typer.Exit(1) from None
 
 
@@ -40,8 +109,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,
+    context_settings=_HELP,
 )
+
 
 def _version(value: bool) -> None:
     if value:
@@ -58,14 +129,6 @@ def _root(
     ] = False,
 ) -> None:
     """bee: an eBPF CPU profiler. Record on the target, report anywhere."""
-
-
-app.command(context_settings={"allow_interspersed_args": False})(record.record)
-app.command()(report.report)
-app.command()(diff.diff)
-app.command()(symbolize.symbolize)
-app.command()(info.info)
-app.command()(archive.archive)
 
 
 def main() -> None:

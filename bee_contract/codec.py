@@ -24,13 +24,14 @@ import dataclasses
 import itertools
 import struct
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import msgpack
 
 from bee_contract.atomic import write_atomic
+from bee_contract.buildid import valid_build_id
 from bee_contract.errors import RecordingFormatError
 from bee_contract.recording import (
     ALL_BUCKETS,
@@ -326,7 +327,7 @@ class _Decoder:
         if v is None:
             return None
         text = self.str_(v, what)
-        if not 2 <= len(text) <= 128 or any(c not in "0123456789abcdef" for c in text):
+        if not valid_build_id(text):
             raise self.fail(f"{what} is not a lowercase hex build-id")
         return text
 
@@ -403,7 +404,6 @@ class _Decoder:
                 raise self.fail(f"missing '{key}'")
         assert header is not None
         self.parsed_header = self.header(header)
-        self.max_bucket = _max_bucket(self.parsed_header)
         # Every stack is some sample's user or kernel stack (the recorder keeps no others).
         if self.counts["stacks"] > 2 * self.counts["samples"] + TABLE_SLACK:
             raise self.fail(f"{self.counts['stacks']} stacks for {self.counts['samples']} "
@@ -415,6 +415,7 @@ class _Decoder:
     def recording(self, u: msgpack.Unpacker) -> Recording:
         """Second pass: every table, row by row, straight into the model."""
         header, counts = self.parsed_header, self.counts
+        self.max_bucket = _max_bucket(header)
         self.n_binaries, self.n_processes = counts["binaries"], counts["processes"]
         self.n_stacks, self.n_events = counts["stacks"], len(header.events)
         binaries: tuple[Binary, ...] = ()
@@ -588,10 +589,10 @@ class _Decoder:
             argv=tuple(self.str_(a, "header.argv[]")
                        for a in self.list_(h.get("argv", []), "header.argv")),
             sequence=self.int_(h.get("sequence", 0), "header.sequence"),
+            unwinder=self.str_(h.get("unwinder", ""), "header.unwinder"),
             # v1 files (and v2 writers that omit it): one bucket spanning the recording
             time_resolution_ns=self.int_(h.get("time_resolution_ns", 0) if self.version >= 2
                                          else 0, "header.time_resolution_ns"),
-            unwinder=self.str_(h.get("unwinder", ""), "header.unwinder"),
         )
 
     def binary(self, r: list[Any], what: str) -> Binary:
@@ -636,10 +637,14 @@ class _Decoder:
             return self.int_(v, f"{what}.{name}", LOST_STACK, self.n_stacks - 1)
 
         process = self.int_(r[0], f"{what}.process", 0, self.n_processes - 1)
+        # version 2: column 9 bucket, 10 python_stack; version 1: 9 python_stack
+        bucket, py_col = 0, 9
+        if self.version >= 2:
+            bucket, py_col = 0 if len(r) <= 9 else self.int_(
+                r[9], f"{what}.bucket", 0, self.max_bucket), 10
         py = NO_STACK
-        py_column = 10 if self.version >= 2 else 9  # v1 had no bucket column before it
-        if len(r) > py_column:
-            py = self.int_(r[py_column], f"{what}.python_stack", LOST_STACK,
+        if len(r) > py_col:
+            py = self.int_(r[py_col], f"{what}.python_stack", LOST_STACK,
                            len(self.python_stacks) - 1)
         return Sample(
             process=process,
@@ -649,9 +654,8 @@ class _Decoder:
             user_stack=stack(r[4], "user_stack"), kernel_stack=stack(r[5], "kernel_stack"),
             count=self.int_(r[6], f"{what}.count"), weight=self.int_(r[7], f"{what}.weight"),
             event=self.int_(r[8], f"{what}.event", 0, self.n_events - 1),
-            bucket=self.int_(r[9], f"{what}.bucket", 0, self.max_bucket)
-            if len(r) > 9 and self.version >= 2 else 0,
             python_stack=py,
+            bucket=bucket,
         )
 
     def kernel(self, u: msgpack.Unpacker) -> KernelInfo:
@@ -695,19 +699,11 @@ def _max_bucket(h: Header) -> int:
     return min(max(0, (h.duration_ns - 1) // h.time_resolution_ns), 0xFFFFFFFF)
 
 
-def stack_addresses(rec: Recording, index: int) -> Sequence[int]:
-    """The addresses of stack `index`, or an empty sequence for NO_STACK/LOST_STACK."""
-    return rec.stacks[index] if index >= 0 else ()
-
-
 __all__ = [
     "FORMAT_VERSION",
-    "LOST_STACK",
     "MAGIC",
-    "NO_STACK",
     "decode",
     "encode",
     "read",
     "write",
-    "write_atomic",
 ]

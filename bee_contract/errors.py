@@ -38,3 +38,16 @@ class DebugInfoError(BeeError):
 
 class ArchiveError(BeeError):
     """A symbols archive is unreadable, corrupt, too big or holds a refused member."""
+
+
+class OutputError(BeeError):
+    """An output file cannot be written (any command): missing folder, permissions, disk full,
+    refused target."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C's KeyboardInterrupt so that every cleanup runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

@@ -9,6 +9,7 @@ described in `formats/recording-v2.md`; nothing here imports bcc or any report c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 #: Stack index meaning "no stack of this kind" (a kernel thread has no user stack;
 #: a `--user-only` recording has no kernel stacks).
@@ -21,8 +22,19 @@ LOST_STACK = -2
 #: No user address can take this value; the report prints it as `[truncated]`.
 TRUNCATED_FRAME = 0xFFFFFFFFFFFFFFFF
 
-#: How user stacks were unwound (Header.unwinder).
-UNWINDERS = ("fp", "dwarf")
+
+
+class Unwinder(StrEnum):
+    """How user stacks were unwound (Header.unwinder; `bee record --unwind`)."""
+
+    DWARF = "dwarf"  # .eh_frame tables in BPF: complete without frame pointers
+    FP = "fp"  # frame pointers only: cheaper
+
+    @property
+    def description(self) -> str:
+        """What the unwinder follows, for people."""
+        return "frame pointers" if self is Unwinder.FP else ".eh_frame tables"
+
 
 #: Units a sample weight can have.
 WEIGHT_UNITS = ("samples", "nanoseconds", "events")
@@ -125,8 +137,8 @@ class Sample:
     count: int  # number of events
     weight: int  # in Header.weight_unit; equals count for on-CPU sampling
     event: int = 0  # index into Header.events
-    bucket: int = 0  # taken in [start + bucket*res, +res) with res = Header.time_resolution_ns
     python_stack: int = NO_STACK  # index into Recording.python_stacks, NO_STACK or LOST_STACK
+    bucket: int = 0  # taken in [start + bucket*res, +res) with res = Header.time_resolution_ns
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,8 +30,6 @@ import gzip
 import io
 import json
 import os
-import re
-import stat
 import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -39,16 +37,20 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from bee_contract import codec
-from bee_contract.atomic import atomic_output
-from bee_contract.buildid import build_id_of_file
+from bee_contract.atomic import atomic_output, check_not_input
+from bee_contract.buildid import (
+    DEBUG_ROOTS,
+    build_id_of_file,
+    build_id_tree_path,
+    valid_build_id,
+)
 from bee_contract.errors import RecordError
 from bee_contract.recording import Recording
+from bee_contract.safeopen import open_regular
 
 #: Folders searched for `.build-id/xx/rest.debug` debug files.
-DEBUG_DIRS: tuple[Path, ...] = (Path("/usr/lib/debug"),)
 MANIFEST_NAME = "MANIFEST.json"
 MANIFEST_VERSION = 1
-_HEX = re.compile(r"^[0-9a-f]{2,128}$")
 _MAX_PROCESS_TRIES = 8  # map_files/root candidates tried per binary
 _CHUNK = 1 << 20
 
@@ -97,7 +99,7 @@ def archive(
     recording: Path,
     output: Path,
     *,
-    debug_dirs: Sequence[Path] = DEBUG_DIRS,
+    debug_dirs: Sequence[Path] = DEBUG_ROOTS,
     proc: str = "/proc",
 ) -> ArchiveResult:
     """Write the binaries (and debug files) hit by `recording`'s samples to `output`.
@@ -106,8 +108,7 @@ def archive(
     be written; binaries that cannot be found are listed in the result and the manifest.
     """
     recording, output = Path(recording), Path(output)
-    if output.exists() and output.resolve() == recording.resolve():
-        raise RecordError(f"{output}: refusing to overwrite the recording with its archive")
+    check_not_input(output, [recording])
     rec = codec.read(recording)
     wanted, missing = _hit_binaries(rec)
     mtime = rec.header.start_time_ns // 1_000_000_000
@@ -119,7 +120,7 @@ def archive(
                                  copybufsize=_CHUNK) as tar:
             for build_id in sorted(wanted):
                 want = wanted[build_id]
-                name = f".build-id/{build_id[:2]}/{build_id[2:]}"
+                name = str(build_id_tree_path(Path(), build_id))
                 entry: dict[str, Any] = {"path": want.paths[0], "paths": want.paths,
                                          "size": want.size}
                 reasons: list[str] = []
@@ -132,7 +133,7 @@ def archive(
                     _add(tar, output, name, f, size, mtime)
                 n_bin += 1
                 entry.update(binary=name, source=source, size=size)
-                debug_candidates = [str(d / ".build-id" / build_id[:2] / (build_id[2:] + ".debug"))
+                debug_candidates = [str(build_id_tree_path(d, build_id, ".debug"))
                                     for d in debug_dirs]
                 reasons = []
                 with _open_verified(debug_candidates, build_id, reasons) as found:
@@ -186,7 +187,7 @@ def _hit_binaries(rec: Recording) -> tuple[dict[str, _Wanted], list[Missing]]:
                for p in sorted(unreadable)]
     for idx in sorted(hits):
         b = rec.binaries[idx]
-        if b.build_id is None or not _HEX.match(b.build_id):
+        if b.build_id is None or not valid_build_id(b.build_id):
             missing.append(Missing(b.path, b.build_id, "no build-id recorded"))
             continue
         w = wanted.setdefault(b.build_id, _Wanted(b.build_id, [], b.size, {}))
@@ -222,18 +223,16 @@ def _open_verified(
     Yields None when none is; `reasons` then says why each candidate was passed over.
     """
     for cand in candidates:
-        try:
-            f = open(cand, "rb")  # noqa: SIM115 - closed below or by the with
+        try:  # never blocks on a FIFO or opens a device a process put there: see safeopen
+            f = open_regular(cand)
         except OSError as exc:
             reasons.append(f"{cand}: {exc.strerror or exc}")
             continue
         with f:
             st = os.fstat(f.fileno())
-            got = build_id_of_file(f) if stat.S_ISREG(st.st_mode) else None
+            got = build_id_of_file(f)
             if got != build_id:
-                what = "not a regular file" if not stat.S_ISREG(st.st_mode) else (
-                    f"has build-id {got}" if got else "has no build-id")
-                reasons.append(f"{cand}: {what}")
+                reasons.append(f"{cand}: {f'has build-id {got}' if got else 'has no build-id'}")
                 continue
             f.seek(0)
             yield f, cand, st.st_size
@@ -262,4 +261,4 @@ def _add(tar: tarfile.TarFile, output: Path, name: str, f: BinaryIO, size: int,
         raise RecordError(f"{output}: cannot add {name}: {exc.strerror or exc}") from None
 
 
-__all__ = ["DEBUG_DIRS", "MANIFEST_NAME", "ArchiveResult", "Missing", "archive"]
+__all__ = ["MANIFEST_NAME", "ArchiveResult", "Missing", "archive"]

@@ -45,8 +45,8 @@ class Collector:
         self.table = table
         self.clock = clock
         self.stacks: dict[tuple[int, ...], int] = {}
-        #: (process, tid, cpu, comm, user stack, kernel stack, event, time bucket since the
-        #: sampler's start, Python stack) -> counts
+        #: (process, tid, cpu, comm, user stack, kernel stack, event, python stack, time
+        #: bucket since the sampler's start) -> counts
         self.samples: dict[tuple[int, int, int, str, int, int, int, int, int], _Acc] = {}
         #: Python stacks as (code index, info) pairs, and each CPython process's code table.
         self.py_stacks: dict[tuple[tuple[int, int], ...], int] = {}
@@ -96,7 +96,7 @@ class Collector:
                     pending.setdefault(a, set()).add(raw.bucket)
         self._last_bucket = max(self._last_bucket, raw.bucket)
         key = (proc, raw.tid, raw.cpu, raw.comm, user, self._stack(raw.kernel_stack),
-               raw.event, raw.bucket, self._python_stack(proc, raw.python_stack))
+               raw.event, self._python_stack(proc, raw.python_stack), raw.bucket)
         acc = self.samples.get(key)
         if acc is None:
             acc = self.samples[key] = _Acc()
@@ -228,20 +228,22 @@ class Collector:
         in_vdso = any(m.path == "[vdso]" and any(m.start <= a < m.end for a in stacks[u])
                       for p, u in {(k[0], k[4]) for k in self.samples} if u >= 0
                       for m in self.table.processes[p].maps)
-        rows: dict[tuple[int, int, int, str, int, int, int, int, int], _Acc] = {}
-        for (p, tid, cpu, comm, u, k, ev, b, py), acc in self.samples.items():
-            key = (p, tid, cpu, comm, u, k, ev, in_file(b), py)
-            row = rows.get(key)
-            if row is None:
-                rows[key] = _Acc(acc.count, acc.weight)
-            else:
-                row.count += acc.count
-                row.weight += acc.weight
+        rows = self.samples
+        if first_bucket or any(k[8] > last for k in rows):  # else already in the file's span
+            rows = {}
+            for (p, tid, cpu, comm, u, k, ev, py, b), acc in self.samples.items():
+                key = (p, tid, cpu, comm, u, k, ev, py, in_file(b))
+                row = rows.get(key)
+                if row is None:
+                    rows[key] = _Acc(acc.count, acc.weight)
+                else:
+                    row.count += acc.count
+                    row.weight += acc.weight
         samples = tuple(
             Sample(process=proc_map[p], tid=tid, cpu=cpu, comm=comm, user_stack=u,
-                   kernel_stack=k, count=acc.count, weight=acc.weight, event=ev, bucket=b,
-                   python_stack=py)
-            for (p, tid, cpu, comm, u, k, ev, b, py), acc in sorted(rows.items(),
+                   kernel_stack=k, count=acc.count, weight=acc.weight, event=ev,
+                   python_stack=py, bucket=b)
+            for (p, tid, cpu, comm, u, k, ev, py, b), acc in sorted(rows.items(),
                                                                     key=lambda kv: kv[0])
         )
         return Recording(

@@ -14,9 +14,12 @@ of the update before the one that read it. :meth:`PerfMap.lookup_at` uses that t
 sample of an earlier bucket by the line its address had then: the pieces of older lines
 painted over are kept (see :meth:`PerfMap.forget`) until no sample can need them.
 
-The file is written by the recorded process, so it is untrusted: bytes read are bounded
-per process (:data:`MAX_BYTES` in all), malformed lines are skipped, and a file that
-shrinks or is replaced is read again from its start.
+The file is written by the recorded process, so it is untrusted: it is read only when a
+regular file (not a symlink, a FIFO, a device or a kernel file; see
+:func:`bee_contract.safeopen.open_regular`), never blocking; bytes read are bounded per
+process (:data:`MAX_BYTES` in all); lines whose start or size is not a plain hex number
+of at most 64 bits are skipped; a file that shrinks or is replaced is read again from its
+start.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ import bisect
 import heapq
 import itertools
 import os
+import re
 from dataclasses import dataclass
+
+from bee_contract.safeopen import open_regular
 
 #: Bytes read from one process's perf map over the whole recording, at most.
 MAX_BYTES = 256 << 20
@@ -33,6 +39,8 @@ MAX_BYTES = 256 << 20
 _MAX_LINE = 1 << 16
 #: Lines read at once above which they are painted in bulk.
 _BULK = 256
+#: A start or size: plain hex (optional 0x) of at most 64 bits; no sign, no underscores.
+_HEX64 = re.compile(rb"(?:0[xX])?[0-9a-fA-F]{1,16}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +104,8 @@ class PerfMap:
         self._read_bucket = -1 if bucket is None else bucket
         for path in self.paths:
             try:
-                with open(path, "rb") as f:
+                # the process controls the path: no symlink, FIFO or device is opened
+                with open_regular(path, follow=False, max_size=None) as f:
                     st = os.fstat(f.fileno())
                     ident = (st.st_dev, st.st_ino)
                     if ident != self._file or st.st_size < self.offset:
@@ -152,7 +161,7 @@ class PerfMap:
         self._partial = text[cut:] if len(text) - cut <= _MAX_LINE else b""
         batch = []
         for raw in text[:cut].split(b"\n")[:-1]:
-            entry = _parse_line(raw, self.lines, after)
+            entry = parse_line(raw, self.lines, after)
             self.lines += 1
             if entry is not None:
                 batch.append(entry)
@@ -243,15 +252,17 @@ def _envelope(batch: list[PerfMapEntry]) -> list[tuple[int, int, PerfMapEntry]]:
     return out
 
 
-def _parse_line(raw: bytes, line: int, after: int) -> PerfMapEntry | None:
+def parse_line(raw: bytes, line: int = 0, after: int = -1) -> PerfMapEntry | None:
+    """One `START SIZE NAME` line (hex start and size) as entry number `line`, or None.
+
+    Only plain hex numbers of at most 64 bits are taken, and ranges that end within the
+    64-bit address space; anything else is skipped.
+    """
     parts = raw.split(b" ", 2)
-    if len(parts) < 3:
+    if len(parts) < 3 or not (_HEX64.fullmatch(parts[0]) and _HEX64.fullmatch(parts[1])):
         return None
-    try:
-        start, size = int(parts[0], 16), int(parts[1], 16)
-    except ValueError:
-        return None
-    if start < 0 or size < 0 or start + size > 1 << 64:
+    start, size = int(parts[0], 16), int(parts[1], 16)
+    if start + size > 1 << 64:
         return None
     name = parts[2].strip().decode("utf-8", "replace")
     return PerfMapEntry(line, start, size, name, after)

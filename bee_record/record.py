@@ -14,6 +14,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 
@@ -26,6 +27,34 @@ from bee_record.procs import ProcessTable
 from bee_record.sampler import LOST_HINTS, Sampler, SamplerOptions, check_privileges
 
 _MIN_FREE_BYTES = 1 << 20
+_MAX_SAMPLE_RATE = "/proc/sys/kernel/perf_event_max_sample_rate"
+_YEAR_S = 366 * 86400
+
+#: (option, where in RecordOptions, lowest, highest): checked before anything starts.
+RANGES: tuple[tuple[str, str, float, float], ...] = (
+    ("--duration", "duration", 0.01, _YEAR_S),
+    ("--rotate", "rotate", 0.1, _YEAR_S),
+    ("--drain-interval", "drain_interval", 0.01, 3600),
+    ("--frequency", "frequency", 1, 100_000),
+    ("--min-block", "min_block_us", 0, 1 << 40),
+    ("--max-block", "max_block_us", 0, 1 << 40),
+    ("--stack-storage-size", "sampler.stack_storage_size", 0, 1 << 18),  # 0: by frequency
+    ("--counts-size", "sampler.counts_size", 1, 1 << 22),
+    ("--procs-size", "sampler.procs_size", 1, 1 << 22),
+    ("--perf-buffer-pages", "sampler.perf_buffer_pages", 1, 4096),  # and a power of two
+    ("--time-resolution", "time_resolution_ms", 10, 10_000),
+)
+
+
+class Mode(StrEnum):
+    """What `bee record --mode` samples (`-e` events switch to the internal "event" mode)."""
+
+    CPU = "cpu"  # on-CPU samples
+    OFFCPU = "offcpu"  # blocked time, from sched_switch
+    WALL = "wall"  # both, weighted in nanoseconds
+
+
+MODES = (*Mode, "event")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +65,7 @@ class RecordOptions:
     pids: tuple[int, ...] = ()
     command: tuple[str, ...] = ()
     frequency: int = 99
-    mode: str = "cpu"  # cpu | offcpu | wall
+    mode: str = Mode.CPU  # a Mode, or "event" (set by -e)
     min_block_us: int = 1
     max_block_us: int | None = None
     rotate: float | None = None  # seconds per file of a numbered series
@@ -134,10 +163,6 @@ def _exit_code(status: int) -> int:
     return os.WEXITSTATUS(status)
 
 
-MODES = ("cpu", "offcpu", "wall", "event")
-#: Range of --time-resolution, in milliseconds.
-MIN_RESOLUTION_MS, MAX_RESOLUTION_MS = 10, 10_000
-
 def cgroup2_root() -> Path:
     """Where the cgroup v2 hierarchy is mounted (/sys/fs/cgroup, or .../unified)."""
     try:
@@ -176,13 +201,8 @@ def _mode(opts: RecordOptions) -> str:
 def _sampler_options(opts: RecordOptions, filter_pids: bool) -> SamplerOptions:
     mode = _mode(opts)
     if opts.mode not in MODES or (opts.mode == "event" and not opts.events):
-        raise RecordError(f"--mode {opts.mode}: choose one of {', '.join(MODES[:3])}, "
+        raise RecordError(f"--mode {opts.mode}: choose one of {', '.join(Mode)}, "
                           "or give -e events")
-    if not MIN_RESOLUTION_MS <= opts.time_resolution_ms <= MAX_RESOLUTION_MS:
-        raise RecordError(f"--time-resolution {opts.time_resolution_ms} ms is out of range "
-                          f"({MIN_RESOLUTION_MS} to {MAX_RESOLUTION_MS})")
-    if opts.frequency <= 0 or opts.frequency > 100_000:
-        raise RecordError(f"frequency {opts.frequency} Hz is out of range (1 to 100000)")
     if len(opts.events) > probes.MAX_PROBES:
         raise RecordError(f"at most {probes.MAX_PROBES} -e events")
     parsed = tuple(probes.parse(e) for e in opts.events)
@@ -237,10 +257,52 @@ class _Writer:
         self.collector.reset()
 
 
+def check_ranges(opts: RecordOptions) -> None:
+    """One line naming the option and its range when a value is out of it (RANGES)."""
+    for option, where, lo, hi in RANGES:
+        value: object = opts
+        for part in where.split("."):
+            value = getattr(value, part)
+        if value is not None and not lo <= value <= hi:  # type: ignore[operator]
+            raise RecordError(f"{option} {_num(value)}: out of range ({_num(lo)} to {_num(hi)})")
+    pages = opts.sampler.perf_buffer_pages
+    if pages & (pages - 1):
+        raise RecordError(f"--perf-buffer-pages {pages}: a power of two from 1 to 4096")
+    if opts.max_block_us is not None and opts.max_block_us < opts.min_block_us:
+        raise RecordError(f"--max-block {opts.max_block_us}: less than --min-block "
+                          f"{opts.min_block_us}")
+
+
+def _num(x: object) -> str:
+    if isinstance(x, float) and x.is_integer():
+        return str(int(x))
+    return str(x)
+
+
+def clamp_frequency(frequency: int, limit_file: str = _MAX_SAMPLE_RATE) -> int:
+    """`frequency`, lowered (with a warning) to the kernel's perf_event_max_sample_rate."""
+    try:
+        with open(limit_file) as f:
+            limit = int(f.read().strip())
+    except (OSError, ValueError):
+        return frequency
+    if 0 < limit < frequency:
+        print(f"bee: warning: -F {frequency} is above the kernel's limit "
+              f"(kernel.perf_event_max_sample_rate = {limit}); recording at {limit} Hz",
+              file=sys.stderr)
+        return limit
+    return frequency
+
+
 def record(opts: RecordOptions) -> RecordResult:
     """Run a recording to completion and write it; see RecordOptions."""
+    check_ranges(opts)
+    if _mode(opts) in ("cpu", "wall"):
+        opts = replace(opts, frequency=clamp_frequency(opts.frequency))
     output = opts.output or default_output()
     check_output(output)
+    if opts.rotate and output.exists() and not output.is_file():
+        raise RecordError(f"{output}: --rotate writes a series of files; give a file name")
     for pid in opts.pids:
         if not os.path.isdir(f"/proc/{pid}"):
             raise RecordError(f"no process with pid {pid}")
@@ -283,11 +345,17 @@ def record(opts: RecordOptions) -> RecordResult:
             print(f"Recording ({mode}, {what}); Ctrl-C to stop.", file=sys.stderr)
         next_drain = start + opts.drain_interval
         next_rotate = start + opts.rotate if opts.rotate else None
+        pending: list[tuple[int, int]] = []  # announced, not captured yet
         while stop.signal is None:
-            for pid, gen in sampler.poll(100):  # returns early when a process is announced
-                collector.table.capture(pid, gen)
+            pending += sampler.poll(100)  # returns early when a process is announced
+            # a capture can take seconds (unwind tables): the deadline and signals come first
+            while pending and stop.signal is None and not (
+                    opts.duration is not None and time.monotonic() - start >= opts.duration):
+                collector.table.capture(*pending.pop(0))
             collector.watch_perf_maps()
             now = time.monotonic()
+            if opts.duration is not None and now - start >= opts.duration:
+                break  # stop sampling first: at high rates a drain under load takes long
             if next_rotate is not None and now >= next_rotate:
                 sampler.drain(collector.add)
                 collector.end_drain()
@@ -299,8 +367,6 @@ def record(opts: RecordOptions) -> RecordResult:
                 sampler.drain(collector.add)
                 collector.end_drain()
                 next_drain = now + opts.drain_interval
-            if opts.duration is not None and now - start >= opts.duration:
-                break
             if child is not None:
                 done, status = os.waitpid(child, os.WNOHANG)
                 if done:
@@ -311,7 +377,8 @@ def record(opts: RecordOptions) -> RecordResult:
         _ignore_signals()  # from here on a second Ctrl-C must not interrupt the write
         sampler.stop()
         end = time.monotonic_ns()
-        for pid, gen in sampler.poll(0):
+        collector.table.on_maps = None  # sampling is over: unwind tables no longer matter
+        for pid, gen in pending + sampler.poll(0):
             collector.table.capture(pid, gen)
         sampler.drain(collector.add)
         sampler.drain(collector.add)

@@ -16,7 +16,7 @@ from importlib import resources
 from typing import Any
 
 from bee_contract.errors import RecordError
-from bee_contract.recording import LOST_STACK, NO_STACK
+from bee_contract.recording import LOST_STACK, NO_STACK, Unwinder
 from bee_record.probes import Probe, attach
 from bee_record.python.detect import PyRuntime
 from bee_record.python.layout import MODEL_CSTACK_SHIM
@@ -60,16 +60,20 @@ class SamplerOptions:
     perf_buffer_pages: int = 64
     probes: tuple[Probe, ...] = ()  # -e event probes, counted as events 2, 3, ...
     cgroup: tuple[int, int] | None = None  # (cgroup v2 id, level) to restrict to
-    time_resolution_ns: int = 100_000_000  # width of the time buckets counts are kept per
     python: bool = True  # walk the Python frames of CPython processes (bpf/python.c)
     python_stacks_size: int = 2048
-    unwinder: str = "dwarf"  # "dwarf": .eh_frame tables in BPF; "fp": frame pointers
+    unwinder: str = Unwinder.DWARF  # an Unwinder: .eh_frame tables in BPF, or frame pointers
     unwind_rows: int = 1 << 20  # capacity of the shared unwind-row table (8 bytes each)
+    time_resolution_ns: int = 100_000_000  # width of the time buckets counts are kept per
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RawCount:
-    """One drained count: the key fields and the stacks already read from the kernel."""
+    """One drained count: the key fields and the stacks already read from the kernel.
+
+    Not frozen: a drain makes one per kernel key (one per time bucket), and a frozen
+    dataclass's __init__ costs several times more. Nothing changes it after the drain.
+    """
 
     pid: int
     tid: int
@@ -81,32 +85,36 @@ class RawCount:
     kernel_stack: tuple[int, ...] | int
     count: int
     weight: int
-    bucket: int = 0  # time bucket since Sampler.start_ns, in time_resolution_ns units
     #: Python frames leaf first as (code object address, info), or NO_STACK / LOST_STACK;
     #: a last frame (0, 0) marks a stack cut at the walker's bound.
     python_stack: tuple[tuple[int, int], ...] | int = NO_STACK
+    bucket: int = 0  # time bucket since Sampler.start_ns, in time_resolution_ns units
 
 
-def check_privileges() -> None:
-    """Fail with one line when neither root nor CAP_BPF + CAP_PERFMON is held."""
-    if os.geteuid() == 0:
-        return
-    eff = 0
+def check_privileges(status: str = "/proc/self/status") -> None:
+    """Fail with one line unless CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN) are effective.
+
+    The effective capabilities decide, not the uid: root in a container or under a reduced
+    bounding set may lack them, and the kernel would only say "Operation not permitted".
+    """
+    eff = None
     try:
-        with open("/proc/self/status") as f:
+        with open(status) as f:
             for line in f:
                 if line.startswith("CapEff:"):
                     eff = int(line.split()[1], 16)
-    except (OSError, ValueError):
+    except (OSError, ValueError, IndexError):
         pass
-    if eff & (1 << _CAP_SYS_ADMIN):
-        return
+    if eff is None or eff & (1 << _CAP_SYS_ADMIN):
+        return  # unknown (no /proc): let the kernel decide
     missing = [name for bit, name in ((_CAP_BPF, "CAP_BPF"), (_CAP_PERFMON, "CAP_PERFMON"))
                if not eff & (1 << bit)]
     if missing:
+        how = ("run it with sudo" if os.geteuid() != 0 else
+               "this root process lacks them (container or capability bounding set?)")
         raise RecordError(
-            "bee record needs root or the capabilities CAP_BPF and CAP_PERFMON "
-            f"(missing: {', '.join(missing)}); run it with sudo"
+            "bee record needs the capabilities CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN "
+            f"(missing: {', '.join(missing)}, CAP_SYS_ADMIN); {how}"
         )
 
 
@@ -151,9 +159,9 @@ class Sampler:
                 "from the system python3 (or a venv made with --system-site-packages)"
             ) from None
         self._perf_type, self._perf_config = PerfType.SOFTWARE, PerfSWConfig.CPU_CLOCK
-        bpf_dir = resources.files("bpf")
+        bpf_dir = resources.files("bee_record.bpf")
         src = bpf_dir.joinpath("profile.c").read_text()
-        dwarf = opts.unwinder == "dwarf" and opts.user_stacks
+        dwarf = opts.unwinder == Unwinder.DWARF and opts.user_stacks
         if dwarf:
             src += "\n" + bpf_dir.joinpath("unwind.c").read_text()
         if opts.python:
@@ -256,10 +264,9 @@ class Sampler:
     def start(self) -> None:
         """Attach event probes and the cpu-clock sampler on every CPU.
 
-        The sched tracepoints of off-CPU mode are attached when the program loads (their
-        counts before this call land in time bucket 0). Time bucket 0 starts when the
-        programs are attached: loading them (the unwinder's verification takes a good
-        part of a second) must not shift the buckets of what is recorded next.
+        The sched tracepoints of off-CPU mode are attached when the program loads. Time
+        bucket 0 starts when everything is attached (attaching can take seconds: the
+        kernel verifies each program then); counts before that land in bucket 0.
         """
         for i, probe in enumerate(self.opts.probes):
             attach(self.bpf, probe, f"bee_on_event_{i}")
@@ -304,27 +311,39 @@ class Sampler:
         ucache: dict[int, tuple[int, ...]] = {}
         if self._ustacks is not None:
             ucache = _drain_ustacks(self._ustacks[old])
+        # Keys that differ only by time bucket share everything else: resolve that once.
+        idents: dict[bytes, tuple[tuple[int, int, int, int, int, str, tuple[int, ...] | int,
+                                        tuple[int, ...] | int],
+                                  tuple[tuple[int, int], ...] | int]] = {}
+        cut = lo = hi = 0
         for k, v in items:
-            if k.event == 1 and self._offstacks is not None:
-                table, seen = self._offstacks, self._offcache
-            else:
-                table, seen = stacks, cache
-            if self._ustacks is None:
-                user = self._stack(table, k.user_stack, seen)
-            elif k.event == 1 and self._offustacks is not None:
-                user = self._stack(self._offustacks, k.user_stack, self._offucache, True)
-            else:
-                user = ucache.get(k.user_stack, LOST_STACK) if k.user_stack >= 0 else (
-                    NO_STACK if k.user_stack == -1 else LOST_STACK)
-            resolve(RawCount(
-                pid=k.pid, tid=k.tid, cpu=k.cpu, generation=k.gen, event=int(k.event),
-                comm=bytes(k.comm).split(b"\0", 1)[0].decode("utf-8", "replace"),
-                user_stack=user,
-                kernel_stack=self._stack(table, k.kernel_stack, seen),
-                count=int(v.count), weight=int(v.weight), bucket=int(k.bucket),
-                python_stack=py.get(k.py_stack, LOST_STACK) if k.py_stack >= 0 else (
-                    NO_STACK if k.py_stack == -1 else LOST_STACK),
-            ))
+            if not cut:
+                field = type(k).bucket
+                lo, hi = field.offset, field.offset + field.size
+                cut = 1
+            raw = bytes(k)
+            ident = raw[:lo] + raw[hi:]
+            known = idents.get(ident)
+            if known is None:
+                if k.event == 1 and self._offstacks is not None:
+                    table, seen = self._offstacks, self._offcache
+                else:
+                    table, seen = stacks, cache
+                if self._ustacks is None:
+                    user = self._stack(table, k.user_stack, seen)
+                elif k.event == 1 and self._offustacks is not None:
+                    user = self._stack(self._offustacks, k.user_stack, self._offucache, True)
+                else:
+                    user = ucache.get(k.user_stack, LOST_STACK) if k.user_stack >= 0 else (
+                        NO_STACK if k.user_stack == -1 else LOST_STACK)
+                known = idents[ident] = ((
+                    k.pid, k.tid, k.cpu, k.gen, int(k.event),
+                    bytes(k.comm).split(b"\0", 1)[0].decode("utf-8", "replace"),
+                    user, self._stack(table, k.kernel_stack, seen)),
+                    py.get(k.py_stack, LOST_STACK) if k.py_stack >= 0 else (
+                        NO_STACK if k.py_stack == -1 else LOST_STACK))
+            resolve(RawCount(*known[0], v.count, v.weight, known[1],
+                             int.from_bytes(raw[lo:hi], "little")))
         for sid in cache:
             with contextlib.suppress(KeyError):
                 del stacks[stacks.Key(sid)]

@@ -7,18 +7,13 @@ MiniDebugInfo, debuginfod) and cached per build-id. Line discriminators are not 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from bee_contract.errors import BeeError, ReportError
+from bee_contract.errors import ReportError
 from bee_report.demangle.binutils import demangle
-from bee_report.diag import warn
-from bee_report.dwarf.lines import DebugInfo
 from bee_report.elf.elffile import ElfFile
-from bee_report.find.cachedir import default_cache_dir
-from bee_report.find.debuginfo import best_symbol_source, find_debug_file
-from bee_report.symbolize import SymbolizeOptions
+from bee_report.symbolize import SymbolizeOptions, debuginfod_client, load_image
 
 
 def parse_address(text: str) -> int:
@@ -43,30 +38,19 @@ def _not_a_file(path: Path) -> str:
     return "not a regular file"
 
 
-def symbolize(binary: Path, addresses: Iterable[int], opts: SymbolizeOptions,
+def addr2line_lines(binary: Path, addresses: Iterable[int], opts: SymbolizeOptions,
               inlines: bool = True) -> Iterator[str]:
     """Lines of output for each address: the address, then function and file:line pairs."""
     if not binary.is_file():
         raise ReportError(f"{binary}: {_not_a_file(binary)}")
     elf = ElfFile.open(binary)
-    debuginfod = None
-    if os.environ.get("DEBUGINFOD_URLS", "").strip():
-        from bee_report.find.debuginfod import Debuginfod
-
-        debuginfod = Debuginfod.from_environment(cache_dir=opts.cache_dir or default_cache_dir(),
-                                                 offline=opts.offline)
-    debug_path = find_debug_file(binary, elf, str(binary), elf.build_id, opts.symbol_dirs,
-                                 None if elf.has_debug_info else debuginfod)
-    source = best_symbol_source(elf, debug_path)
-    if source.debug is not None:
-        source.debug.close()
-    dwarf_file = debug_path or (binary if elf.has_debug_info else None)
-    debug = None
-    if dwarf_file is not None:
-        try:
-            debug = DebugInfo.load(dwarf_file, elf.build_id, opts.cache_dir)
-        except BeeError as exc:
-            warn(f"{exc}; no source lines or inlined frames")
+    try:
+        image = load_image(elf, binary, str(binary), elf.build_id, opts,
+                           debuginfod_client(opts))
+    except BaseException:
+        elf.close()
+        raise
+    debug, functions = image.debug, image.functions
     try:
         for addr in addresses:
             yield f"0x{addr:016x}"
@@ -79,7 +63,7 @@ def symbolize(binary: Path, addresses: Iterable[int], opts: SymbolizeOptions,
                     yield f"{sf.file}:{sf.line if sf.line is not None else '?'}" if sf.file \
                         else "??:0"
                 continue
-            sym = source.functions.lookup(addr)
+            sym = functions.lookup(addr)
             yield demangle(sym.name) if sym is not None else "??"
             yield "??:?" if sym is not None else "??:0"
     finally:

@@ -115,4 +115,7 @@ def apply(profile: Profile, f: Filters) -> Profile:
                 rooted[key] = roots + s.frames
             s = replace(s, frames=rooted[key])
         out.append(s)
-    return profile.filtered(out)
+    kept = profile.filtered(out)
+    if win is not None:
+        kept.window = (win.from_ns, win.to_ns)
+    return kept

@@ -9,7 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from bee_contract import codec
-from bee_contract.recording import Mapping, Recording
+from bee_contract.recording import Mapping, Recording, Unwinder
+from bee_contract.text import lines_for_terminal
 from bee_report.timewindow import Span, Window, window
 
 SPARK = " ▁▂▃▄▅▆▇█"
@@ -58,7 +59,6 @@ def sparkline(rec: Recording, win: Window | None = None, width: int = SPARK_WIDT
             f"peak {peak} samples per mark")
 
 
-_UNWINDERS = {"fp": "frame pointers", "dwarf": ".eh_frame tables"}
 
 
 def summarize(rec: Recording, name: str, win: Window | None = None) -> str:
@@ -77,8 +77,7 @@ def summarize(rec: Recording, name: str, win: Window | None = None) -> str:
         f"mode:       {h.mode} ({', '.join(h.events)}), {h.frequency_hz} Hz, "
         f"weight in {h.weight_unit}",
         f"target:     {h.target}",
-        *([f"unwinder:   {h.unwinder} ({_UNWINDERS.get(h.unwinder, 'unknown')})"]
-          if h.unwinder else []),
+        *([f"unwinder:   {h.unwinder} ({_unwinder(h.unwinder)})"] if h.unwinder else []),
         f"recorder:   bee {h.bee_version}" + (f", sequence {h.sequence}" if h.sequence else ""),
         f"samples:    {rec.total_samples} in {len(rec.samples)} keys, "
         f"{len(rec.stacks)} unique stacks",
@@ -99,7 +98,7 @@ def summarize(rec: Recording, name: str, win: Window | None = None) -> str:
     for i, b in enumerate(rec.binaries):
         mark = f"{hits[i]:>8} hits" if hits[i] else "  not hit    "
         lines.append(f"  {b.build_id or '(no build-id)':<42} {mark}  {b.path}")
-    return "\n".join(lines) + "\n"
+    return lines_for_terminal(lines)
 
 
 def _binary_hits(rec: Recording) -> Counter[int]:
@@ -130,3 +129,8 @@ def _binary_hits(rec: Recording) -> Counter[int]:
         for b in seen:
             hits[b] += s.count
     return hits
+
+
+def _unwinder(name: str) -> str:
+    """What a recorded unwinder name means ("unknown" for a name this bee does not know)."""
+    return Unwinder(name).description if name in tuple(Unwinder) else "unknown"

@@ -24,10 +24,47 @@ class FrameKind(StrEnum):
     PYTHON = "python"  # a CPython function (bee_report.python)
     ROOT = "root"  # synthetic grouping frames: process, thread, cpu
 
+    @property
+    def suffix(self) -> str:
+        """Its suffix in folded stacks, as flamegraph.pl and bcc write it ("" if none)."""
+        return _MARKS[self][0]
 
-#: Folded-format suffixes, as flamegraph.pl and bcc write them.
-FOLDED_SUFFIX = {FrameKind.KERNEL: "_[k]", FrameKind.JIT: "_[j]", FrameKind.INLINED: "_[i]",
-                 FrameKind.PYTHON: "_[py]"}
+    @property
+    def label(self) -> str:
+        """Its marker after a name in tables and speedscope, e.g. " [k]" ("" if none)."""
+        return _MARKS[self][1]
+
+    @property
+    def tag(self) -> str:
+        """Its marker in flame graph tooltips, e.g. " [kernel]" ("" if none)."""
+        return _MARKS[self][2]
+
+    @classmethod
+    def split_folded(cls, name: str) -> tuple[str, FrameKind | None]:
+        """A folded element's name without its kind suffix, and that kind (None if none).
+
+        >>> FrameKind.split_folded("do_syscall_64_[k]")
+        ('do_syscall_64', <FrameKind.KERNEL: 'kernel'>)
+        """
+        if name.endswith("]"):
+            cut = name.rfind("_[")
+            if cut > 0:  # a name that is only a suffix keeps it
+                kind = _BY_SUFFIX.get(name[cut:])
+                if kind is not None:
+                    return name[:cut], kind
+        return name, None
+
+
+#: (folded suffix, label, tooltip tag) of each kind: the one table of frame-kind markers.
+_MARKS = {
+    FrameKind.USER: ("", "", ""),
+    FrameKind.KERNEL: ("_[k]", " [k]", " [kernel]"),
+    FrameKind.JIT: ("_[j]", " [jit]", " [jit]"),
+    FrameKind.INLINED: ("_[i]", " [inlined]", " [inlined]"),
+    FrameKind.PYTHON: ("_[py]", " [py]", ""),
+    FrameKind.ROOT: ("", "", ""),
+}
+_BY_SUFFIX = {marks[0]: kind for kind, marks in _MARKS.items() if marks[0]}
 
 
 def folded_name(name: str) -> str:
@@ -64,7 +101,7 @@ class Frame:
             name = python_name(self.name.rsplit(" (", 1)[0], self.file, self.line)
         elif lines and self.file is not None:
             name = f"{name} [{self.file}:{self.line or 0}]"
-        return folded_name(name) + FOLDED_SUFFIX.get(self.kind, "")
+        return folded_name(name) + self.kind.suffix
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +133,11 @@ class Profile:
     start_time_ns: int = 0  # earliest recording start (Unix epoch ns)
     duration_ns: int = 0  # sum of the recordings' durations
     end_time_ns: int = 0  # latest recording end (Unix epoch ns)
-    untimed: list[str] = field(default_factory=list)  # sources without time buckets (v1)
+    #: sources without time buckets (format v1) -> (start_time_ns, duration_ns): their
+    #: samples' time_ns and span_ns
+    untimed: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: the --from/--to window [from, to) in Unix epoch ns these samples were kept by
+    window: tuple[int, int] | None = None
 
     @property
     def total(self) -> int:
@@ -113,7 +154,7 @@ class Profile:
         """A profile with the same metadata and only the given samples."""
         return Profile(list(keep), self.unit, list(self.sources), self.lost,
                        self.frequency_hz, self.start_time_ns, self.duration_ns,
-                       self.end_time_ns, list(self.untimed))
+                       self.end_time_ns, dict(self.untimed), self.window)
 
     def __iter__(self) -> Iterator[StackSample]:
         return iter(self.samples)

@@ -11,9 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-CORRECTIONS = ("bh", "holm", "none")
-"""Accepted multiple-comparison corrections: Benjamini-Hochberg (false discovery rate),
-Holm (family-wise error rate), or none."""
+from bee_report.reporters.options import Correction
 
 
 def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float]:
@@ -71,11 +69,11 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 
 
 def adjust(pvalues: Sequence[float], method: str = "bh") -> list[float]:
-    """Adjust ``pvalues`` for multiple comparisons by ``method`` (one of CORRECTIONS)."""
+    """Adjust ``pvalues`` for multiple comparisons by ``method`` (a :class:`Correction`)."""
     if method == "bh":
         return benjamini_hochberg(pvalues)
     if method == "holm":
         return holm(pvalues)
     if method == "none":
         return [min(max(p, 0.0), 1.0) for p in pvalues]
-    raise ValueError(f"unknown correction {method!r} (choose from {', '.join(CORRECTIONS)})")
+    raise ValueError(f"unknown correction {method!r} (choose from {', '.join(Correction)})")

@@ -31,18 +31,17 @@ from bee_contract.recording import (
 )
 from bee_report.demangle.binutils import demangle
 from bee_report.diag import warn
-from bee_report.dwarf.lines import DebugInfo
-from bee_report.elf import symtab_cache
-from bee_report.elf.elffile import ElfFile, FunctionTable
+from bee_report.elf.elffile import ElfFile
 from bee_report.find.cachedir import default_cache_dir, source_key
-from bee_report.find.debuginfo import best_symbol_source, find_debug_file
 from bee_report.find.locate import Locator
 from bee_report.jit import JitIndex
 from bee_report.profile import Frame, FrameKind, Profile, StackSample
 from bee_report.progress import Progress
 from bee_report.python.frames import merge, python_frames
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the loading sequence imports its modules when a binary is found
+    from bee_report.dwarf.lines import DebugInfo
+    from bee_report.elf.symbols import FunctionTable
     from bee_report.find.debuginfod import Debuginfod
 
 KERNEL_MODULE = "[kernel.kallsyms]"
@@ -66,13 +65,57 @@ class SymbolizeOptions:
 
 
 @dataclass
-class _Image:
-    """A located binary ready for lookups."""
+class Image:
+    """A located binary ready for lookups: its ELF, function table and debug info."""
 
     elf: ElfFile
     functions: FunctionTable
     debug: DebugInfo | None = None
     cache: dict[int, tuple[Frame, ...]] = field(default_factory=dict)
+
+
+def debuginfod_client(opts: SymbolizeOptions) -> Debuginfod | None:
+    """The debuginfod client of DEBUGINFOD_URLS, or None when it is not set."""
+    if not os.environ.get("DEBUGINFOD_URLS", "").strip():
+        return None
+    from bee_report.find.debuginfod import Debuginfod
+
+    return Debuginfod.from_environment(cache_dir=opts.cache_dir or default_cache_dir(),
+                                       offline=opts.offline)
+
+
+def load_image(elf: ElfFile, path: Path, recorded_path: str, build_id: str | None,
+               opts: SymbolizeOptions, debuginfod: Debuginfod | None) -> Image:
+    """The one debug-info loading sequence: the debug file (build-id trees, debuglink,
+    debuginfod), the best function table (cached per build-id), DWARF when asked for.
+
+    `elf` is the located binary at `path`; `recorded_path` its path on the target and
+    `build_id` the recorded one (None: the file's own).
+    """
+    from bee_report.elf import symtab_cache
+    from bee_report.find.debuginfo import best_symbol_source, find_debug_file
+
+    debug_path = find_debug_file(path, elf, recorded_path, build_id, opts.symbol_dirs,
+                                 None if elf.has_debug_info else debuginfod)
+    bid = build_id or elf.build_id
+    files = source_key(path, debug_path)  # the cache answers for these files only
+    functions = symtab_cache.load(opts.cache_dir, bid, files)
+    if functions is None:
+        source = best_symbol_source(elf, debug_path)
+        if source.debug is not None:
+            source.debug.close()
+        functions = source.functions
+        symtab_cache.store(opts.cache_dir, bid, files, source.origin, functions)
+    debug = None
+    dwarf_file = debug_path or (path if elf.has_debug_info else None)
+    if opts.dwarf and dwarf_file is not None:
+        from bee_report.dwarf.lines import DebugInfo
+
+        try:
+            debug = DebugInfo.load(dwarf_file, bid, opts.cache_dir)
+        except BeeError as exc:
+            warn(f"{exc}; no source lines or inlined frames for {recorded_path}")
+    return Image(elf, functions, debug)
 
 
 class _ProcessMaps:
@@ -107,13 +150,8 @@ class Symbolizer:
     def __init__(self, opts: SymbolizeOptions | None = None) -> None:
         self.opts = opts or SymbolizeOptions()
         self.locator = Locator(self.opts.symbol_dirs, self.opts.use_original_paths)
-        self._images: dict[tuple[str, str | None], _Image | None] = {}
-        self._debuginfod: Debuginfod | None = None
-        if os.environ.get("DEBUGINFOD_URLS", "").strip():
-            from bee_report.find.debuginfod import Debuginfod
-
-            self._debuginfod = Debuginfod.from_environment(
-                cache_dir=self.opts.cache_dir or default_cache_dir(), offline=self.opts.offline)
+        self._images: dict[tuple[str, str | None], Image | None] = {}
+        self._debuginfod = debuginfod_client(self.opts)
         self._progress: Progress | None = None
         self._cut_stacks = 0
         self._long_names: set[str] = set()
@@ -138,8 +176,8 @@ class Symbolizer:
                       duration_ns=sum(r.header.duration_ns for _, r in recordings),
                       end_time_ns=max((r.header.start_time_ns + r.header.duration_ns
                                        for _, r in recordings), default=0),
-                      untimed=[name for name, r in recordings
-                               if not r.header.time_resolution_ns])
+                      untimed={name: (r.header.start_time_ns, r.header.duration_ns)
+                               for name, r in recordings if not r.header.time_resolution_ns})
         total = sum(len({a for i in {s.user_stack for s in rec.samples if s.user_stack >= 0}
                          for a in rec.stacks[i]}) for _, rec in recordings)
         self._progress = Progress(total, "symbolizing")
@@ -265,7 +303,7 @@ class Symbolizer:
             hit = img.cache[vaddr] = self._lookup(img, vaddr, module, offset, addr, m.path, bid)
         return hit
 
-    def _lookup(self, img: _Image, vaddr: int, module: str, offset: int, addr: int,
+    def _lookup(self, img: Image, vaddr: int, module: str, offset: int, addr: int,
                 path: str, bid: str | None) -> tuple[Frame, ...]:
         """Frames of one ELF address, outermost first (inlined callees after it)."""
         if self._progress is not None:
@@ -283,7 +321,7 @@ class Symbolizer:
             for sf in reversed(chain)
         )
 
-    def _vdso(self, image: bytes) -> _Image | None:
+    def _vdso(self, image: bytes) -> Image | None:
         """The recorded vDSO image, opened once per distinct image."""
         key = ("[vdso]", str(hash(image)))
         if key not in self._images:
@@ -291,13 +329,13 @@ class Symbolizer:
             if image:
                 try:
                     elf = ElfFile.from_bytes(image, "[vdso]")
-                    img = _Image(elf, elf.functions())
+                    img = Image(elf, elf.functions())
                 except BeeError as exc:
                     warn(str(exc))
             self._images[key] = img
         return self._images[key]
 
-    def _image(self, binary: Binary) -> _Image | None:
+    def _image(self, binary: Binary) -> Image | None:
         key = (binary.path, binary.build_id)
         if key in self._images:
             return self._images[key]
@@ -316,29 +354,10 @@ class Symbolizer:
         self._images[key] = img
         return img
 
-    def _load(self, path: Path, binary: Binary) -> _Image | None:
+    def _load(self, path: Path, binary: Binary) -> Image | None:
         try:
             elf = ElfFile.open(path)
         except BeeError as exc:
             warn(str(exc))
             return None
-        debug_path = find_debug_file(path, elf, binary.path, binary.build_id,
-                                     self.opts.symbol_dirs,
-                                     None if elf.has_debug_info else self._debuginfod)
-        bid = binary.build_id or elf.build_id
-        files = source_key(path, debug_path)  # the cache answers for these files only
-        functions = symtab_cache.load(self.opts.cache_dir, bid, files)
-        if functions is None:
-            source = best_symbol_source(elf, debug_path)
-            if source.debug is not None:
-                source.debug.close()
-            functions = source.functions
-            symtab_cache.store(self.opts.cache_dir, bid, files, source.origin, functions)
-        debug = None
-        dwarf_file = debug_path or (path if elf.has_debug_info else None)
-        if self.opts.dwarf and dwarf_file is not None:
-            try:
-                debug = DebugInfo.load(dwarf_file, bid, self.opts.cache_dir)
-            except BeeError as exc:
-                warn(f"{exc}; no source lines or inlined frames for {binary.path}")
-        return _Image(elf, functions, debug)
+        return load_image(elf, path, binary.path, binary.build_id, self.opts, self._debuginfod)

@@ -11,7 +11,9 @@ fresh Python process so that no in-process cache helps:
 
 and the agreement with addr2line (see tests/test_dwarf.py for how it is counted).
 
-    .venv/bin/python bench/bench_dwarf.py [-n 10000] [--no-agreement] [DEBUG_FILE ...]
+    .venv/bin/python -m bench.bench_dwarf [-n 10000] [--no-agreement] [DEBUG_FILE ...]
+
+(run from the repository's root: it reuses the address sampling of tests/test_dwarf.py)
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 BINARIES = [Path("/usr/lib/x86_64-linux-gnu/libc.so.6"), Path("/usr/bin/python3.11")]
 
@@ -67,8 +68,8 @@ def timed(cmd: list[str], addrs: list[int]) -> float:
 
 
 def bench(path: Path, build_id: str, count: int, agreement: bool) -> None:
-    from test_dwarf import agreement as compare
-    from test_dwarf import as_chain, random_addresses
+    from tests.test_dwarf import agreement as compare
+    from tests.test_dwarf import as_chain, random_addresses
 
     addrs = random_addresses(path, count, seed=11)
     print(f"\n== {path} ({path.stat().st_size / 1e6:.1f} MB), {len(addrs)} addresses")
@@ -81,9 +82,9 @@ def bench(path: Path, build_id: str, count: int, agreement: bool) -> None:
         cache = Path(tmp) / "cache"
         for kind in ("cold", "warm", "names"):
             out = subprocess.run(
-                [sys.executable, __file__, "--phase", kind, str(path), build_id, str(cache),
-                 str(addr_file)],
-                capture_output=True, text=True, check=True,
+                [sys.executable, "-m", "bench.bench_dwarf", "--phase", kind, str(path), build_id,
+                 str(cache), str(addr_file)],
+                capture_output=True, text=True, check=True, cwd=ROOT,
             ).stdout  # fmt: skip
             r = json.loads(out)
             ratio = r["total"] / llvm

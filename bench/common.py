@@ -111,6 +111,20 @@ def run_timed(
     return res
 
 
+def import_times(argv: Sequence[str | os.PathLike[str]], env: dict[str, str] | None = None,
+                 stdin: str | None = None) -> list[tuple[str, float]]:
+    """Modules a bee command imports itself (``python -X importtime``; top level, cumulative
+    seconds), largest first. ``argv[0]`` is a console script of the venv."""
+    res = run_timed([str(VENV_PY), "-X", "importtime", *map(str, argv)], env=env, stdin=stdin,
+                    check=False)
+    rows = []
+    for line in res.stderr.splitlines():
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S+)", line)
+        if m:  # exactly one space after the bar: imported by the program, not nested
+            rows.append((m.group(2), int(m.group(1)) / 1e6))
+    return sorted(rows, key=lambda r: -r[1])
+
+
 def _pump(pipe: IO[bytes] | None, into: dict[str, bytes], key: str) -> threading.Thread:
     def run() -> None:
         if pipe is not None:

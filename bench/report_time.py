@@ -22,6 +22,7 @@ from common import (
     VENV_PY,
     BenchError,
     fmt_spread,
+    import_times,
     ratios,
     rotated,
     run_timed,
@@ -116,7 +117,11 @@ def run(ctx: dict[str, Any], overhead: dict[str, Any]) -> dict[str, Any]:
         except (BenchError, IndexError, ValueError) as exc:
             errors.append(f"report breakdown: {exc}")
             break
+    imports = import_times(_argv("bee folded warm", files["bee"], files["perf"],
+                                work / "imports.out", ctx["buildid_dir"])[0],
+                          dict(os.environ, XDG_CACHE_HOME=str(warm)))
     return {"measurements": ms, "errors": errors, "freq": freq, "breakdown": breakdown,
+            "imports": imports,
             "bee_bytes": files["bee"].stat().st_size,
             "perf_bytes": files["perf"].stat().st_size}
 
@@ -181,6 +186,11 @@ def summarize(res: dict[str, Any], runs: int) -> tuple[str, dict[str, Any]]:
         "",
         table(["ratio (wall)", "median [min\u2013max]"], ratio_rows),
     ]
+    imports = res.get("imports") or []
+    if imports:
+        top = ", ".join(f"`{n}` {t:.3f} s" for n, t in imports[:5])
+        md += ["", f"Imports of one warm `bee report` run (`python -X importtime`, top level, "
+                   f"cumulative): {sum(t for _, t in imports):.2f} s in all; largest {top}."]
     if res["errors"]:
         md += ["", "Failed measurements:", ""] + [f"- {e}" for e in res["errors"]]
     return "\n".join(md), head

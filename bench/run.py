@@ -5,7 +5,8 @@
     sudo make bench BENCH_ARGS="--duration 30"      # longer workload runs
     python3 bench/run.py --only symbolize --runs 7  # one section
 
-Sections: overhead (record overhead), startup, size (file size), report, symbolize. The
+Sections: overhead (record overhead), startup, size (file size), report, symbolize,
+timeline (the timeline page of a 1-hour series in Chromium). The
 size and report sections use the recordings of the overhead section (they make it run
 when it is not selected). Each section's raw numbers are kept in ``bench/work/`` (ignored
 by git) so that ``--only`` re-renders ``results.md`` with the other sections' last results.
@@ -31,9 +32,11 @@ from typing import Any
 
 import filesize
 import record_overhead
+import recorders
 import report_time
 import startup
 import symbolization
+import timeline_open
 from common import (
     BENCH,
     NCPU,
@@ -47,7 +50,7 @@ from common import (
 )
 from render import render
 
-SECTIONS = ("overhead", "startup", "size", "report", "symbolize")
+SECTIONS = ("overhead", "startup", "size", "report", "symbolize", "timeline")
 WORK = BENCH / "work"  # raw results per section, one folder per results file (git-ignored)
 
 
@@ -64,6 +67,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--freq", type=int, action="append",
                    help="sampling frequency for the overhead section (default 99 and 999)")
     p.add_argument("--output", type=Path, default=BENCH / "results.md")
+    p.add_argument("--baseline-bee", type=Path,
+                   help="another bee executable (e.g. main's checkout's .venv/bin/bee) "
+                   "measured beside this one in section 1 as bee-base")
     p.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     p.add_argument("--render-only", action="store_true",
                    help="only rewrite the results file from its stored results in bench/work")
@@ -117,6 +123,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _sigterm)
     signal.signal(signal.SIGHUP, _sigterm)
     selected = list(args.only or SECTIONS)
+    if args.baseline_bee is not None:
+        recorders.BASELINE_BEE = args.baseline_bee.resolve()
     state = _state_dir(args.output)
     state.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bee-bench-"))
@@ -133,6 +141,7 @@ def main(argv: list[str]) -> int:
             "quick": args.quick, "load_before": load_average()}
     results: dict[str, Any] = {}
     try:
+        compile_bee()
         ctx["workload"] = build_workload(work)
         if {"overhead", "size", "report"} & set(selected):
             ctx["iters"] = calibrate(ctx["workload"], args.duration, NCPU)
@@ -150,6 +159,9 @@ def main(argv: list[str]) -> int:
         if "symbolize" in selected:
             log("section symbolize")
             results["symbolize"] = symbolization.run(ctx)
+        if "timeline" in selected:
+            log("section timeline")
+            results["timeline"] = timeline_open.run(ctx)
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
@@ -173,6 +185,18 @@ def main(argv: list[str]) -> int:
     shown = args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output
     log(f"wrote {shown} in {meta['elapsed_s']:.0f} s")
     return 0
+
+
+def compile_bee() -> None:
+    """Byte-compile bee's packages, as pip does when it installs a wheel.
+
+    The venv holds an editable install, whose modules Python compiles on import; with
+    PYTHONDONTWRITEBYTECODE set (or a read-only checkout) it would compile them again at
+    every launch, and every timed `bee` command would pay for it.
+    """
+    pkgs = [str(ROOT / p) for p in ("bee", "bee_contract", "bee_record", "bee_report")]
+    subprocess.run([str(VENV_PY), "-m", "compileall", "-q", *pkgs], check=True,
+                   stdout=subprocess.DEVNULL)
 
 
 def _state_dir(output: Path) -> Path:

@@ -25,6 +25,7 @@ from common import (
     VENV_PY,
     BenchError,
     fmt_spread,
+    import_times,
     ratios,
     rotated,
     run_timed,
@@ -203,14 +204,7 @@ def cli_imports(binary: Path, debug: Path, bid: str, cache: Path,
                 stdin: str) -> list[tuple[str, float]]:
     """Top-level imports of a warm ``bee symbolize`` run (``-X importtime``), largest first."""
     argv, env = _argv("bee CLI lines warm", binary, debug, bid, cache)
-    res = run_timed([str(VENV_PY), "-X", "importtime", *argv], stdin=stdin, env=env,
-                    check=False)
-    rows = []
-    for line in res.stderr.splitlines():
-        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S+)", line)
-        if m:  # exactly one space after the bar: imported by the program, not nested
-            rows.append((m.group(2), int(m.group(1)) / 1e6))
-    return sorted(rows, key=lambda r: -r[1])
+    return import_times(argv, env, stdin)
 
 
 def _series(ms: list[dict[str, Any]], tool: str, key: str, runs: int) -> list[Any]:
@@ -251,10 +245,15 @@ def summarize(res: dict[str, Any], runs: int) -> tuple[str, dict[str, Any]]:
             r = ratios(_series(ms, a, "wall", runs), _series(ms, p, "wall", runs))
             ratio_rows.append([name, f"{a} / {p}", fmt_spread(r, 3)])
             head[f"{name}|{a}|{p}"] = r
-        head[f"{name}|names-warm-inproc"] = [
-            x + y for x, y in zip(_series(ms, "bee API names warm", "load", runs),
-                                  _series(ms, "bee API names warm", "lookup", runs), strict=True)
-            if x is not None and y is not None]
+        inproc = [None if x is None or y is None else x + y
+                  for x, y in zip(_series(ms, "bee API names warm", "load", runs),
+                                  _series(ms, "bee API names warm", "lookup", runs), strict=True)]
+        head[f"{name}|names-warm-inproc"] = [v for v in inproc if v is not None]
+        head[f"{name}|names-warm-inproc/llvm-symbolizer names"] = ratios(
+            inproc, _series(ms, "llvm-symbolizer names", "wall", runs))
+        ratio_rows.append([name, "bee API names warm (load + lookups, in-process) / "
+                           "llvm-symbolizer names", fmt_spread(
+                               head[f"{name}|names-warm-inproc/llvm-symbolizer names"], 3)])
     head["lines"] = (lines_e, lines_w)
     md = [
         f"{COUNT:,} random addresses inside function symbols of each binary (seed 1), hex on "

@@ -101,7 +101,7 @@ struct bee_key {
     u32 event;
     s32 kernel_stack;  // id in stacksN / offstacks, -1 none, -2 lost
     s32 py_stack;      // slot in py_stacksN (bpf/python.c), -1 none, -2 lost
-    u32 bucket;        // time bucket (see BEE_RESOLUTION_NS)
+    u32 bucket;        // time bucket (bee_bucket), in what was padding before user_stack
     s64 user_stack;    // like kernel_stack, or with BEE_DWARF the key in ustacksN / offustacks
     char comm[TASK_COMM_LEN];
 };

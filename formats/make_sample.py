@@ -1,6 +1,6 @@
 """Write `formats/sample-v2.bee`, a small hand-made recording that shows every table.
 
-Run: `python formats/make_sample.py` (the test suite checks that the committed file is
+Run: `.venv/bin/python -m formats.make_sample` (the test suite checks that the committed file is
 byte-identical to what this script produces, so the two cannot drift apart).
 `formats/sample-v1.bee` is the same recording as version 1 wrote it (no time buckets), kept
 so that reading old files stays tested; it is never rewritten.
@@ -8,10 +8,7 @@ so that reading old files stays tested; it is never rewritten.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bee_contract import codec
 from bee_contract.recording import (

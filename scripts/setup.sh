@@ -65,6 +65,9 @@ fi
 # pip's notices about this machine's local index folders are noise; real errors still show.
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e ".[test]" \
     2> >(grep -v "^WARNING: Location" >&2)
+# Bytecode now, as a wheel install does: with PYTHONDONTWRITEBYTECODE set, an editable
+# install would otherwise compile bee from source at every launch.
+"$VENV/bin/python" -m compileall -q bee bee_contract bee_record bee_report >/dev/null
 
 # speedscope's own importer, used by the tests to load our exports (pinned version).
 if [ ! -f tests/.node/node_modules/speedscope/package.json ]; then

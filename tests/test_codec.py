@@ -12,6 +12,7 @@ import pytest
 
 from bee_contract import codec
 from bee_contract.errors import RecordingFormatError
+from bee_contract.recording import LOST_STACK
 from formats.make_sample import SAMPLE, SAMPLE_V1, sample_recording
 
 
@@ -204,14 +205,15 @@ def test_version_1_file_reads_as_one_bucket_spanning_the_recording() -> None:
     assert totals(rec) == totals(sample_recording())
 
 
-def test_version_1_tenth_column_is_no_bucket(tmp_path: Path) -> None:
-    # GIVEN a v1 file whose rows carry a tenth column (v1's optional Python stack column)
+def test_version_1_reads_column_9_as_the_python_stack(tmp_path: Path) -> None:
+    # GIVEN a v1 file whose rows carry a tenth column (v1: the python stack, not a bucket)
     body = _body()
-    for row in body["samples"]:  # type: ignore[attr-defined]
-        row[9] = -1
+    for row in body["samples"]:  # type: ignore[union-attr]
+        row[9] = -2  # type: ignore[index]
     rec = codec.read(_write_body(tmp_path / "v1.bee", body, version=1))
-    # THEN v1 meaning applies: no buckets
-    assert rec.samples[0].bucket == 0 and rec.header.time_resolution_ns == 0
+    # THEN v1 meaning applies: a lost Python stack, no time buckets
+    assert rec.samples[0].python_stack == LOST_STACK and rec.samples[0].bucket == 0
+    assert rec.header.time_resolution_ns == 0
 
 
 def test_bucket_span_of_a_v2_sample() -> None:

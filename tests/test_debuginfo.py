@@ -18,14 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from bee_report.elf.elffile import ElfFile, FunctionTable
+from bee_report.elf.elffile import ElfFile
+from bee_report.elf.symbols import FunctionTable
+from bee_report.find.cachedir import default_cache_dir
 from bee_report.find.debuginfo import (
     best_symbol_source,
     debuglink_candidates,
     find_debug_file,
     merge_function_tables,
 )
-from bee_report.find.debuginfod import Debuginfod, default_cache_dir
+from bee_report.find.debuginfod import Debuginfod
 from tests.debug_helpers import Split, build_split, with_minidebuginfo
 
 LIBC = Path("/usr/lib/x86_64-linux-gnu/libc.so.6")
@@ -247,6 +249,28 @@ def test_best_symbol_source_uses_minidebuginfo_when_stripped(prog: Split, tmp_pa
     assert rich.origin == "minidebuginfo"
     sym = rich.functions.lookup(addr)
     assert sym is not None and sym.name == "bee_static_helper"
+
+
+def test_dynsym_table_is_cached_for_its_own_files_only(prog: Split, tmp_path: Path) -> None:
+    from bee_report.elf import symtab_cache
+    from bee_report.find.cachedir import source_key
+    from tests.debug_helpers import run
+
+    # GIVEN the .dynsym-only table of a fully stripped copy, cached under its files' key
+    stripped = Path(shutil.copy(prog.binary, tmp_path / "stripped"))
+    run("strip", "--strip-all", stripped)
+    cache = tmp_path / "cache"
+    with ElfFile.open(stripped) as bare:
+        bid = bare.build_id
+        src = best_symbol_source(bare, None)
+    assert src.origin == "dynsym"
+    symtab_cache.store(cache, bid, source_key(stripped, None), src.origin, src.functions)
+    # WHEN the same file is reported again, THEN the cached table answers
+    got = symtab_cache.load(cache, bid, source_key(stripped, None))
+    assert got is not None and len(got) == len(src.functions)
+    # WHEN the unstripped copy or the debug file is what was found, THEN it does not
+    assert symtab_cache.load(cache, bid, source_key(prog.full, None)) is None
+    assert symtab_cache.load(cache, bid, source_key(stripped, prog.debug)) is None
 
 
 def test_merge_function_tables_keeps_union_and_first_on_ties() -> None:

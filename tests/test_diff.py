@@ -12,7 +12,7 @@ from bee_contract.errors import ReportError
 from bee_report import stats
 from bee_report.profile import Frame, FrameKind, Profile, StackSample
 from bee_report.reporters import diff
-from bee_report.reporters.flamegraph import FlameOptions
+from bee_report.reporters.options import FlameOptions
 
 
 def _sample(*names: str, weight: int, count: int | None = None, comm: str = "app",

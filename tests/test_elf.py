@@ -27,17 +27,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bee_contract.elf import ET_DYN, ET_EXEC, ET_REL, MAX_SECTION_BYTES, Section
 from bee_contract.errors import BeeError, ElfError
-from bee_report.elf.elffile import (
-    ET_DYN,
-    ET_EXEC,
-    ET_REL,
-    MAX_SECTION_BYTES,
-    ElfFile,
-    FunctionTable,
-    Section,
-    Symbol,
-)
+from bee_report.elf.elffile import ElfFile
+from bee_report.elf.symbols import FunctionTable, Symbol
 
 FIXTURES = Path(__file__).parent / "fixtures" / "elf"
 LIBC = Path("/usr/lib/x86_64-linux-gnu/libc.so.6")

@@ -4,7 +4,6 @@ installed)."""
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
 import random
@@ -24,12 +23,9 @@ import pytest
 
 from bee_contract.errors import ReportError
 from bee_report.reporters import inferno, svg_builtin
-from bee_report.reporters.flamegraph import (
-    FlameOptions,
-    parse_folded,
-    render_diff_svg,
-    render_svg,
-)
+from bee_report.reporters.flamegraph import parse_folded, render_diff_svg, render_svg
+from bee_report.reporters.options import FlameOptions
+from tests.golden import golden
 
 NS = "{http://www.w3.org/2000/svg}"
 FIXTURES = Path(__file__).parent / "fixtures" / "flamegraph"
@@ -371,27 +367,7 @@ def test_golden_small_svg() -> None:
     """The whole SVG for a small input; set BEE_REGEN_GOLDEN=1 to rewrite it on purpose."""
     folded = (FIXTURES / "small.folded").read_text(encoding="utf-8")
     svg = render_svg(parse_folded(folded, "small.folded"), BUILTIN)
-    golden = FIXTURES / "small.svg"
-    if os.environ.get("BEE_REGEN_GOLDEN") == "1":
-        golden.write_text(svg, encoding="utf-8")
-        pytest.skip(f"regenerated {golden}")
-    assert golden.exists(), f"{golden} missing: run with BEE_REGEN_GOLDEN=1 to create it"
-    expected = golden.read_text(encoding="utf-8")
-    if svg != expected:
-        diff = "".join(
-            list(
-                difflib.unified_diff(
-                    expected.splitlines(keepends=True),
-                    svg.splitlines(keepends=True),
-                    "small.svg (golden)",
-                    "small.svg (rendered now)",
-                )
-            )[:80]
-        )
-        pytest.fail(
-            "flame graph output changed; if intended, rerun with BEE_REGEN_GOLDEN=1\n" + diff,
-            pytrace=False,
-        )
+    golden(FIXTURES / "small.svg", svg)
 
 
 # --- inferno ----------------------------------------------------------------------------

@@ -28,7 +28,8 @@ from typing import Any
 import pytest
 
 from bee_report.reporters import svg_builtin
-from bee_report.reporters.flamegraph import FlameOptions, render_svg
+from bee_report.reporters.flamegraph import render_svg
+from bee_report.reporters.options import FlameOptions
 
 pytestmark = pytest.mark.browser
 

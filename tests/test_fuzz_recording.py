@@ -138,7 +138,7 @@ def test_streamed_decoding_is_independent_of_key_order(
     got = codec.read(_file(tmp_path_factory.mktemp("o"), msgpack.packb(reordered), compress))
     want = codec.read(_file(tmp_path_factory.mktemp("p"), msgpack.packb(body), compress))
     assert got == want
-    assert len(got.samples) == len(BODY["samples"]) + extra_samples
+    assert len(got.samples) == len(sample_recording().samples) + extra_samples
     assert len(got.stacks[0]) == depth + 1
 
 

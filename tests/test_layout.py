@@ -90,3 +90,38 @@ def test_stages_never_import_each_other() -> None:
     assert record <= {"bee_record", "bee_contract"}, record
     assert report <= {"bee_report", "bee_contract"}, report
     assert contract == {"bee_contract"}, contract
+
+
+def test_report_package_is_split_along_its_pipeline() -> None:
+    # GIVEN the report package's top level
+    top = REPO / "bee_report"
+    modules = [p for p in top.glob("*.py") if p.name != "__init__.py"]
+    packages = [p for p in top.iterdir() if (p / "__init__.py").is_file()]
+    # THEN few loose modules and the pipeline's rooms as subpackages
+    assert len(modules) <= 12, sorted(p.name for p in modules)
+    assert {p.name for p in packages} >= {"find", "elf", "dwarf", "demangle", "reporters"}
+
+
+def test_installed_packages_are_all_bee_named() -> None:
+    # GIVEN the packages (and the folders they come from) that the wheel installs
+    import tomllib
+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    # THEN every installed top-level name starts with "bee", and each mapped folder exists
+    assert all(p.split(".")[0].startswith("bee") for p in config["packages"]), config["packages"]
+    for package, folder in config.get("package-dir", {}).items():
+        assert package.startswith("bee") and (REPO / folder).is_dir(), (package, folder)
+    assert set(config["package-data"]) <= set(config["packages"])
+    # AND every package of the source tree is installed (none forgotten in the list)
+    found = {".".join(p.parent.relative_to(REPO).parts)
+             for top in ("bee", "bee_contract", "bee_record", "bee_report")
+             for p in (REPO / top).rglob("__init__.py")}
+    assert found <= set(config["packages"]), found - set(config["packages"])
+
+
+def test_bpf_source_and_format_spec_are_package_data() -> None:
+    from importlib import resources
+
+    assert "BPF_" in resources.files("bee_record.bpf").joinpath("profile.c").read_text()
+    spec = resources.files("bee_contract.formats").joinpath("recording-v1.md").read_text()
+    assert spec.startswith("#")

@@ -136,11 +136,13 @@ def test_merge_without_eval_frames_puts_python_at_the_root() -> None:
 
 def test_python_frames_have_their_own_flame_colour() -> None:
     # GIVEN folded Python, native and kernel frames
-    from bee_report.reporters.flame_palette import KIND_PYTHON, split_kind
+    from bee_report.reporters.flame_palette import frame_kind
 
     # THEN `_[py]` is recognised as a Python frame and stripped from the label
-    assert split_kind("handle (app.py:12)_[py]") == ("handle (app.py:12)", KIND_PYTHON)
-    assert split_kind("main") == ("main", None)
+    split = FrameKind.split_folded
+    assert split("handle (app.py:12)_[py]") == ("handle (app.py:12)", FrameKind.PYTHON)
+    assert split("main") == ("main", None)
+    assert frame_kind("handle (app.py:12)_[py]", ["app"]) == FrameKind.PYTHON
 
 
 def test_lines_option_names_the_sampled_line() -> None:

@@ -16,18 +16,7 @@ from bee_contract import codec
 from bee_contract.recording import Binary, Mapping, Process, Sample
 from formats.make_sample import SAMPLE, SAMPLE_V1, sample_recording
 from tests.conftest import run_bee
-
-GOLDEN = Path(__file__).parent / "fixtures" / "golden"
-
-
-def golden(name: str, actual: str) -> None:
-    """Compare with tests/fixtures/golden/NAME whole; BEE_REGEN_GOLDEN=1 rewrites it."""
-    path = GOLDEN / name
-    if os.environ.get("BEE_REGEN_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(actual)
-    assert path.exists(), f"{path} missing; run with BEE_REGEN_GOLDEN=1 once and review it"
-    assert actual == path.read_text()
+from tests.golden import golden
 
 
 @pytest.mark.parametrize(("args", "name"), [

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from bee.commands.choices import choice
 from bee.commands.options import (
     CommOpt,
     ExcludeOpt,
@@ -22,6 +23,8 @@ from bee.commands.options import (
     ToOpt,
     symbolize_options,
 )
+from bee_report.compare import DiffFormat
+from bee_report.reporters.options import Correction, Renderer, Share, TopBy
 
 
 def diff(
@@ -29,8 +32,9 @@ def diff(
     new: Annotated[Path | None, typer.Argument(
         help="The recording to compare with it (default: BASE again, for two windows of "
         "one recording).")] = None,
-    format: Annotated[str | None, typer.Option(
-        "--format", "-f", help="top | folded | svg (default: top on a terminal, else folded).",
+    format: Annotated[DiffFormat | None, typer.Option(
+        "--format", "-f", click_type=choice(DiffFormat),
+        help="Output format (default: top on a terminal, else folded).",
     )] = None,
     base_from: Annotated[str | None, typer.Option(
         "--base-from", metavar="TIME", help="Baseline window start (as --from).")] = None,
@@ -47,11 +51,14 @@ def diff(
     output: OutputOpt = None,
     symbols: SymbolsOpt = None,
     limit: LimitOpt = 25,
-    by: Annotated[str, typer.Option(help="Top table by function | module.")] = "function",
-    share: Annotated[str, typer.Option(help="Test the self or total share.")] = "self",
+    by: Annotated[TopBy, typer.Option(
+        click_type=choice(TopBy), help="What a row of the top table counts.")] = TopBy.FUNCTION,
+    share: Annotated[Share, typer.Option(
+        click_type=choice(Share), help="Test the self or total share.")] = Share.SELF,
     alpha: Annotated[float, typer.Option(help="Significance level.")] = 0.05,
-    correction: Annotated[str, typer.Option(
-        help="Multiple-comparison correction: bh | holm | none.")] = "bh",
+    correction: Annotated[Correction, typer.Option(
+        click_type=choice(Correction),
+        help="Multiple-comparison correction (bh: Benjamini-Hochberg).")] = Correction.BH,
     normalize: Annotated[bool, typer.Option(
         help="folded: scale base counts to the new total (difffolded -n).")] = False,
     ignore_comm: Annotated[bool, typer.Option(
@@ -62,7 +69,7 @@ def diff(
     focus: FocusOpt = None,
     exclude: ExcludeOpt = None,
     title: TitleOpt = "Flame Graph",
-    renderer: RendererOpt = "auto",
+    renderer: RendererOpt = Renderer.AUTO,
     no_cache: NoCacheOpt = False,
     offline: OfflineOpt = False,
 ) -> None:
@@ -72,8 +79,9 @@ def diff(
     bee diff rec.bee --base-from 0 --base-to 5 --from 5 --to 10.
     """
     from bee_contract.errors import ReportError
+    from bee_report.compare import DiffOptions, run_diff
     from bee_report.filters import Filters
-    from bee_report.report import DiffOptions, SvgOptions, run_diff
+    from bee_report.reporters.options import FlameOptions
 
     if split is not None:
         if any(t is not None for t in (base_from, base_to, time_from, time_to)):
@@ -93,7 +101,7 @@ def diff(
         filters=Filters(comms=tuple(comm or ()), focus=focus, exclude=exclude),
         limit=limit, by=by, share=share, alpha=alpha, correction=correction,
         normalize=normalize, ignore_comm=ignore_comm, strip_hex=strip_hex,
-        svg=SvgOptions(title=title, renderer=renderer),
+        flame=FlameOptions(title=title, renderer=renderer),
     ))
     if written is not None:
         typer.echo(f"Wrote {written}", err=True)

@@ -7,8 +7,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from bee.commands.choices import choice
+from bee_report.reporters.options import Renderer
+
 if TYPE_CHECKING:
     from bee_report.symbolize import SymbolizeOptions
+
 
 NoCacheOpt = Annotated[bool, typer.Option(
     "--no-cache", help="Bypass the per-build-id symbol cache ($XDG_CACHE_HOME/bee).")]
@@ -48,8 +52,8 @@ FocusOpt = Annotated[str | None, typer.Option(
 ExcludeOpt = Annotated[str | None, typer.Option(
     help="Drop stacks through a frame matching this regex.")]
 TitleOpt = Annotated[str, typer.Option(help="SVG title.")]
-RendererOpt = Annotated[str, typer.Option(
-    help="SVG renderer: auto (inferno if installed), builtin, inferno.")]
+RendererOpt = Annotated[Renderer, typer.Option(
+    click_type=choice(Renderer), help="SVG renderer (auto: inferno if installed).")]
 _TIME_HELP = ("seconds from the recording's start (12.5), or a date and time "
               "(2026-11-30T12:03:05, UTC unless it has a zone; 12:03:05 on its first day)")
 FromOpt = Annotated[str | None, typer.Option(

@@ -3,32 +3,28 @@
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from bee.commands.choices import choice
 from bee_contract.errors import RecordError
-
-
-class Unwinder(StrEnum):
-    """How user stacks are unwound."""
-
-    dwarf = "dwarf"
-    fp = "fp"
+from bee_contract.recording import Unwinder
+from bee_record.record import Mode
 
 
 def record(
     command: Annotated[list[str] | None, typer.Argument(
-        help="Command to start and record until it exits (after --).")] = None,
+        help="Command to start and record until it exits; put it after --.",
+        show_default=False)] = None,
     pid: Annotated[list[int] | None, typer.Option(
         "--pid", "-p", help="Record this process and its children. Repeatable.")] = None,
     frequency: Annotated[int, typer.Option(
         "--frequency", "-F", help="Samples per second per CPU.")] = 99,
-    mode: Annotated[str, typer.Option(
-        help="cpu (on-CPU samples) | offcpu (blocked time, sched_switch) | wall (both, in ns)."
-    )] = "cpu",
+    mode: Annotated[Mode, typer.Option(
+        click_type=choice(Mode), help="cpu: on-CPU samples; offcpu: blocked time "
+        "(sched_switch); wall: both, in ns.")] = Mode.CPU,
     min_block: Annotated[int, typer.Option(
         help="offcpu/wall: ignore blocks shorter than this many microseconds.")] = 1,
     max_block: Annotated[int | None, typer.Option(
@@ -52,8 +48,8 @@ def record(
     kernel_only: Annotated[bool, typer.Option(
         "--kernel-only", help="Collect kernel stacks only.")] = False,
     unwind: Annotated[Unwinder, typer.Option(
-        help="User stacks: dwarf (.eh_frame tables, complete without frame pointers) | "
-        "fp (frame pointers only, cheaper).")] = Unwinder.dwarf,
+        click_type=choice(Unwinder), help="User stacks: dwarf (.eh_frame tables, complete "
+        "without frame pointers); fp (frame pointers only, cheaper).")] = Unwinder.DWARF,
     include_idle: Annotated[bool, typer.Option(
         "--include-idle", help="Also sample the idle task.")] = False,
     stack_storage_size: Annotated[int | None, typer.Option(
@@ -61,6 +57,11 @@ def record(
         "32768 above 199 Hz: fewer hash collisions, 32 MiB of kernel memory per buffer)."
     )] = None,
     counts_size: Annotated[int, typer.Option(help="Unique sample keys between drains.")] = 40960,
+    procs_size: Annotated[int, typer.Option(
+        help="Processes the kernel tracks (announced, filtered) at once.")
+    ] = 65536,
+    perf_buffer_pages: Annotated[int, typer.Option(
+        help="Pages per CPU (a power of two) of the buffer announcing new processes.")] = 64,
     no_python: Annotated[bool, typer.Option(
         "--no-python", help="Do not record the Python frames of CPython 3.10-3.13 processes."
     )] = False,
@@ -91,6 +92,7 @@ def record(
         sampler=SamplerOptions(
             user_stacks=not kernel_only, kernel_stacks=not user_only, include_idle=include_idle,
             stack_storage_size=stack_storage_size or 0, counts_size=counts_size,
+            procs_size=procs_size, perf_buffer_pages=perf_buffer_pages,
             python=not no_python and not kernel_only, python_stacks_size=python_stacks_size,
             unwinder=unwind.value,
         ),

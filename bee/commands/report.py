@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from bee.commands.choices import choice
 from bee.commands.options import (
     CommOpt,
     ExcludeOpt,
@@ -23,18 +24,21 @@ from bee.commands.options import (
     ToOpt,
     symbolize_options,
 )
+from bee_report.reporters.options import Palette, Renderer, TopBy
+from bee_report.reporters.registry import Format
 
 
 def report(
     files: Annotated[list[Path], typer.Argument(help="Recording file(s); several are merged.")],
-    format: Annotated[str | None, typer.Option(
-        "--format", "-f",
-        help="folded | top | svg | speedscope | pprof (default: top on a terminal, else folded).",
+    format: Annotated[Format | None, typer.Option(
+        "--format", "-f", click_type=choice(Format),
+        help="Output format (default: top on a terminal, else folded).",
     )] = None,
     output: OutputOpt = None,
     symbols: SymbolsOpt = None,
     limit: LimitOpt = 25,
-    by: Annotated[str, typer.Option(help="Top table by function | module.")] = "function",
+    by: Annotated[TopBy, typer.Option(
+        click_type=choice(TopBy), help="What a row of the top table counts.")] = TopBy.FUNCTION,
     lines: Annotated[bool, typer.Option(help="Add file:line to frames.")] = False,
     no_inline: Annotated[bool, typer.Option(
         "--no-inline", help="Hide inlined frames.")] = False,
@@ -55,19 +59,21 @@ def report(
     per_process: Annotated[bool, typer.Option(
         "--per-process", help="A root frame per process.")] = False,
     title: TitleOpt = "Flame Graph",
-    colors: Annotated[str, typer.Option(help="SVG palette: bee, hot, mem, io, java.")] = "bee",
+    colors: Annotated[Palette, typer.Option(
+        click_type=choice(Palette), help="SVG palette (bee: by frame kind).")] = Palette.BEE,
     width: Annotated[int, typer.Option(help="SVG width in pixels.")] = 1200,
     minwidth: Annotated[float, typer.Option(help="SVG: hide frames narrower (px).")] = 0.1,
     reverse: Annotated[bool, typer.Option(help="SVG: reverse stacks.")] = False,
     inverted: Annotated[bool, typer.Option(help="SVG: icicle graph.")] = False,
-    renderer: RendererOpt = "auto",
+    renderer: RendererOpt = Renderer.AUTO,
     no_cache: NoCacheOpt = False,
     offline: OfflineOpt = False,
 ) -> None:
     """Symbolize recordings offline and render them (table, folded, SVG, exports)."""
     from bee_report.filters import Filters
-    from bee_report.report import ReportOptions, SvgOptions
+    from bee_report.report import ReportOptions
     from bee_report.report import run as run_report
+    from bee_report.reporters.options import FlameOptions, RenderOptions
 
     fmt = format or ("top" if output is None and sys.stdout.isatty() else "folded")
     written = run_report(ReportOptions(
@@ -81,9 +87,11 @@ def report(
             per_thread=per_thread, per_process=per_process,
             time_from=time_from, time_to=time_to,
         ),
-        limit=limit, by=by, lines=lines,
-        svg=SvgOptions(title=title, colors=colors, width=width, minwidth=minwidth,
-                       reverse=reverse, inverted=inverted, renderer=renderer),
+        render_options=RenderOptions(
+            limit=limit, by=by, lines=lines, per_thread=per_thread,
+            flame=FlameOptions(title=title, colors=colors, width=width, minwidth=minwidth,
+                               reverse=reverse, inverted=inverted, renderer=renderer),
+        ),
     ))
     if written is not None:
         typer.echo(f"Wrote {written}", err=True)

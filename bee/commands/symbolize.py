@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from bee.commands.options import NoCacheOpt, OfflineOpt, SymbolsOpt, symbolize_options
+from bee_contract.text import for_terminal
 
 
 def symbolize(
@@ -22,12 +23,12 @@ def symbolize(
     offline: OfflineOpt = False,
 ) -> None:
     """Print function and file:line per address, in the layout of addr2line -a -f -i -C."""
-    from bee_report.addr2line import parse_address
-    from bee_report.addr2line import symbolize as run
+    from bee_report.addr2line import addr2line_lines, parse_address
 
     source = addresses if addresses else (line for line in sys.stdin if line.strip())
     opts = symbolize_options(symbols, no_cache, offline)
     out = sys.stdout
-    for line in run(exe, (parse_address(a) for a in source), opts, inlines=not no_inline):
-        out.write(line + "\n")
+    addrs = (parse_address(a) for a in source)
+    for line in addr2line_lines(exe, addrs, opts, inlines=not no_inline):
+        out.write(for_terminal(line) + "\n")
     out.flush()

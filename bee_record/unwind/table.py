@@ -13,7 +13,6 @@ all match.
 from __future__ import annotations
 
 import hashlib
-import mmap
 import os
 import struct
 from dataclasses import dataclass
@@ -21,8 +20,9 @@ from pathlib import Path
 
 from bee_contract.atomic import write_atomic
 from bee_contract.buildid import valid_build_id
-from bee_contract.elf import PT_LOAD, SHT_NOBITS, ElfLayout, parse_sections, parse_segments
-from bee_contract.errors import ElfError, RecordError
+from bee_contract.elf import PT_LOAD, SHT_NOBITS, ElfImage
+from bee_contract.errors import BeeError, ElfError
+from bee_contract.safeopen import open_regular
 from bee_record.unwind import cfi
 
 #: One row as the BPF program reads it.
@@ -77,49 +77,32 @@ def pack(rows: list[cfi.Row]) -> bytes:
     return bytes(out)
 
 
-def _cfi_of(buf: mmap.mmap, path: str) -> tuple[bytes, int, bool, tuple[tuple[int, int, int], ...]]:
+def _cfi_of(image: ElfImage) -> tuple[bytes, int, bool, tuple[tuple[int, int, int], ...]]:
     """(.eh_frame or .debug_frame bytes, its address, is .eh_frame, PT_LOADs) of an ELF."""
-    if len(buf) < 64 or buf[:4] != b"\x7fELF":
-        raise TableError("not an ELF file")
-    if buf[4] != 2 or buf[5] != 1:
+    if not image.is_64 or not image.little_endian:
         raise TableError("not a 64-bit little-endian ELF file")
-    lay = ElfLayout(True, True)
-    (_, machine, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum,
-     shstrndx) = lay.ehdr.unpack_from(buf, 16)
-    if machine != EM_X86_64:
+    if image.machine != EM_X86_64:
         raise TableError("only x86-64 binaries are unwound")
-
-    def check(what: str, offset: int, size: int) -> None:
-        if offset < 0 or size < 0 or offset + size > len(buf):
-            raise ElfError(f"{path}: {what} runs past the end of the file")
-
-    def error(text: str) -> ElfError:
-        return ElfError(f"{path}: {text}")
-
-    segments = parse_segments(buf, lay, phoff, phentsize, phnum, check_range=check, error=error)
-    sections = parse_sections(buf, lay, shoff, shentsize, shnum, shstrndx, check_range=check,
-                              error=error)
-    by_name = {sec.name: sec for sec in reversed(sections)}
-    section = by_name.get(".eh_frame")
+    section = image.section(".eh_frame")
     eh = True
     if section is None or section.size == 0 or section.sh_type == SHT_NOBITS:
-        section, eh = by_name.get(".debug_frame"), False
+        section, eh = image.section(".debug_frame"), False
     if section is None or section.sh_type == SHT_NOBITS or section.size == 0:
         raise TableError("no .eh_frame or .debug_frame")
     if section.size > _MAX_SECTION:
         raise TableError("call-frame information too large")
-    check(section.name, section.offset, section.size)
-    loads = tuple((g.offset, g.vaddr, g.filesz) for g in segments if g.p_type == PT_LOAD)
-    return bytes(buf[section.offset:section.offset + section.size]), section.addr, eh, loads
+    loads = tuple((g.offset, g.vaddr, g.filesz) for g in image.segments if g.p_type == PT_LOAD)
+    return bytes(image.section_bytes(section)), section.addr, eh, loads
 
 
 def build(path: str) -> UnwindTable:
     """Decode the .eh_frame (else .debug_frame) of the ELF file at `path`."""
     try:
-        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-            data, addr, eh, loads = _cfi_of(buf, path)
-    except (OSError, ValueError, struct.error, ElfError) as exc:
-        raise TableError(getattr(exc, "strerror", None) or str(exc)) from None
+        # the target controls `path`: ElfImage.open refuses FIFOs, devices, /proc files
+        with ElfImage.open(path) as image:
+            data, addr, eh, loads = _cfi_of(image)
+    except ElfError as exc:
+        raise TableError(str(exc)) from None
     try:
         rows = cfi.decode(data, addr, eh)
     except cfi.CfiError as exc:
@@ -138,7 +121,7 @@ def cache_dir() -> Path:
 
 
 def _source_key(path: str) -> tuple[int, bytes]:
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         head = f.read(_HEAD_BYTES)
     return size, hashlib.blake2b(head, digest_size=16).digest()
@@ -198,7 +181,7 @@ def load(path: str, build_id: str | None, folder: Path | None = None) -> UnwindT
     table = build(path)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_atomic(cache, encode(table, size, head_hash))
-    except (OSError, RecordError):
+        write_atomic(cache, encode(table, size, head_hash), sync=False)
+    except (OSError, BeeError):
         pass  # a read-only or full cache only costs the next build
     return table

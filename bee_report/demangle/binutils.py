@@ -43,9 +43,6 @@ import threading
 import time
 from collections.abc import Callable
 
-from bee_report.demangle.rust import Malformed, demangle_rust_legacy
-from bee_report.demangle.rust_v0 import demangle_rust_v0
-
 __all__ = ["demangle"]
 
 MAX_NAME_LEN = 1 << 16
@@ -94,14 +91,24 @@ def _demangle_cached(name: str) -> str:
 
 
 def _demangle_rust(core: str) -> str | None:
+    # Rust's demanglers are imported on first use (start-up of `bee report` on C code).
+    demangler: Callable[[str], str | None]
+    if core.startswith("_R"):
+        from bee_report.demangle.rust_v0 import demangle_rust_v0
+
+        demangler, rest = demangle_rust_v0, core[2:]
+    elif core.startswith("_ZN"):
+        from bee_report.demangle.rust import demangle_rust_legacy
+
+        demangler, rest = demangle_rust_legacy, core[3:]
+    else:
+        return None
+    from bee_report.demangle.rust import Malformed
+
     try:
-        if core.startswith("_R"):
-            return demangle_rust_v0(core[2:])
-        if core.startswith("_ZN"):
-            return demangle_rust_legacy(core[3:])
+        return demangler(rest)
     except (Malformed, RecursionError):
         return None
-    return None
 
 
 def _demangle_cxx(core: str) -> str | None:

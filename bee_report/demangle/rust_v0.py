@@ -21,9 +21,9 @@ from __future__ import annotations
 import string
 
 from bee_report.demangle.rust import Malformed
-from bee_report.demangle.rust_v0_cursor import MAX_DEPTH, WORK_BASE, WORK_PER_CHAR, V0Cursor
+from bee_report.demangle.rust_v0_cursor import V0Cursor
 
-__all__ = ["MAX_DEPTH", "WORK_BASE", "WORK_PER_CHAR", "demangle_rust_v0"]
+__all__ = ["demangle_rust_v0"]
 
 _CHARS = frozenset(string.ascii_letters + string.digits + "_")
 _BASIC_TYPES = {

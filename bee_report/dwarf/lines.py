@@ -1,20 +1,10 @@
 """Source lines and inlined frames from DWARF, printed the way ``addr2line -i -f -C`` does.
 
-Engine, chosen by measurement (``bench/bench_dwarf.py``: Debian 12, 2 busy cores, 10,000
-random addresses inside FUNC symbols, names + file:line + inline chains, each bee phase in a
-fresh process; two runs, the quieter first)::
+Engine: Sentry's ``symbolic``, chosen by measurement against llvm-symbolizer, addr2line
+and pyelftools (the numbers and how they were taken: ``bench/README.md``, "DWARF engine").
 
-                              libc.so.6 (4.2 MB .debug)    python3.11 (11.2 MB .debug)
-    llvm-symbolizer 14        0.32 s / 0.55 s              0.54 s / 1.49 s
-    addr2line 2.40            0.38 s / 0.30 s              0.98 s / 1.40 s
-    bee, empty cache          0.28 s / 0.40 s  (0.7-0.9x)  0.59 s / 1.19 s  (0.8-1.1x)
-      of which the build      0.23 s / 0.35 s              0.53 s / 1.09 s
-    bee, warm cache           0.06 s / 0.06 s  (0.1-0.2x)  0.07 s / 0.12 s  (0.1x)
-    bee, names only, warm     0.033 s / 0.031 s            0.037 s / 0.040 s
-    pyelftools line programs  3-10 s per 1,000 addresses: rejected
-
-Agreement with addr2line there (tests/test_dwarf.py counts it): outermost name 100% on both;
-innermost file:line and whole chains 99.8% on libc and 97.6% on python3.11, whose LTO
+Agreement with addr2line on those runs (tests/test_dwarf.py counts it): outermost name
+100% on both; innermost file:line and whole chains 99.8% on libc and 97.6% on python3.11, whose LTO
 build has functions without any DWARF subprogram (see the known differences below). The
 C, C++ and Rust fixtures of the tests agree at 100% (Rust with DWARF 5: chains 98.7%, where
 addr2line drops inlined frames that llvm-symbolizer and we show).
@@ -58,17 +48,14 @@ from typing import Any
 
 from bee_contract.buildid import valid_build_id
 from bee_contract.errors import DebugInfoError, ElfError
+from bee_contract.safeopen import open_regular
 from bee_report.dwarf import tables as cache_tables
-from bee_report.dwarf.isolate import in_child
-from bee_report.dwarf.symbol_facts import symbol_tables
-from bee_report.dwarf.symbolic_input import symbolic_image
 from bee_report.dwarf.symcache import SymCacheView
 from bee_report.dwarf.tables import NONE, Tables, u32
-from bee_report.dwarf.units import assembler_names
 from bee_report.elf.elffile import ElfFile
 from bee_report.find.cachedir import source_key
 
-__all__ = ["DebugInfo", "DebugInfoError", "SourceFrame"]
+__all__ = ["DebugInfo", "SourceFrame"]
 
 _PROGRESS_EVERY = 1024
 _MAX_DEPTH = 256  # inline depth guard against a SymCache with a cycle
@@ -294,8 +281,12 @@ def _run_symbolic(data: bytes, where: Path) -> bytes | None:
 
 def build(debug_path: Path) -> tuple[Tables | None, str | None]:
     """The tables of ``debug_path`` (None without DWARF) and the file's own build-id."""
+    from bee_report.dwarf.isolate import in_child  # building only: not on a warm start
+    from bee_report.dwarf.symbolic_input import symbolic_image
+
     try:
-        raw = debug_path.read_bytes()
+        with open_regular(debug_path) as f:  # no FIFO, device or /proc file: see safeopen
+            raw = f.read()
         elf = ElfFile.from_bytes(raw, str(debug_path))
         if not elf.has_debug_info:
             return None, elf.build_id
@@ -309,6 +300,9 @@ def build(debug_path: Path) -> tuple[Tables | None, str | None]:
 
 
 def _tables(elf: ElfFile, blob: bytes, debug_path: Path) -> Tables:
+    from bee_report.dwarf.symbol_facts import symbol_tables
+    from bee_report.dwarf.units import assembler_names
+
     load_address = next((p.vaddr for p in elf.segments if p.p_type == 1), 0)  # PT_LOAD
     dwarf5 = any(elf.section(n) for n in (".debug_line_str", ".zdebug_line_str"))
     names: dict[bytes, int] = {}

@@ -10,9 +10,9 @@ SymCache (the ELF names are applied afterwards by :mod:`bee_report.dwarf.lines`)
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterator
 
+from bee_contract.elf import symbol_entries
 from bee_contract.errors import ElfError
 from bee_report.dwarf.tables import NONE, u32, u64
 from bee_report.elf.elffile import ElfFile
@@ -36,16 +36,12 @@ def _symbols(elf: ElfFile) -> Iterator[tuple[bytes, int, int, int, int, int]]:
             break
     else:
         return
-    fmt = ("<" if elf.little_endian else ">") + ("IBBHQQ" if elf.is_64 else "IIIBBH")
-    if table.entsize != struct.calcsize(fmt):
+    if table.entsize != (24 if elf.is_64 else 16):
         raise ElfError(f"{elf.path}: {table.name} entries of {table.entsize} bytes")
     data, strtab = elf.section_data(table), elf.section_data(elf.sections[table.link])
-    whole = data[: len(data) - len(data) % table.entsize]
-    for i, entry in enumerate(struct.iter_unpack(fmt, whole)):
-        if elf.is_64:
-            name_off, info, other, shndx, value, size = entry
-        else:
-            name_off, value, size, info, other, shndx = entry
+    rows = symbol_entries(data, is_64=elf.is_64, little_endian=elf.little_endian,
+                          entsize=table.entsize)
+    for i, (name_off, value, size, info, other, shndx) in enumerate(rows):
         if i:
             end = strtab.find(b"\0", name_off)
             yield strtab[name_off : end if end >= 0 else None], value, size, info, other, shndx

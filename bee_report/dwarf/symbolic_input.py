@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from typing import Final
 
-from bee_contract.elf import SHT_NOBITS, ElfLayout
+from bee_contract.elf import MAX_SECTION_BYTES, SHT_NOBITS, ElfLayout
 from bee_contract.errors import ElfError
 from bee_report.dwarf.symbol_facts import hide_function_symbols
 from bee_report.elf.elffile import ElfFile
-from bee_report.elf.sections import MAX_SECTION_BYTES, SHF_COMPRESSED
+from bee_report.elf.sections import SHF_COMPRESSED
 
 __all__ = ["MAX_DWARF_BYTES", "symbolic_image"]
 

@@ -6,7 +6,7 @@ v9) that Sentry's ``symbolic`` (Rust, gimli) makes from the DWARF (read by
 (:func:`bee_report.dwarf.symbol_facts.symbol_tables`) needed to print names the way
 ``addr2line`` does (the rules are in :mod:`bee_report.dwarf.lines`). Every table is a flat
 little-endian buffer, so a cached entry is used straight from ``mmap``. This module holds
-:class:`Tables`, the helpers that build its u32/u64 buffers, :class:`DebugInfoError`, and
+:class:`Tables`, the helpers that build its u32/u64 buffers, and
 the cache file format (:func:`serialize`/:func:`deserialize`, :func:`load`/:func:`store`).
 
 On-disk layout (integers little-endian, sections 8-byte aligned)::
@@ -17,29 +17,27 @@ On-disk layout (integers little-endian, sections 8-byte aligned)::
     sections the buffers of :class:`Tables`
 
 An entry that is truncated, has flipped bytes (CRC), another magic, format version or
-build-id reads as absent, and the caller rebuilds it. Writes go to a temporary file in the
-same directory followed by ``os.replace``; a cache that cannot be written is skipped.
+build-id reads as absent, and the caller rebuilds it. Writes are atomic
+(:mod:`bee_contract.atomic`); a cache that cannot be written is skipped.
 """
 
 from __future__ import annotations
 
 import bisect
-import contextlib
 import mmap
-import os
-import re
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from bee_contract.atomic import write_atomic
+from bee_contract.errors import BeeError
 
 FORMAT_VERSION = 1
 MAGIC = b"BEEDWRF\x00"
 NONE = 0xFFFFFFFF
 """The "no index" value of the u32 tables (the SymCache's own convention too)."""
 
-_BUILD_ID_RE = re.compile(r"[0-9a-f]{2,128}")  # fullmatch: "$" would let a "\n" through
 _HEADER = struct.Struct("<8sIIIIQB128s")
 _ENTRY = struct.Struct("<QQ")
 _SECTIONS = (
@@ -173,17 +171,8 @@ def store(cache_dir: Path, build_id: str, source: str, tables: Tables) -> None:
     """Write ``tables`` as the entry of ``build_id`` from ``source``, atomically; errors are
     ignored."""
     path = cache_file(cache_dir, build_id, source)
-    tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(serialize(tables, build_id))
-        os.replace(tmp, path)
-        tmp = None
-    except OSError:
+        write_atomic(path, serialize(tables, build_id), sync=False)
+    except (OSError, BeeError):
         pass
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)

@@ -1,9 +1,8 @@
-"""Contents of ELF sections: decompression, build-id notes, .gnu_debuglink, MiniDebugInfo.
+"""Contents of ELF sections: decompression, .gnu_debuglink, MiniDebugInfo.
 
 :func:`section_contents` undoes SHF_COMPRESSED (zlib or zstd; zstd needs the optional
 ``zstandard`` module) and legacy ``.zdebug`` ("ZLIB" + big-endian size) compression, never
-producing more than :data:`MAX_SECTION_BYTES`. :func:`build_id_in_notes` finds the
-NT_GNU_BUILD_ID in a block of notes, :func:`parse_debuglink` reads ``.gnu_debuglink``
+producing more than :data:`MAX_SECTION_BYTES`. :func:`parse_debuglink` reads ``.gnu_debuglink``
 and :func:`unpack_debugdata` unpacks the xz stream of ``.gnu_debugdata``. Problems are
 reported through the caller's error factory (:meth:`bee_report.elf.elffile.ElfFile._error`), so
 every message names the file and no zlib/zstd/lzma exception escapes.
@@ -16,16 +15,13 @@ import struct
 import zlib
 from typing import Final
 
-from bee_contract.elf import ElfLayout, ErrorFactory, Section
+from bee_contract.elf import MAX_SECTION_BYTES, ElfLayout, ErrorFactory, Section
 
 __all__ = [
     "ELFCOMPRESS_ZLIB",
     "ELFCOMPRESS_ZSTD",
     "MAX_DEBUGDATA_BYTES",
-    "MAX_SECTION_BYTES",
-    "NT_GNU_BUILD_ID",
     "SHF_COMPRESSED",
-    "build_id_in_notes",
     "parse_debuglink",
     "section_contents",
     "unpack_debugdata",
@@ -34,11 +30,6 @@ __all__ = [
 SHF_COMPRESSED: Final = 0x800
 ELFCOMPRESS_ZLIB: Final = 1
 ELFCOMPRESS_ZSTD: Final = 2
-
-NT_GNU_BUILD_ID: Final = 3
-
-MAX_SECTION_BYTES: Final = 1 << 30
-"""Largest section (raw or decompressed) :meth:`ElfFile.section_data` will return."""
 
 _XZ_MEMLIMIT: Final = 256 << 20  # refuse xz streams needing a huge dictionary
 
@@ -113,23 +104,6 @@ def _unzstd(section: Section, payload: bytes, size: int, error: ErrorFactory) ->
     if len(out) != size:
         raise error(f"section {section.name}: decompressed to {len(out)} bytes, header says {size}")
     return out
-
-
-def build_id_in_notes(data: bytes, lay: ElfLayout, align: int) -> str | None:
-    """Hex NT_GNU_BUILD_ID descriptor in a block of notes; stops quietly at bad data."""
-    pad = 7 if align == 8 else 3
-    pos = 0
-    while pos + 12 <= len(data):
-        namesz, descsz, ntype = lay.note.unpack_from(data, pos)
-        pos += 12
-        desc = (pos + namesz + pad) & ~pad
-        desc_end = desc + descsz
-        if desc_end > len(data):
-            return None
-        if ntype == NT_GNU_BUILD_ID and data[pos : pos + namesz] == b"GNU\0" and descsz:
-            return data[desc:desc_end].hex()
-        pos = (desc_end + pad) & ~pad
-    return None
 
 
 def parse_debuglink(data: bytes, lay: ElfLayout, error: ErrorFactory) -> tuple[str, int]:

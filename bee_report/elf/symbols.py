@@ -30,14 +30,16 @@ Lookup rule (mirrors binutils ``addr2line -f``, i.e. bfd's ``elf_find_function``
 
 from __future__ import annotations
 
+import operator
 import struct
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import NamedTuple, TypedDict
 
-from bee_contract.elf import c_string
+from bee_contract.elf import c_string, symbol_entries
 from bee_contract.errors import ElfError
 
 _U64 = 1 << 64
@@ -137,11 +139,12 @@ class FunctionTable:
             raise ElfError("invalid cached function table: array lengths differ")
         if not all(isinstance(n, str) for n in names):
             raise ElfError("invalid cached function table: names must be strings")
-        for i in range(1, len(starts)):
-            prev, cur = (starts[i - 1], -sizes[i - 1]), (starts[i], -sizes[i])
-            if not prev < cur:
-                raise ElfError(f"invalid cached function table: entry {i} out of order")
-        if any(s == 0 for s in sizes):
+        if not all(map(operator.lt, starts, islice(starts, 1, None))):  # else surely sorted
+            for i in range(1, len(starts)):
+                prev, cur = (starts[i - 1], -sizes[i - 1]), (starts[i], -sizes[i])
+                if not prev < cur:
+                    raise ElfError(f"invalid cached function table: entry {i} out of order")
+        if 0 in sizes:
             raise ElfError("invalid cached function table: zero-sized entry")
         return cls(starts, sizes, names)
 
@@ -220,24 +223,11 @@ def read_function_symbols(
     reserved or out-of-range sections are skipped; a bad entry size or name offset
     raises ElfError (message without the file name; the caller adds it).
     """
-    e = "<" if little_endian else ">"
-    sym = struct.Struct(e + ("IBBHQQ" if is_64 else "IIIBBH"))
-    entsize = entsize or sym.size
-    if entsize < sym.size:
-        raise ElfError(f"symbol entry size {entsize} too small")
-    count = len(data) // entsize
-    if entsize == sym.size:
-        rows: Iterable[tuple[int, ...]] = sym.iter_unpack(data[: count * entsize])
-    else:
-        rows = (sym.unpack_from(data, i * entsize) for i in range(count))
-    u32 = struct.Struct(e + "I")
+    rows = symbol_entries(data, is_64=is_64, little_endian=little_endian, entsize=entsize)
+    u32 = struct.Struct(("<" if little_endian else ">") + "I")
     xcount = len(xindex) // 4 if xindex else 0
     kept: list[tuple[int, int, int, int, int]] = []
-    for i, row in enumerate(rows):
-        if is_64:
-            name_off, st_info, _other, shndx, value, size = row
-        else:
-            name_off, value, size, st_info, _other, shndx = row
+    for i, (name_off, value, size, st_info, _other, shndx) in enumerate(rows):
         st_type = st_info & 0xF
         if (st_type != _STT_FUNC and st_type != _STT_GNU_IFUNC) or not value or not shndx:
             continue
@@ -257,16 +247,18 @@ def read_function_symbols(
     return out
 
 
-
 def _parents(starts: array[int], sizes: array[int]) -> array[int]:
+    ends = list(map(operator.add, starts, sizes))
+    if all(map(operator.le, ends, islice(starts, 1, None))):
+        return array("q", [-1]) * len(starts)  # no range overlaps the next: the usual case
     parents: array[int] = array("q", bytes(8 * len(starts)))
     stack: list[int] = []
-    ends: list[int] = []
+    open_ends: list[int] = []
     for j, start in enumerate(starts):
-        while ends and ends[-1] <= start:
-            ends.pop()
+        while open_ends and open_ends[-1] <= start:
+            open_ends.pop()
             stack.pop()
         parents[j] = stack[-1] if stack else -1
         stack.append(j)
-        ends.append(start + sizes[j])
+        open_ends.append(ends[j])
     return parents

@@ -2,12 +2,13 @@
 symbol tables.
 
 `$XDG_CACHE_HOME/bee/symtab/<build-id>.<source>.v3.msgpack` holds the table chosen for a
-binary (from its separate debug file or its own `.symtab`, plus its PLT stubs) as plain
-arrays; `<source>` is :func:`bee_report.find.cachedir.source_key` of the files it was read
-from, so a table built from one file (say, of an untrusted `--symbols` folder) never
-answers for another with the same build-id. An entry that is unreadable, of another
-version or for another build-id or source is ignored and rewritten; only complete tables
-are cached (a `.dynsym`-only table may improve when a debug file appears).
+binary (from its separate debug file, its own `.symtab`, MiniDebugInfo or `.dynsym`, plus
+its PLT stubs) as plain arrays, with that origin; `<source>` is
+:func:`bee_report.find.cachedir.source_key` of the files it was read from, so a table
+built from one file (say, of an untrusted `--symbols` folder) never answers for another
+with the same build-id. An entry that is unreadable, of another version or for another
+build-id or source is ignored and rewritten. Every origin is cached: a debug file that
+appears later, or another copy of the binary, is another source, hence another entry.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ import msgpack
 from bee_contract.atomic import write_atomic
 from bee_contract.buildid import valid_build_id
 from bee_contract.errors import BeeError
-from bee_report.elf.elffile import FunctionTable
+from bee_report.elf.symbols import FunctionTable
 
-VERSION = 3  # 2: keyed by source; 3: PLT stubs named (name@plt)
-CACHED_ORIGINS = ("debug file", "symtab")
+VERSION = 3  # 2: keyed by source, with its origin; 3: PLT stubs named (name@plt)
 
 
 def _path(cache_dir: Path, build_id: str, source: str) -> Path:
@@ -48,14 +48,13 @@ def load(cache_dir: Path | None, build_id: str | None,
 
 def store(cache_dir: Path | None, build_id: str | None, source: str | None, origin: str,
           table: FunctionTable) -> None:
-    """Cache a complete table; failures to write are ignored (the cache is an optimisation)."""
-    if (cache_dir is None or build_id is None or not valid_build_id(build_id)
-            or not source or origin not in CACHED_ORIGINS):
+    """Cache a table and its origin; failures to write are ignored (an optimisation)."""
+    if cache_dir is None or build_id is None or not valid_build_id(build_id) or not source:
         return
     data = {"build_id": build_id, "source": source, "origin": origin, **table.to_arrays()}
     path = _path(cache_dir, build_id, source)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, msgpack.packb(data, use_bin_type=True), mode=0o644)
+        write_atomic(path, msgpack.packb(data, use_bin_type=True), sync=False)
     except (OSError, BeeError):
         pass

@@ -26,21 +26,25 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from bee_contract.buildid import build_id_of_path, valid_build_id
+from bee_contract.buildid import (
+    DEBUG_ROOTS,
+    build_id_of_path,
+    build_id_tree_path,
+    valid_build_id,
+)
 from bee_contract.errors import BeeError
+from bee_contract.safeopen import open_regular
 from bee_report.diag import warn
-from bee_report.elf.elffile import ElfFile, FunctionTable
+from bee_report.elf.elffile import ElfFile
 from bee_report.elf.plt import plt_functions
+from bee_report.elf.symbols import FunctionTable
 
 if TYPE_CHECKING:  # the client (and urllib) is imported only when DEBUGINFOD_URLS is set
     from bee_report.find.debuginfod import Debuginfod
 
-#: The system's global debug folders (gdb's ``debug-file-directory``).
-GLOBAL_DEBUG_DIRS: tuple[Path, ...] = (Path("/usr/lib/debug"),)
 _CHUNK = 1 << 20
 
 __all__ = [
-    "GLOBAL_DEBUG_DIRS",
     "SymbolSource",
     "best_symbol_source",
     "build_id_candidates",
@@ -59,7 +63,7 @@ def find_debug_file(
     symbol_dirs: Sequence[Path],
     debuginfod: Debuginfod | None,
     *,
-    global_debug_dirs: Sequence[Path] = GLOBAL_DEBUG_DIRS,
+    global_debug_dirs: Sequence[Path] = DEBUG_ROOTS,
 ) -> Path | None:
     """The verified separate debug file of the located binary `elf` (at `binary_path`).
 
@@ -98,11 +102,10 @@ def build_id_candidates(
     """Build-id tree and debuginfod-layout paths of `build_id`'s debug file, in order."""
     if not valid_build_id(build_id):
         return []
-    tree = Path(".build-id") / build_id[:2] / (build_id[2:] + ".debug")
     out: list[Path] = []
     for d in symbol_dirs:
-        out += [Path(d) / tree, Path(d) / build_id / "debuginfo"]
-    out += [Path(d) / tree for d in global_debug_dirs]
+        out += [build_id_tree_path(Path(d), build_id, ".debug"), Path(d) / build_id / "debuginfo"]
+    out += [build_id_tree_path(Path(d), build_id, ".debug") for d in global_debug_dirs]
     return out
 
 
@@ -111,7 +114,7 @@ def debuglink_candidates(
     original_path: str,
     link_name: str,
     symbol_dirs: Sequence[Path],
-    global_debug_dirs: Sequence[Path] = GLOBAL_DEBUG_DIRS,
+    global_debug_dirs: Sequence[Path] = DEBUG_ROOTS,
 ) -> list[Path]:
     """Where a `.gnu_debuglink` name is looked for, in order, without duplicates.
 
@@ -147,7 +150,7 @@ def file_crc32(path: Path) -> int | None:
     """zlib CRC-32 of a whole file (what .gnu_debuglink stores), None when unreadable."""
     crc = 0
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:  # a regular file, never under /proc, /sys or /dev
             while chunk := f.read(_CHUNK):
                 crc = zlib.crc32(chunk, crc)
     except OSError:

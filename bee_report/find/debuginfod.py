@@ -19,8 +19,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import os
-import re
-import tempfile
 import threading
 import time
 import urllib.error
@@ -31,12 +29,12 @@ from pathlib import Path
 from typing import IO
 
 from bee_contract import __version__
-from bee_contract.buildid import build_id_of_path, valid_build_id
+from bee_contract.atomic import atomic_output
+from bee_contract.buildid import build_id_of_file, build_id_of_path, valid_build_id
 from bee_contract.elf import SHT_NOBITS
-from bee_contract.errors import BeeError
+from bee_contract.errors import BeeError, OutputError
 from bee_report.diag import warn
 from bee_report.elf.elffile import ElfFile
-from bee_report.find.cachedir import default_cache_dir
 
 KINDS = ("debuginfo", "executable")
 DEFAULT_TIMEOUT = 10.0
@@ -45,7 +43,6 @@ DEFAULT_DEADLINE = 120.0
 DEFAULT_RUN_BUDGET = 300.0
 """Seconds all downloads of one run may take together."""
 MAX_DOWNLOAD_BYTES = 4 << 30
-_HEX = re.compile(r"^[0-9a-f]{2,128}$")
 _CHUNK = 1 << 20
 
 
@@ -183,14 +180,10 @@ class Debuginfod:
     def _store(self, attempt: _Attempt, base: str, resp: IO[bytes], build_id: str, kind: str,
                expected: int | None) -> Path | None:
         folder = self.cache / build_id
+        dest = folder / kind
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{kind}.", suffix=".tmp", dir=folder)
-        except OSError as exc:
-            warn(f"debuginfod: cannot write to the cache {folder}: {exc.strerror or exc}")
-            return None
-        try:
-            with os.fdopen(fd, "wb") as out:
+            with atomic_output(dest) as out:  # 0600; stale temporaries swept
                 total = 0
                 read = getattr(resp, "read1", resp.read)  # what arrived, not a full chunk
                 while not attempt.abandoned and (chunk := read(_CHUNK)):
@@ -198,28 +191,33 @@ class Debuginfod:
                     if total > self.max_bytes:
                         attempt.say(f"debuginfod {base}: {kind} of {build_id} is more than "
                                     f"{self.max_bytes} bytes; not used")
-                        return None
+                        raise _Refused
                     out.write(chunk)
                 if attempt.abandoned:
-                    return None
+                    raise _Refused
                 out.flush()
-                os.fsync(out.fileno())
-            problem = _incomplete(Path(tmp), expected)
-            if problem is not None:
-                attempt.say(f"debuginfod {base}: {kind} of {build_id} is incomplete "
-                            f"({problem}); not used")
-                return None
-            got = build_id_of_path(tmp)
-            if got != build_id:
-                attempt.say(f"debuginfod {base}: {kind} for {build_id} has build-id "
-                            f"{got or 'none'}; not used")
-                return None
-            dest = folder / kind
-            os.replace(tmp, dest)
-            return dest
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+                written = Path(f"/proc/self/fd/{out.fileno()}")  # the file before its rename
+                problem = _incomplete(written, expected)
+                if problem is not None:
+                    attempt.say(f"debuginfod {base}: {kind} of {build_id} is incomplete "
+                                f"({problem}); not used")
+                    raise _Refused
+                got = build_id_of_file(out)
+                if got != build_id:
+                    attempt.say(f"debuginfod {base}: {kind} for {build_id} has build-id "
+                                f"{got or 'none'}; not used")
+                    raise _Refused
+        except _Refused:
+            return None  # atomic_output removed the partial file
+        except (OSError, OutputError) as exc:
+            warn(f"debuginfod: cannot write to the cache {folder}: "
+                 f"{getattr(exc, 'strerror', None) or exc}")
+            return None
+        return dest
+
+
+class _Refused(Exception):
+    """A download was refused (too big, incomplete, wrong build-id, abandoned)."""
 
 
 class _Attempt:
@@ -278,4 +276,4 @@ def _usable_url(url: str) -> bool:
     return False
 
 
-__all__ = ["KINDS", "Debuginfod", "default_cache_dir", "valid_build_id"]
+__all__ = ["KINDS", "Debuginfod"]

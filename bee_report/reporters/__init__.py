@@ -1,1 +1,2 @@
-"""One module per output format; each reads a Profile (symbolized stacks), never msgpack."""
+"""One module per output format behind the `Reporter` protocol of `registry`; each reads a
+Profile (symbolized stacks), never msgpack."""

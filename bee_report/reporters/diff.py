@@ -34,14 +34,13 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 from bee_contract.errors import ReportError
+from bee_contract.text import lines_for_terminal
 from bee_report import stats
 from bee_report.profile import Profile, StackSample, folded_name, grouped
 from bee_report.reporters import folded
-from bee_report.reporters.flamegraph import FlameOptions, render_diff_svg
-from bee_report.reporters.top import BY_CHOICES, fmt_weight, frame_label
-
-SHARES = ("self", "total")
-"""Which share of a function :func:`diff_rows` tests and sorts by."""
+from bee_report.reporters.flamegraph import render_diff_svg
+from bee_report.reporters.options import Correction, FlameOptions, Share, TopBy
+from bee_report.reporters.top import fmt_weight, frame_label
 
 DiffStack = tuple[tuple[str, ...], int, int]
 """One differential folded stack: (root-first frames, base count, new count)."""
@@ -106,18 +105,18 @@ def _clean(part: str, strip_hex: bool) -> str:
     return _HEX.sub("0x...", part) if strip_hex else part
 
 
-def stack_key(
+def matched_stack(
     sample: StackSample, *, ignore_comm: bool = False, lines: bool = False,
     strip_hex: bool = False,
 ) -> tuple[str, ...]:
     """The folded frames a sample is matched by, root first.
 
-    As :func:`bee_report.reporters.folded.stack_key` (process name, then frames with
+    As :func:`bee_report.reporters.folded.folded_stack` (process name, then frames with
     their kind suffixes), without the process name when ``ignore_comm``, and with hex
     numbers replaced by ``0x...`` when ``strip_hex`` (difffolded's ``-s``: unknown
     frames are ``module+0xOFFSET``, which moves between builds).
     """
-    key = folded.stack_key(sample, lines)
+    key = folded.folded_stack(sample, lines)
     if ignore_comm:
         key = key[1:] or ("[unknown]",)
     return tuple(_clean(p, strip_hex) for p in key)
@@ -128,7 +127,7 @@ def _fold(
 ) -> Counter[tuple[str, ...]]:
     out: Counter[tuple[str, ...]] = Counter()
     for s, weight, _ in grouped(profile, lambda s: s.comm):
-        out[stack_key(s, ignore_comm=ignore_comm, lines=lines, strip_hex=strip_hex)] += weight
+        out[matched_stack(s, ignore_comm=ignore_comm, lines=lines, strip_hex=strip_hex)] += weight
     return out
 
 
@@ -219,15 +218,15 @@ def _share(part: int, whole: int) -> float:
 
 
 def _check_options(by: str, share: str, alpha: float, correction: str) -> None:
-    if by not in BY_CHOICES:
-        raise ReportError(f"unknown --by {by!r} (choose from {', '.join(BY_CHOICES)})")
-    if share not in SHARES:
-        raise ReportError(f"unknown share {share!r} (choose from {', '.join(SHARES)})")
+    if by not in tuple(TopBy):
+        raise ReportError(f"unknown --by {by!r} (choose from {', '.join(TopBy)})")
+    if share not in tuple(Share):
+        raise ReportError(f"unknown share {share!r} (choose from {', '.join(Share)})")
     if not 0.0 < alpha < 1.0:
         raise ReportError(f"alpha must be between 0 and 1, not {alpha}")
-    if correction not in stats.CORRECTIONS:
+    if correction not in tuple(Correction):
         raise ReportError(
-            f"unknown correction {correction!r} (choose from {', '.join(stats.CORRECTIONS)})"
+            f"unknown correction {correction!r} (choose from {', '.join(Correction)})"
         )
 
 
@@ -342,5 +341,5 @@ def render_top(
             f"{r.total_delta:>+7.2f} {_fmt_p(r.p_adjusted):>8} {r.status:<6}  "
             f"{_printable(r.name)}"
         )
-    return "\n".join(lines) + "\n"
+    return lines_for_terminal(lines)
 

@@ -16,22 +16,15 @@ import re
 import zlib
 from collections.abc import Callable, Iterable
 
-KIND_ALL = "all"
-KIND_ROOT = "root"
-KIND_USER = "user"
-KIND_KERNEL = "kernel"
-KIND_JIT = "jit"
-KIND_INLINED = "inlined"
-KIND_PYTHON = "python"
+from bee_report.profile import FrameKind
 
-_SUFFIX_KINDS = {"k": KIND_KERNEL, "j": KIND_JIT, "i": KIND_INLINED}
+KIND_ALL = "all"
+"""The kind of the synthetic "all" frame under every stack (the others are FrameKinds)."""
+
 _GROUPING_ROOT = re.compile(r"(?:cpu|pid|tid)_\d+\Z")
 
 SEARCH_COLOR = "rgb(230,0,230)"
 """Fill of frames matched by the interactive search (magenta, as flamegraph.pl)."""
-
-PALETTES = ("bee", "hot", "mem", "io", "java")
-"""Palette names accepted by :class:`~bee_report.reporters.flamegraph.FlameOptions`."""
 
 BACKGROUNDS: dict[str, tuple[str, str]] = {
     "bee": ("#f8f8f8", "#e6e6ee"),
@@ -46,35 +39,18 @@ BACKGROUNDS: dict[str, tuple[str, str]] = {
 ALL_COLOR = "rgb(200,200,200)"
 
 
-def split_kind(name: str) -> tuple[str, str | None]:
-    """Split a folded frame into its display label and its suffix kind (None if unsuffixed).
-
-    >>> split_kind("do_syscall_64_[k]")
-    ('do_syscall_64', 'kernel')
-    >>> split_kind("main")
-    ('main', None)
-    """
-    if len(name) > 4 and name[-1] == "]" and name[-4:-2] == "_[":
-        kind = _SUFFIX_KINDS.get(name[-2])
-        if kind is not None:
-            return name[:-4], kind
-    if len(name) > 5 and name.endswith("_[py]"):
-        return name[:-5], KIND_PYTHON
-    return name, None
-
-
-def frame_kind(name: str, before: Iterable[str]) -> str:
+def frame_kind(name: str, before: Iterable[str]) -> FrameKind:
     """The kind of frame ``name``, given the frames ``before`` it in its root-first stack.
 
     The process name, and the ``cpu_N``/``pid_N``/``tid_N`` grouping frames above it, are
     root frames: a frame is one when unsuffixed and only grouping frames precede it.
     """
-    kind = split_kind(name)[1]
+    kind = FrameKind.split_folded(name)[1]
     if kind is not None:
         return kind
     if all(_GROUPING_ROOT.match(f) for f in before):
-        return KIND_ROOT
-    return KIND_USER
+        return FrameKind.ROOT
+    return FrameKind.USER
 
 
 def _hash3(name: str) -> tuple[float, float, float]:
@@ -89,15 +65,15 @@ def _rgb(r: float, g: float, b: float) -> str:
 
 def _bee(name: str, kind: str) -> str:
     v1, v2, v3 = _hash3(name)
-    if kind == KIND_KERNEL:  # orange
+    if kind == FrameKind.KERNEL:  # orange
         return _rgb(235 + 20 * v1, 150 + 45 * v2, 30 + 40 * v3)
-    if kind == KIND_JIT:  # green
+    if kind == FrameKind.JIT:  # green
         return _rgb(60 + 50 * v1, 175 + 45 * v2, 60 + 40 * v3)
-    if kind == KIND_INLINED:  # aqua
+    if kind == FrameKind.INLINED:  # aqua
         return _rgb(60 + 45 * v1, 185 + 40 * v2, 200 + 35 * v3)
-    if kind == KIND_PYTHON:  # Python blue-yellow: blue
+    if kind == FrameKind.PYTHON:  # Python blue-yellow: blue
         return _rgb(70 + 40 * v1, 120 + 45 * v2, 215 + 35 * v3)
-    if kind == KIND_ROOT:  # lavender
+    if kind == FrameKind.ROOT:  # lavender
         return _rgb(175 + 25 * v1, 165 + 25 * v2, 215 + 25 * v3)
     if kind == KIND_ALL:
         return ALL_COLOR
@@ -134,12 +110,12 @@ def _java(name: str, kind: str) -> str:
     if kind == KIND_ALL:
         return ALL_COLOR
     v1 = _hash3(name)[0]
-    label = split_kind(name)[0]
-    if kind == KIND_JIT or _JAVA_PACKAGE.match(label) or ":::" in label:
+    label = FrameKind.split_folded(name)[0]
+    if kind == FrameKind.JIT or _JAVA_PACKAGE.match(label) or ":::" in label:
         return _rgb(50 + 60 * v1, 200 + 55 * v1, 50 + 60 * v1)  # green
-    if kind == KIND_INLINED:
+    if kind == FrameKind.INLINED:
         return _rgb(50 + 60 * v1, 165 + 55 * v1, 165 + 55 * v1)  # aqua
-    if kind == KIND_KERNEL:
+    if kind == FrameKind.KERNEL:
         return _rgb(190 + 65 * v1, 90 + 65 * v1, 0)  # orange
     if "::" in label:
         return _rgb(175 + 55 * v1, 175 + 55 * v1, 50 + 20 * v1)  # yellow

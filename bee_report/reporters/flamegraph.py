@@ -13,32 +13,12 @@ Two renderers draw them: bee's own self-contained interactive SVG
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 
 from bee_contract.errors import ReportError
+from bee_report.profile import Profile
 from bee_report.reporters import inferno, svg_builtin
-from bee_report.reporters.flame_palette import PALETTES
-
-RENDERERS = ("auto", "builtin", "inferno")
-"""Values accepted by :attr:`FlameOptions.renderer`."""
-
-
-@dataclass(frozen=True)
-class FlameOptions:
-    """How to draw a flame graph (names and defaults follow flamegraph.pl)."""
-
-    title: str = "Flame Graph"
-    subtitle: str = ""
-    # palette name; "bee" colours frames by kind; also accept "hot", "mem", "io", "java"
-    # (flamegraph.pl names)
-    colors: str = "bee"
-    width: int = 1200
-    minwidth: float = 0.1  # pixels; narrower frames are elided (counted into their parent)
-    reverse: bool = False  # reverse stacks (icicle of callers, as flamegraph.pl --reverse)
-    inverted: bool = False  # icicle: root at the top
-    count_name: str = "samples"  # e.g. "samples", "ns" (units shown in tooltips)
-    # "auto" (inferno when `inferno-flamegraph` on PATH, else builtin), "builtin", "inferno"
-    renderer: str = "auto"
+from bee_report.reporters.options import FlameOptions, Palette, Renderer, RenderOptions
 
 
 def render_svg(folded: Iterable[tuple[Sequence[str], int]], options: FlameOptions) -> str:
@@ -93,18 +73,18 @@ def parse_folded(text: str, source: str = "<folded>") -> list[tuple[tuple[str, .
 
 def _resolve(options: FlameOptions) -> str:
     """Validate ``options`` and name the renderer to use: "builtin" or "inferno"."""
-    if options.colors not in PALETTES:
+    if options.colors not in tuple(Palette):
         raise ReportError(
-            f"unknown flame graph palette {options.colors!r} (choose from {', '.join(PALETTES)})"
+            f"unknown flame graph palette {options.colors!r} (choose from {', '.join(Palette)})"
         )
     if options.width <= 2 * svg_builtin.XPAD:
         raise ReportError(f"flame graph width must exceed {2 * svg_builtin.XPAD} pixels")
     if not options.minwidth >= 0:
         raise ReportError("flame graph minwidth must be zero or more pixels")
-    if options.renderer not in RENDERERS:
+    if options.renderer not in tuple(Renderer):
         raise ReportError(
             f"unknown flame graph renderer {options.renderer!r}"
-            f" (choose from {', '.join(RENDERERS)})"
+            f" (choose from {', '.join(Renderer)})"
         )
     if options.renderer == "inferno":
         inferno.require()
@@ -112,3 +92,23 @@ def _resolve(options: FlameOptions) -> str:
     if options.renderer == "auto" and inferno.available():
         return "inferno"
     return "builtin"
+
+
+class SvgReporter:
+    """`--format svg`: an interactive flame graph."""
+
+    name = "svg"
+    binary = False
+    options = ("lines", "flame")
+
+    def render(self, profile: Profile, options: RenderOptions) -> str:
+        """The flame graph SVG of a profile (units and sources in its tooltips and subtitle)."""
+        from bee_report.reporters import folded
+
+        stacks = folded.fold(profile, options.lines)
+        unit = "ns" if profile.unit == "nanoseconds" else profile.unit
+        return render_svg(sorted(stacks.items()), replace(
+            options.flame, count_name=unit, subtitle=", ".join(profile.sources)))
+
+
+REPORTER = SvgReporter()

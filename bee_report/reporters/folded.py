@@ -7,9 +7,10 @@ from collections import Counter
 from collections.abc import Iterable
 
 from bee_report.profile import FrameKind, Profile, StackSample, folded_name, grouped
+from bee_report.reporters.options import RenderOptions
 
 
-def stack_key(sample: StackSample, lines: bool = False) -> tuple[str, ...]:
+def folded_stack(sample: StackSample, lines: bool = False) -> tuple[str, ...]:
     """The folded frames of one sample, root first.
 
     Grouping frames (`cpu_3`, `pid_42`, from `--per-cpu` and the like) come first, then
@@ -27,7 +28,7 @@ def fold(profile: Profile, lines: bool = False) -> Counter[tuple[str, ...]]:
     """Weights summed per folded stack."""
     out: Counter[tuple[str, ...]] = Counter()
     for s, weight, _ in grouped(profile, lambda s: s.comm):
-        out[stack_key(s, lines)] += weight
+        out[folded_stack(s, lines)] += weight
     return out
 
 
@@ -39,3 +40,18 @@ def format_folded(stacks: Iterable[tuple[tuple[str, ...], int]]) -> str:
 def render(profile: Profile, lines: bool = False) -> str:
     """The folded text of a profile."""
     return format_folded(fold(profile, lines).items())
+
+
+class FoldedReporter:
+    """`--format folded`: one `frame;frame count` line per stack."""
+
+    name = "folded"
+    binary = False
+    options = ("lines",)
+
+    def render(self, profile: Profile, options: RenderOptions) -> str:
+        """The folded text of a profile."""
+        return render(profile, options.lines)
+
+
+REPORTER = FoldedReporter()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from bee_contract.errors import ReportError
 
 if TYPE_CHECKING:
-    from bee_report.reporters.flamegraph import FlameOptions
+    from bee_report.reporters.options import FlameOptions
 
 FLAMEGRAPH = "inferno-flamegraph"
 DIFF_FOLDED = "inferno-diff-folded"

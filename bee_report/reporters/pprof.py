@@ -38,6 +38,7 @@ from collections.abc import Iterable, Sequence
 
 from bee_report.diag import warn
 from bee_report.profile import Frame, FrameKind, PerStack, Profile, StackSample
+from bee_report.reporters.options import RenderOptions
 
 # --- the protobuf wire format --------------------------------------------------------------
 
@@ -331,3 +332,20 @@ def render(profile: Profile, binaries: Sequence[tuple[str, str | None]] = (), *,
     data = encode(profile, binaries, period_ns=period_ns, duration_nanos=duration_nanos,
                   time_nanos=time_nanos, weight_type=weight_type, comments=comments)
     return gzip.compress(data, compresslevel=6, mtime=0)
+
+
+class PprofReporter:
+    """`--format pprof`: gzipped profile.proto, as `go tool pprof` reads it."""
+
+    name = "pprof"
+    binary = True
+    options = ()
+
+    def render(self, profile: Profile, options: RenderOptions) -> bytes:
+        """The gzipped profile.proto of a profile."""
+        period = 1_000_000_000 // profile.frequency_hz if profile.frequency_hz else 0
+        return render(profile, period_ns=period, duration_nanos=profile.duration_ns,
+                      time_nanos=profile.start_time_ns)
+
+
+REPORTER = PprofReporter()

@@ -28,13 +28,10 @@ import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from bee_report.profile import Frame, FrameKind, Profile, StackSample, grouped
+from bee_report.profile import Frame, Profile, StackSample, grouped
+from bee_report.reporters.options import RenderOptions
 
 SCHEMA = "https://www.speedscope.app/file-format-schema.json"
-
-#: Suffixes marking the kind of a frame in speedscope (same as the top table's).
-NAME_SUFFIX = {FrameKind.KERNEL: " [k]", FrameKind.JIT: " [jit]", FrameKind.INLINED: " [inlined]",
-               FrameKind.PYTHON: " [py]"}
 
 UNKNOWN_FRAME = Frame("[unknown]")
 
@@ -70,7 +67,7 @@ class _Group:
 
 def frame_key(frame: Frame, lines: bool = False) -> _FrameKey:
     """The (name, file, line) speedscope shows for a frame."""
-    name = frame.name + NAME_SUFFIX.get(frame.kind, "")
+    name = frame.name + frame.kind.label
     file = frame.file or frame.module or None
     line = frame.line if lines and frame.file and frame.line else None
     return (name, file, line)
@@ -157,3 +154,18 @@ def render(profile: Profile, per_thread: bool = False, name: str = "bee",
     """The speedscope JSON text of a profile (ASCII only: non-ASCII names are escaped)."""
     return json.dumps(to_dict(profile, per_thread, name, lines),
                       separators=(",", ":"), ensure_ascii=True) + "\n"
+
+
+class SpeedscopeReporter:
+    """`--format speedscope`: speedscope's JSON, one profile per process or thread."""
+
+    name = "speedscope"
+    binary = False
+    options = ("per_thread", "lines")
+
+    def render(self, profile: Profile, options: RenderOptions) -> str:
+        """The speedscope JSON of a profile."""
+        return render(profile, per_thread=options.per_thread, lines=options.lines)
+
+
+REPORTER = SpeedscopeReporter()

@@ -26,21 +26,18 @@ from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from bee_contract.errors import ReportError
+from bee_report.profile import FrameKind
 from bee_report.reporters.flame_palette import (
     BACKGROUNDS,
     KIND_ALL,
-    KIND_INLINED,
-    KIND_JIT,
-    KIND_KERNEL,
     SEARCH_COLOR,
     diff_color,
     frame_kind,
     palette,
-    split_kind,
 )
 
 if TYPE_CHECKING:
-    from bee_report.reporters.flamegraph import FlameOptions
+    from bee_report.reporters.options import FlameOptions
 
 Row = tuple[Sequence[str], int, int]
 """A folded stack for this module: (root-first frames, width count, base count for diffs)."""
@@ -52,7 +49,6 @@ FONT_SIZE = 12
 FONT_WIDTH = 0.59  # average glyph width relative to FONT_SIZE (as flamegraph.pl)
 YPAD_BOTTOM = FONT_SIZE * 2 + 10  # room for the details line
 
-_KIND_TAGS = {KIND_KERNEL: " [kernel]", KIND_JIT: " [jit]", KIND_INLINED: " [inlined]"}
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _TEXT = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
 _ATTR = str.maketrans(
@@ -102,11 +98,11 @@ def script() -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Frame:
+class DrawnFrame:
     """One drawn frame: folded name, kind, depth and its span and counts in samples."""
 
     name: str
-    kind: str
+    kind: str  # a FrameKind, or KIND_ALL for the "all" frame
     depth: int
     offset: int  # samples to its left
     value: int  # its width in samples (the new count of a diff)
@@ -117,7 +113,7 @@ class Frame:
 class Layout:
     """The frames to draw in depth-first order, with the totals they are measured by."""
 
-    frames: list[Frame]
+    frames: list[DrawnFrame]
     max_depth: int
     total: int
     base_total: int
@@ -156,10 +152,10 @@ def layout(rows: Iterable[Row], reverse: bool, minwidth: float, plot_width: floa
     if total <= 0:
         return Layout([], 0, 0, base_total)
     min_value = minwidth * total / plot_width
-    placed: list[Frame] = []
+    placed: list[DrawnFrame] = []
     max_depth = 0
     # (first stack, end stack, frame) of frames still to visit; their stacks share a prefix
-    todo = [(0, len(keys), Frame("all", KIND_ALL, 0, 0, total, base_total))]
+    todo = [(0, len(keys), DrawnFrame("all", KIND_ALL, 0, 0, total, base_total))]
     while todo:
         lo, hi, frame = todo.pop()
         placed.append(frame)
@@ -176,7 +172,7 @@ def layout(rows: Iterable[Row], reverse: bool, minwidth: float, plot_width: floa
             value = values[end] - values[lo]
             if value > 0 and value >= min_value:
                 kind = _kind(keys[lo], depth, reverse)
-                child = Frame(name, kind, depth + 1, offset, value, bases[end] - bases[lo])
+                child = DrawnFrame(name, kind, depth + 1, offset, value, bases[end] - bases[lo])
                 kids.append((lo, end, child))
             offset += value
             lo = end
@@ -224,7 +220,7 @@ def render(rows: Iterable[Row], options: FlameOptions, *, diff: bool) -> str:
         key = (frame.name, frame.kind)
         cached = labels.get(key)
         if cached is None:
-            label = split_kind(frame.name)[0]
+            label = FrameKind.split_folded(frame.name)[0]
             color = "" if diff else color_of(frame.name, frame.kind)
             cached = labels[key] = (label, attr(label), color)
         label, label_attr, color = cached
@@ -236,7 +232,8 @@ def render(rows: Iterable[Row], options: FlameOptions, *, diff: bool) -> str:
         else:
             y = bottom - (frame.depth + 1) * FRAME_HEIGHT + FRAME_PAD
         pct = 100.0 * value / total
-        tag = _KIND_TAGS.get(frame.kind, "")
+        kind = frame.kind
+        tag = kind.tag if isinstance(kind, FrameKind) else ""
         if diff:
             bpct = 100.0 * frame.base / base_total if base_total else 0.0
             delta = _delta(frame, total, base_total)
@@ -260,7 +257,7 @@ def render(rows: Iterable[Row], options: FlameOptions, *, diff: bool) -> str:
     return "".join(out)
 
 
-def _delta(frame: Frame, total: int, base_total: int) -> float:
+def _delta(frame: DrawnFrame, total: int, base_total: int) -> float:
     """Change of the frame's share of all samples, new minus base, as a fraction."""
     base_share = frame.base / base_total if base_total else 0.0
     return frame.value / total - base_share

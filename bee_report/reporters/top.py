@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from bee_report.profile import Frame, FrameKind, Profile, grouped
-
-BY_CHOICES = ("function", "module", "line")
+from bee_contract.errors import ReportError
+from bee_contract.text import lines_for_terminal
+from bee_report.profile import Frame, Profile, grouped
+from bee_report.reporters.options import RenderOptions, TopBy
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +27,7 @@ def frame_label(frame: Frame, by: str) -> str:
     if by == "line":
         where = f"{frame.file}:{frame.line or '?'}" if frame.file else frame.module or "?"
         return f"{frame.name} ({where})"
-    suffix = " [k]" if frame.kind is FrameKind.KERNEL else ""
-    suffix = " [inlined]" if frame.kind is FrameKind.INLINED else suffix
-    suffix = " [jit]" if frame.kind is FrameKind.JIT else suffix
-    suffix = " [py]" if frame.kind is FrameKind.PYTHON else suffix
-    return frame.name + suffix
+    return frame.name + frame.kind.label
 
 
 def top_rows(profile: Profile, by: str = "function") -> list[TopRow]:
@@ -74,4 +71,21 @@ def render(profile: Profile, by: str = "function", limit: int = 25) -> str:
         tp = 100.0 * r.total_weight / total if total else 0.0
         lines.append(f"{fmt_weight(r.self_weight, unit):>10} {sp:>6.2f}% "
                      f"{fmt_weight(r.total_weight, unit):>10} {tp:>6.2f}%  {r.name}")
-    return "\n".join(lines) + "\n"
+    return lines_for_terminal(lines)
+
+
+class TopReporter:
+    """`--format top`: functions, modules or lines by self and total weight."""
+
+    name = "top"
+    binary = False
+    options = ("by", "limit")
+
+    def render(self, profile: Profile, options: RenderOptions) -> str:
+        """The top table of a profile."""
+        if options.by not in tuple(TopBy):
+            raise ReportError(f"--by {options.by}: choose one of {', '.join(TopBy)}")
+        return render(profile, options.by, options.limit)
+
+
+REPORTER = TopReporter()

@@ -1,0 +1,1 @@
+"""The recording format specification and sample; installed as `bee_contract.formats`."""
