@@ -280,6 +280,7 @@ def record(opts: RecordOptions) -> RecordResult:
         while stop.signal is None:
             for pid, gen in sampler.poll(100):  # returns early when a process is announced
                 collector.table.capture(pid, gen)
+            collector.read_python_codes(sampler.take_python_codes())
             now = time.monotonic()
             if next_rotate is not None and now >= next_rotate:
                 sampler.drain(collector.add)
@@ -306,6 +307,7 @@ def record(opts: RecordOptions) -> RecordResult:
         sampler.stop()
         for pid, gen in sampler.poll(0):
             collector.table.capture(pid, gen)
+        collector.read_python_codes(sampler.take_python_codes())
         sampler.drain(collector.add)
         sampler.drain(collector.add)
         lost = sampler.lost()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -210,6 +211,14 @@ class Sampler:
         self.bpf["announce"].open_perf_buffer(
             self._on_announce, page_cnt=opts.perf_buffer_pages, lost_cb=self._on_lost
         )
+        #: Code addresses of Python stacks newly stored in BPF, per pid, since the last
+        #: `take_python_codes` (missed notices only delay the names to the next drain).
+        self._py_new: dict[int, set[int]] = {}
+        self.python_notices_lost = 0
+        if opts.python:
+            self.bpf["py_new"].open_perf_buffer(
+                self._on_python_stack, page_cnt=opts.perf_buffer_pages,
+                lost_cb=self._on_python_lost)
 
     @staticmethod
     def _unwind_types(opts: SamplerOptions) -> list[str]:
@@ -379,6 +388,28 @@ class Sampler:
 
     def _on_lost(self, count: int) -> None:
         self._lost_announcements += count
+
+    def _on_python_stack(self, cpu: int, data: Any, size: int) -> None:
+        pid, codes = python_notice(ctypes.string_at(data, size))
+        if codes:
+            self._py_new.setdefault(pid, set()).update(codes)
+
+    def _on_python_lost(self, count: int) -> None:
+        self.python_notices_lost += count
+
+    def take_python_codes(self) -> dict[int, set[int]]:
+        """Code addresses of the Python stacks stored since the last call, per pid."""
+        out, self._py_new = self._py_new, {}
+        return out
+
+
+def python_notice(data: bytes) -> tuple[int, tuple[int, ...]]:
+    """(pid, code addresses) of one `py_new` notice: len, pid (u32 each), then the codes."""
+    if len(data) < 8:
+        return 0, ()
+    length, pid = struct.unpack_from("<II", data)
+    n = min(length & 0x7FFFFFFF, (len(data) - 8) // 8)
+    return pid, tuple(c for c in struct.unpack_from(f"<{n}Q", data, 8) if c)
 
 
 def python_proc(leaf: Any, generation: int, rt: PyRuntime) -> Any:

@@ -313,7 +313,7 @@ static __always_inline int bee_count_current(void *ctx, u32 event, u64 weight,
     key.py_stack = -1;
     u32 buf = bee_active();
 #ifdef BEE_PYTHON
-    key.py_stack = bee_python_stack(key.pid, key.tid, key.gen, buf);
+    key.py_stack = bee_python_stack(ctx, key.pid, key.tid, key.gen, buf);
 #endif
     if (buf) {
 #if defined(BEE_USER_STACKS) && !defined(BEE_DWARF)

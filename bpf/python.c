@@ -10,8 +10,12 @@
 // each _PyEval_EvalFrameDefault activation. No name is read here.
 //
 // Python stacks are stored in py_stacks0/1 (double-buffered with the counts, same flip),
-// keyed by a hash of the frames. A slot holding a different stack is compared and the next
-// slot tried (BEE_PY_PROBES times); when none fits, the loss is counted, never silent.
+// keyed by a hash of the process and the frames. A slot holding a different stack is
+// compared and the next slot tried (BEE_PY_PROBES times); when none fits, the loss is
+// counted, never silent. Each stack newly stored is also sent to user space through the
+// `py_new` perf buffer (the pid and the code addresses, bounded by the slots: once per new
+// stack per drain), so that the code objects' names are read within milliseconds, while
+// a short-lived process still exists, instead of at the next drain.
 
 #ifndef BEE_PY_FRAMES
 #define BEE_PY_FRAMES 128  // chain steps walked (3.12+ shim frames count, unrecorded)
@@ -65,7 +69,7 @@ struct bee_py_proc {
 
 struct bee_py_stack {
     u32 len;              // frames; BEE_PY_TRUNCATED when the chain went on
-    u32 pad;
+    u32 pid;              // the process (a header of the py_new notification)
     u64 code[BEE_PY_MASK + 1];
     u32 info[BEE_PY_MASK + 1];  // instruction index in code units | BEE_PY_ENTRY
 };
@@ -92,6 +96,7 @@ BPF_HASH(py_stacks0, u32, struct bee_py_stack, BEE_PY_STACKS);
 BPF_HASH(py_stacks1, u32, struct bee_py_stack, BEE_PY_STACKS);
 BPF_PERCPU_ARRAY(py_scratch, struct bee_py_scratch, 1);
 BPF_PERCPU_ARRAY(py_lost, u64, PY_LOST_SLOTS);
+BPF_PERF_OUTPUT(py_new);
 
 static __always_inline void bee_py_lost(int slot)
 {
@@ -234,7 +239,7 @@ static __always_inline u32 bee_py_walk(struct bee_py_proc *p, u64 tstate,
 
 static __always_inline int bee_py_same(struct bee_py_stack *a, struct bee_py_stack *b)
 {
-    if (a->len != b->len)
+    if (a->len != b->len || a->pid != b->pid)
         return 0;
     u32 n = a->len & ~BEE_PY_TRUNCATED;
     for (u32 j = 0; j < BEE_PY_FRAMES; j++) {
@@ -249,7 +254,16 @@ static __always_inline int bee_py_same(struct bee_py_stack *a, struct bee_py_sta
 
 // Store the scratch stack in py_stacks<which>; returns its slot, or -2 (counted as lost).
 // (bcc rewrites map calls by name, so both buffers are spelled out.)
-static __always_inline s32 bee_py_store(struct bee_py_scratch *s, u32 h, u32 which)
+// Tell user space which code objects a newly stored stack holds: the stack's head (len,
+// pid) and its code addresses, nothing more (at most 127: a 128th is named at the drain).
+static __always_inline void bee_py_notify(void *ctx, struct bee_py_stack *st)
+{
+    u32 n = st->len & 0xff;
+    n = bee_py_ix(n - (n >> 7));
+    py_new.perf_submit(ctx, st, 8 + (u64)n * 8);
+}
+
+static __always_inline s32 bee_py_store(void *ctx, struct bee_py_scratch *s, u32 h, u32 which)
 {
     struct bee_py_stack *st = &s->stack;
     for (u32 i = 0; i < BEE_PY_PROBES; i++) {
@@ -258,8 +272,10 @@ static __always_inline s32 bee_py_store(struct bee_py_scratch *s, u32 h, u32 whi
                                           : py_stacks0.lookup(&s->slot);
         if (!have) {
             int err = which ? py_stacks1.insert(&s->slot, st) : py_stacks0.insert(&s->slot, st);
-            if (err == 0)
+            if (err == 0) {
+                bee_py_notify(ctx, st);
                 return (h + i) & 0x7fffffff;
+            }
             // Another CPU took the slot meanwhile, or the table is full.
             have = which ? py_stacks1.lookup(&s->slot) : py_stacks0.lookup(&s->slot);
             if (!have)
@@ -274,7 +290,7 @@ static __always_inline s32 bee_py_store(struct bee_py_scratch *s, u32 h, u32 whi
 
 // The Python stack of the current thread of (pid, gen) in buffer `which`: a slot in
 // py_stacks<which>, -1 when it is not a CPython thread with frames, -2 when lost.
-static __always_inline s32 bee_python_stack(u32 pid, u32 tid, u32 gen, u32 which)
+static __always_inline s32 bee_python_stack(void *ctx, u32 pid, u32 tid, u32 gen, u32 which)
 {
     struct bee_py_proc *p = py_procs.lookup(&pid);
     if (!p || p->gen != gen)
@@ -287,8 +303,9 @@ static __always_inline s32 bee_python_stack(u32 pid, u32 tid, u32 gen, u32 which
     if (!tstate)
         return -1;
     s->stack.len = 0;
-    u32 h = bee_py_walk(p, tstate, s);
+    s->stack.pid = pid;
+    u32 h = bee_py_walk(p, tstate, s) ^ (pid * 0x9E3779B1U);
     if ((s->stack.len & ~BEE_PY_TRUNCATED) == 0)
         return -1;
-    return bee_py_store(s, h, which);
+    return bee_py_store(ctx, s, h & 0x7fffffff, which);
 }

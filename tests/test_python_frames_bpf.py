@@ -87,3 +87,27 @@ def test_no_python_records_native_only(tmp_path: Path) -> None:
     # THEN no Python stacks are in the file
     rec = codec.read(out)
     assert rec.python_stacks == () and all(p.python is None for p in rec.processes)
+
+
+@pytest.mark.bpf
+def test_short_lived_process_names_its_python_code(tmp_path: Path) -> None:
+    # GIVEN a python3.11 process that lives about half a second, shorter than one drain
+    out = tmp_path / "short.bee"
+    result = run_bee("record", "-q", "-F", "499", "-o", out, "--", "/usr/bin/python3.11",
+                     SRC / "python_short.py", "0.5")
+    assert result.returncode == 0, result.stderr
+    # WHEN it is symbolized
+    rec = codec.read(out)
+    pids = {p.pid for p in rec.processes if p.python is not None}
+    prof = Symbolizer(SymbolizeOptions()).profile([(str(out), rec)])
+    ours = [s for s in prof.samples if s.pid in pids]
+    total = sum(s.count for s in ours)
+    named = {n: sum(s.count for s in ours if any(
+        f.kind is FrameKind.PYTHON and f.name.split(" (")[0] == n for f in s.frames))
+        for n in ("alpha", "beta")}
+    unknown = sum(s.count for s in ours if any(
+        f.kind is FrameKind.PYTHON and f.name.startswith("[unknown") for f in s.frames))
+    # THEN >= 85 % of its samples name their Python function (names were read while it lived)
+    assert total > 50, total
+    assert (named["alpha"] + named["beta"]) / total >= 0.85, (named, unknown, total)
+    assert min(named.values()) > 0.25 * total, named
