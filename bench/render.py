@@ -20,6 +20,8 @@ TITLES = {
     "size": "3. File size",
     "report": "4. Report",
     "symbolize": "5. Symbolization",
+    "python": "6. Python frames: cost per sample and per file byte",
+    "unwind": "7. The .eh_frame unwinder",
 }
 
 
@@ -37,6 +39,8 @@ def _summarize(name: str, res: dict[str, Any], runs: int,
         return filesize.summarize(res, runs, freqs)
     if name == "report":
         return report_time.summarize(res, runs)
+    if name in ("python", "unwind"):
+        return str(res["markdown"]), {}
     return symbolization.summarize(res, runs)
 
 
