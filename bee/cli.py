@@ -8,14 +8,44 @@ once, here.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from importlib import import_module
+from types import FrameType
 from typing import Annotated, Any
 
 import click
 import typer
 from typer.core import TyperGroup
 
-from bee_contract.errors import BeeError
+from bee_contract.errors import BeeError, Terminated
+from bee_contract.text import for_terminal
+
+#: Signals that end a command like Ctrl-C does: as an exception, so every cleanup runs
+#: (temporary files of outputs, downloads and extractions). `bee record` handles them
+#: itself while recording (they stop it and the file is written).
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGTERM and SIGHUP raise Terminated while a command runs (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, _terminate) for sig in HANDLED_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
 
 #: Command name -> click context settings; the function is bee.commands.NAME.NAME.
 COMMANDS: dict[str, dict[str, Any]] = {
@@ -52,19 +82,23 @@ class _BeeGroup(TyperGroup):
     def invoke(self, ctx: click.Context) -> Any:
         """Run the chosen command; every error it raises becomes one line."""
         try:
-            return super().invoke(ctx)
+            with _signals_raise():
+                return super().invoke(ctx)
         except BeeError as exc:
-            typer.echo(f"bee: {exc}", err=True)
+            typer.echo(f"bee: {for_terminal(str(exc))}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except Terminated as exc:
+            typer.echo(f"bee: terminated by {signal.Signals(exc.signum).name}", err=True)
+            raise typer.Exit(128 + exc.signum) from None
         except click.UsageError as exc:  # bad options: one line, not click's usage block
-            typer.echo(f"bee: {exc.format_message()}", err=True)
+            typer.echo(f"bee: {for_terminal(exc.format_message())}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             typer.echo("bee: interrupted", err=True)
             raise typer.Exit(130) from None
         except OSError as exc:  # an environment problem not caught closer to its cause
             where = f": {exc.filename}" if exc.filename else ""
-            typer.echo(f"bee: {exc.strerror or exc}{where}", err=True)
+            typer.echo(for_terminal(f"bee: {exc.strerror or exc}{where}"), err=True)
             raise typer.Exit(1) from None
 
 

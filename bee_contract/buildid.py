@@ -71,9 +71,10 @@ def build_id_of_file(f: BinaryIO) -> str | None:
 
 
 def build_id_of_path(path: str) -> str | None:
-    """Open `path` and return its build-id, or None if unreadable or absent."""
+    """Open `path` and return its build-id, or None if unreadable, absent or not a plain
+    regular file (FIFOs, devices and kernel pseudo files are never opened: see safeopen)."""
     try:
-        with ElfImage.open(path) as image:
+        with ElfImage.open(path) as image:  # through safeopen.open_regular
             return build_id_of_image(image)
     except ElfError:
         return None

@@ -1,4 +1,7 @@
-"""Read and write recording files (format v1, see `formats/recording-v1.md`).
+"""Read and write recording files (format v2, see `formats/recording-v2.md`).
+
+Version 1 files are still read: their samples become one time bucket spanning the
+recording (`time_resolution_ns` 0, every `bucket` 0).
 
 Layout: a 24-byte preamble (magic, format version, compression, body length, CRC-32)
 followed by one msgpack map. The reader checks magic, then version, then length and
@@ -49,7 +52,9 @@ from bee_contract.recording import (
 )
 
 MAGIC = b"\x89BEE\r\n\x1a\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Oldest format version this reader accepts.
+OLDEST_VERSION = 1
 _PREAMBLE = struct.Struct(">8sHBBQI")  # magic, version, compression, reserved, length, crc32
 PREAMBLE_SIZE = _PREAMBLE.size
 COMPRESSION_NONE = 0
@@ -62,7 +67,7 @@ MAX_ITEMS = 1 << 26
 
 
 def encode(rec: Recording, compress: bool = True) -> bytes:
-    """Serialize a recording to the bytes of a v1 file."""
+    """Serialize a recording to the bytes of a file of version FORMAT_VERSION."""
     strings: dict[str, int] = {}
 
     def s(value: str) -> int:
@@ -89,6 +94,7 @@ def encode(rec: Recording, compress: bool = True) -> bytes:
             "bee_version": h.bee_version,
             "argv": list(h.argv),
             "sequence": h.sequence,
+            "time_resolution_ns": h.time_resolution_ns,
             **({"unwinder": h.unwinder} if h.unwinder else {}),
         },
         "binaries": [[s(b.path), b.build_id, b.size] for b in rec.binaries],
@@ -106,7 +112,8 @@ def encode(rec: Recording, compress: bool = True) -> bytes:
         "stacks": [[addr_index[a] for a in stack] for stack in rec.stacks],
         "samples": [
             [x.process, x.tid, x.cpu, s(x.comm), x.user_stack, x.kernel_stack,
-             x.count, x.weight, x.event, *((x.python_stack,) if rec.python_stacks else ())]
+             x.count, x.weight, x.event, x.bucket,
+             *((x.python_stack,) if rec.python_stacks else ())]
             for x in rec.samples
         ],
         "kernel": {
@@ -174,7 +181,7 @@ def decode(body: bytes, path: Path, preamble: bytes) -> Recording:
     table's declared length against the limits in the module docstring; the second turns
     each row straight into its model object. Peak memory is therefore the model itself.
     """
-    _, _version, compression, _, length, crc = _PREAMBLE.unpack(preamble)
+    _, version, compression, _, length, crc = _PREAMBLE.unpack(preamble)
     if len(body) < length:
         raise RecordingFormatError(
             f"{path}: truncated: body has {len(body)} of {length} bytes"
@@ -185,7 +192,7 @@ def decode(body: bytes, path: Path, preamble: bytes) -> Recording:
         raise RecordingFormatError(f"{path}: corrupt: checksum mismatch")
     if compression not in (COMPRESSION_NONE, COMPRESSION_ZLIB):
         raise RecordingFormatError(f"{path}: unknown compression {compression}")
-    dec = _Decoder(path)
+    dec = _Decoder(path, version)
     try:
         dec.scan(_unpacker(_Inflater(path, body, compression)))
         return dec.recording(_unpacker(_Inflater(path, body, compression)))
@@ -274,7 +281,7 @@ def read_preamble(path: Path, data: bytes) -> tuple[int, int]:
             f"{path}: format version {version} is newer than this bee supports "
             f"({FORMAT_VERSION}); upgrade bee to read it"
         )
-    if version < 1:
+    if version < OLDEST_VERSION:
         raise RecordingFormatError(f"{path}: invalid format version {version}")
     return version, compression
 
@@ -282,8 +289,9 @@ def read_preamble(path: Path, data: bytes) -> tuple[int, int]:
 class _Decoder:
     """Validating conversion of the decoded msgpack tree to the model."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, version: int = FORMAT_VERSION) -> None:
         self.path = path
+        self.version = version
         self.strings: list[str] = []
 
     def fail(self, what: str) -> RecordingFormatError:
@@ -406,6 +414,7 @@ class _Decoder:
     def recording(self, u: msgpack.Unpacker) -> Recording:
         """Second pass: every table, row by row, straight into the model."""
         header, counts = self.parsed_header, self.counts
+        self.max_bucket = _max_bucket(header)
         self.n_binaries, self.n_processes = counts["binaries"], counts["processes"]
         self.n_stacks, self.n_events = counts["stacks"], len(header.events)
         binaries: tuple[Binary, ...] = ()
@@ -580,6 +589,9 @@ class _Decoder:
                        for a in self.list_(h.get("argv", []), "header.argv")),
             sequence=self.int_(h.get("sequence", 0), "header.sequence"),
             unwinder=self.str_(h.get("unwinder", ""), "header.unwinder"),
+            # v1 files (and v2 writers that omit it): one bucket spanning the recording
+            time_resolution_ns=self.int_(h.get("time_resolution_ns", 0) if self.version >= 2
+                                         else 0, "header.time_resolution_ns"),
         )
 
     def binary(self, r: list[Any], what: str) -> Binary:
@@ -617,9 +629,14 @@ class _Decoder:
             return self.int_(v, f"{what}.{name}", LOST_STACK, self.n_stacks - 1)
 
         process = self.int_(r[0], f"{what}.process", 0, self.n_processes - 1)
+        # version 2: column 9 bucket, 10 python_stack; version 1: 9 python_stack
+        bucket, py_col = 0, 9
+        if self.version >= 2:
+            bucket, py_col = 0 if len(r) <= 9 else self.int_(
+                r[9], f"{what}.bucket", 0, self.max_bucket), 10
         py = NO_STACK
-        if len(r) > 9:
-            py = self.int_(r[9], f"{what}.python_stack", LOST_STACK,
+        if len(r) > py_col:
+            py = self.int_(r[py_col], f"{what}.python_stack", LOST_STACK,
                            len(self.python_stacks) - 1)
         return Sample(
             process=process,
@@ -630,6 +647,7 @@ class _Decoder:
             count=self.int_(r[6], f"{what}.count"), weight=self.int_(r[7], f"{what}.weight"),
             event=self.int_(r[8], f"{what}.event", 0, self.n_events - 1),
             python_stack=py,
+            bucket=bucket,
         )
 
     def kernel(self, u: msgpack.Unpacker) -> KernelInfo:
@@ -664,6 +682,13 @@ class _Decoder:
             build_id=self.build_id(k.get("build_id"), "kernel.build_id"),
             symbols=tuple(syms), vdso=vdso,
         )
+
+
+def _max_bucket(h: Header) -> int:
+    """The last time bucket a sample may have: buckets start within the recording."""
+    if not h.time_resolution_ns:
+        return 0
+    return min(max(0, (h.duration_ns - 1) // h.time_resolution_ns), 0xFFFFFFFF)
 
 
 __all__ = [

@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import Final, Self
 
 from bee_contract.errors import ElfError
+from bee_contract.safeopen import open_regular
 
 __all__ = [
     "ET_CORE",
@@ -256,10 +257,15 @@ class ElfImage:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> Self:
-        """Memory-map ``path`` read-only and parse it; raises ElfError on any failure."""
+        """Memory-map ``path`` read-only and parse it; raises ElfError on any failure.
+
+        The file is opened with :func:`~bee_contract.safeopen.open_regular`: FIFOs,
+        devices and kernel pseudo files that a recording or a process put in place are
+        refused, never opened.
+        """
         p = Path(path)
         try:
-            with p.open("rb") as f:
+            with open_regular(p) as f:
                 if os.fstat(f.fileno()).st_size == 0:
                     raise ElfError(f"{p}: not an ELF file (empty)")
                 buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)

@@ -24,10 +24,6 @@ class RecordError(BeeError):
     """`bee record` cannot start or finish (permissions, targets, output path)."""
 
 
-class OutputError(BeeError):
-    """An output file cannot be written (missing folder, permissions, disk full)."""
-
-
 class ReportError(BeeError):
     """`bee report` cannot produce its output (bad options, unusable inputs)."""
 
@@ -42,3 +38,16 @@ class DebugInfoError(BeeError):
 
 class ArchiveError(BeeError):
     """A symbols archive is unreadable, corrupt, too big or holds a refused member."""
+
+
+class OutputError(BeeError):
+    """An output file cannot be written (any command): missing folder, permissions, disk full,
+    refused target."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised like Ctrl-C's KeyboardInterrupt so that every cleanup runs."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

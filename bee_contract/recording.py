@@ -3,7 +3,7 @@
 These frozen dataclasses are the contract between the two stages. They hold raw data
 only (instruction addresses, memory maps, build-ids, the kernel symbols needed), never
 symbol names of user code. `bee_contract.codec` turns them into the versioned msgpack file
-described in `formats/recording-v1.md`; nothing here imports bcc or any report code.
+described in `formats/recording-v2.md`; nothing here imports bcc or any report code.
 """
 
 from __future__ import annotations
@@ -126,6 +126,7 @@ class Sample:
     weight: int  # in Header.weight_unit; equals count for on-CPU sampling
     event: int = 0  # index into Header.events
     python_stack: int = NO_STACK  # index into Recording.python_stacks, NO_STACK or LOST_STACK
+    bucket: int = 0  # taken in [start + bucket*res, +res) with res = Header.time_resolution_ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +166,15 @@ class Header:
     argv: tuple[str, ...] = ()  # the bee record command line (empty with --no-cmdline)
     sequence: int = 0  # position in a --rotate series (0 when not rotating)
     unwinder: str = ""  # "fp" (frame pointers) or "dwarf" (.eh_frame tables); "" unknown
+    #: width of the samples' time buckets; 0: one bucket spanning the recording (v1 files)
+    time_resolution_ns: int = 0
+
+    def bucket_span(self, bucket: int) -> tuple[int, int]:
+        """Wall-clock [start, end) in Unix epoch ns of the samples of time bucket `bucket`."""
+        if not self.time_resolution_ns:
+            return self.start_time_ns, self.start_time_ns + self.duration_ns
+        start = self.start_time_ns + bucket * self.time_resolution_ns
+        return start, start + self.time_resolution_ns
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,6 @@ import gzip
 import io
 import json
 import os
-import stat
 import tarfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from bee_contract import codec
-from bee_contract.atomic import atomic_output
+from bee_contract.atomic import atomic_output, check_not_input
 from bee_contract.buildid import (
     DEBUG_ROOTS,
     build_id_of_file,
@@ -47,6 +46,7 @@ from bee_contract.buildid import (
 )
 from bee_contract.errors import RecordError
 from bee_contract.recording import Recording
+from bee_contract.safeopen import open_regular
 
 #: Folders searched for `.build-id/xx/rest.debug` debug files.
 MANIFEST_NAME = "MANIFEST.json"
@@ -108,14 +108,13 @@ def archive(
     be written; binaries that cannot be found are listed in the result and the manifest.
     """
     recording, output = Path(recording), Path(output)
-    if output.exists() and output.resolve() == recording.resolve():
-        raise RecordError(f"{output}: refusing to overwrite the recording with its archive")
+    check_not_input(output, [recording])
     rec = codec.read(recording)
     wanted, missing = _hit_binaries(rec)
     mtime = rec.header.start_time_ns // 1_000_000_000
     entries: dict[str, dict[str, Any]] = {}
     n_bin = n_dbg = 0
-    with atomic_output(output, error=RecordError) as out:
+    with atomic_output(output) as out:
         gz = gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6)
         with gz, tarfile.TarFile(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT,
                                  copybufsize=_CHUNK) as tar:
@@ -224,18 +223,16 @@ def _open_verified(
     Yields None when none is; `reasons` then says why each candidate was passed over.
     """
     for cand in candidates:
-        try:
-            f = open(cand, "rb")  # noqa: SIM115 - closed below or by the with
+        try:  # never blocks on a FIFO or opens a device a process put there: see safeopen
+            f = open_regular(cand)
         except OSError as exc:
             reasons.append(f"{cand}: {exc.strerror or exc}")
             continue
         with f:
             st = os.fstat(f.fileno())
-            got = build_id_of_file(f) if stat.S_ISREG(st.st_mode) else None
+            got = build_id_of_file(f)
             if got != build_id:
-                what = "not a regular file" if not stat.S_ISREG(st.st_mode) else (
-                    f"has build-id {got}" if got else "has no build-id")
-                reasons.append(f"{cand}: {what}")
+                reasons.append(f"{cand}: {f'has build-id {got}' if got else 'has no build-id'}")
                 continue
             f.seek(0)
             yield f, cand, st.st_size

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import bisect
 import os
+import re
+import stat
 from dataclasses import dataclass, replace
 
 from bee_contract.recording import (
@@ -24,12 +26,14 @@ from bee_contract.recording import (
     Sample,
     is_anonymous,
 )
+from bee_contract.safeopen import read_regular
 from bee_record.kallsyms import kernel_info
 from bee_record.procs import ProcessTable
 from bee_record.python.codeobj import CodeTable
 from bee_record.sampler import RawCount
 
 _MAX_PERF_MAP_BYTES = 256 << 20
+_HEX64 = re.compile(r"(?:0[xX])?[0-9a-fA-F]{1,16}")
 
 
 @dataclass
@@ -44,7 +48,9 @@ class Collector:
     def __init__(self, table: ProcessTable) -> None:
         self.table = table
         self.stacks: dict[tuple[int, ...], int] = {}
-        self.samples: dict[tuple[int, int, int, str, int, int, int, int], _Acc] = {}
+        #: (process, tid, cpu, comm, user stack, kernel stack, event, python stack, time
+        #: bucket since the sampler's start) -> counts
+        self.samples: dict[tuple[int, int, int, str, int, int, int, int, int], _Acc] = {}
         #: Python stacks as (code index, info) pairs, and each CPython process's code table.
         self.py_stacks: dict[tuple[tuple[int, int], ...], int] = {}
         self.codes: dict[int, CodeTable] = {}
@@ -80,7 +86,7 @@ class Collector:
             self._checked.add((proc, user))
             self._check_user_stack(proc, raw.user_stack)
         key = (proc, raw.tid, raw.cpu, raw.comm, user, self._stack(raw.kernel_stack),
-               raw.event, self._python_stack(proc, raw.python_stack))
+               raw.event, self._python_stack(proc, raw.python_stack), raw.bucket)
         acc = self.samples.get(key)
         if acc is None:
             acc = self.samples[key] = _Acc()
@@ -175,8 +181,13 @@ class Collector:
                                if k in remap}
         self.skip = {k for k in self.skip if os.path.isdir(f"/proc/{k[0]}")}
 
-    def build(self, header: Header, lost: dict[str, int]) -> Recording:
-        """A standalone Recording of what was collected since the last reset."""
+    def build(self, header: Header, lost: dict[str, int], first_bucket: int = 0) -> Recording:
+        """A standalone Recording of what was collected since the last reset.
+
+        Time buckets count from the sampler's start; in the file they count from
+        `header.start_time_ns`, which is bucket `first_bucket`. Buckets outside the file's
+        span (a count drained just after a rotation or the end) join its first or last.
+        """
         stacks = list(self.stacks)
         used_procs = sorted({k[0] for k in self.samples})
         proc_map = {old: new for new, old in enumerate(used_procs)}
@@ -185,16 +196,30 @@ class Collector:
             sorted(self.jit.get(i, {}).values(), key=lambda j: j.start)),
             python=self._python_info(i)) for i in used_procs]
         procs, binaries = _prune_binaries(procs, self.table.binaries)
-        kernel_addrs = {a for k in self.samples if k[5] >= 0 for a in stacks[k[5]]}
-        in_vdso = any(m.path == "[vdso]" and any(m.start <= a < m.end for a in stacks[k[4]])
-                      for k in self.samples if k[4] >= 0
-                      for m in self.table.processes[k[0]].maps)
+        kernel_addrs = {a for ks in {k[5] for k in self.samples} if ks >= 0
+                        for a in stacks[ks]}
+        in_vdso = any(m.path == "[vdso]" and any(m.start <= a < m.end for a in stacks[u])
+                      for p, u in {(k[0], k[4]) for k in self.samples} if u >= 0
+                      for m in self.table.processes[p].maps)
+        res = header.time_resolution_ns
+        last = max(0, (header.duration_ns - 1) // res) if res else 0
+        rows = self.samples
+        if first_bucket or any(k[8] > last for k in rows):  # else already in the file's span
+            rows = {}
+            for (p, tid, cpu, comm, u, k, ev, py, b), acc in self.samples.items():
+                key = (p, tid, cpu, comm, u, k, ev, py, min(max(b - first_bucket, 0), last))
+                row = rows.get(key)
+                if row is None:
+                    rows[key] = _Acc(acc.count, acc.weight)
+                else:
+                    row.count += acc.count
+                    row.weight += acc.weight
         samples = tuple(
             Sample(process=proc_map[p], tid=tid, cpu=cpu, comm=comm, user_stack=u,
                    kernel_stack=k, count=acc.count, weight=acc.weight, event=ev,
-                   python_stack=py)
-            for (p, tid, cpu, comm, u, k, ev, py), acc in sorted(self.samples.items(),
-                                                                 key=lambda kv: kv[0])
+                   python_stack=py, bucket=b)
+            for (p, tid, cpu, comm, u, k, ev, py, b), acc in sorted(rows.items(),
+                                                                    key=lambda kv: kv[0])
         )
         return Recording(
             header=header, binaries=tuple(binaries), processes=tuple(procs),
@@ -233,18 +258,22 @@ def perf_map_size(pid: int, ns_pid: int) -> int | None:
     """Size of the process's perf map, or None when it has none (or cannot be seen)."""
     for path in _perf_map_paths(pid, ns_pid):
         try:
-            return os.stat(path).st_size
+            st = os.lstat(path)
         except OSError:
             continue
+        return st.st_size if stat.S_ISREG(st.st_mode) else None
     return None
 
 
 def read_perf_map(pid: int, ns_pid: int) -> list[JitSymbol]:
-    """Entries of the process's perf map (`/tmp/perf-NSPID.map` in its mount namespace)."""
+    """Entries of the process's perf map (`/tmp/perf-NSPID.map` in its mount namespace).
+
+    The process controls the file: it is read only when a regular file (not a symlink, a
+    FIFO, a device or a kernel file), at most _MAX_PERF_MAP_BYTES, never blocking.
+    """
     for path in _perf_map_paths(pid, ns_pid):
         try:
-            with open(path, "rb") as f:
-                data = f.read(_MAX_PERF_MAP_BYTES)
+            data = read_regular(path, _MAX_PERF_MAP_BYTES, follow=False)
         except OSError:
             continue
         return parse_perf_map(data)
@@ -252,16 +281,17 @@ def read_perf_map(pid: int, ns_pid: int) -> list[JitSymbol]:
 
 
 def parse_perf_map(data: bytes) -> list[JitSymbol]:
-    """Parse `START SIZE NAME` lines (hex start and size), sorted by start; later wins."""
+    """Parse `START SIZE NAME` lines (hex start and size), sorted by start; later wins.
+
+    The process writes the file: only plain hex numbers (optional 0x) of at most 64 bits
+    are taken (no sign, no underscores), anything else is skipped.
+    """
     out: dict[int, JitSymbol] = {}
     for line in data.decode("utf-8", "replace").splitlines():
         parts = line.split(" ", 2)
-        if len(parts) < 3:
+        if len(parts) < 3 or not (_HEX64.fullmatch(parts[0]) and _HEX64.fullmatch(parts[1])):
             continue
-        try:
-            start, size = int(parts[0], 16), int(parts[1], 16)
-        except ValueError:
-            continue
+        start, size = int(parts[0], 16), int(parts[1], 16)
         out[start] = JitSymbol(start, size, parts[2].strip())
     return sorted(out.values(), key=lambda j: j.start)
 

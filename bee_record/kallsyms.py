@@ -14,8 +14,10 @@ from typing import Any
 
 from bee_contract.buildid import build_id_in_notes
 from bee_contract.recording import KernelInfo, KernelSymbol
+from bee_contract.safeopen import read_regular
 
 _TEXT_TYPES = (b"t", b"T", b"w", b"W")
+_MAX_KALLSYMS_BYTES = 256 << 20  # about 20 MB on a large kernel
 
 
 def _text_lines(path: str) -> list[bytes]:
@@ -26,8 +28,7 @@ def _text_lines(path: str) -> list[bytes]:
     every recording, over about 200k lines.
     """
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        data = read_regular(path, _MAX_KALLSYMS_BYTES, pseudo=True)
     except OSError:
         return []
     lines = data.split(b"\n")
@@ -54,8 +55,7 @@ def read_kallsyms(path: str = "/proc/kallsyms") -> list[KernelSymbol]:
 def kernel_build_id(path: str = "/sys/kernel/notes") -> str | None:
     """The running kernel's GNU build-id from its notes, or None."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(1 << 16)
+        data = read_regular(path, 1 << 16, pseudo=True)
     except OSError:
         return None
     return build_id_in_notes(data, little_endian=True)

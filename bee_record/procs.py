@@ -13,8 +13,9 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bee_contract.buildid import build_id_of_path
+from bee_contract.buildid import build_id_of_file
 from bee_contract.recording import Binary, Mapping, Process
+from bee_contract.safeopen import open_regular, read_regular
 from bee_record.python.detect import Detector, PyRuntime
 
 _DELETED = " (deleted)"
@@ -29,9 +30,9 @@ class _Live:
 
 
 def _read_text(path: str, limit: int = 1 << 20) -> str | None:
+    """A /proc file of a process, at most `limit` bytes (never blocks: see safeopen)."""
     try:
-        with open(path, "rb") as f:
-            return f.read(limit).decode("utf-8", "replace")
+        return read_regular(path, limit, pseudo=True).decode("utf-8", "replace")
     except OSError:
         return None
 
@@ -217,13 +218,16 @@ class ProcessTable:
         size = 0
         for candidate in (f"{self.proc}/{pid}/map_files/{lo:x}-{hi:x}",
                           f"{self.proc}/{pid}/root{path}", path):
-            build_id = build_id_of_path(candidate)
+            # the process controls these paths: a FIFO or device there is never opened
+            try:
+                with open_regular(candidate) as f:
+                    build_id = build_id_of_file(f)
+                    size = os.fstat(f.fileno()).st_size
+            except OSError:
+                continue
             if build_id is not None:
-                try:
-                    size = os.stat(candidate).st_size
-                except OSError:
-                    size = 0
                 break
+            size = 0
         idx = self._binary_index[key] = len(self.binaries)
         self.binaries.append(Binary(path, build_id, size))
         return idx

@@ -27,6 +27,23 @@ from bee_record.procs import ProcessTable
 from bee_record.sampler import LOST_HINTS, Sampler, SamplerOptions, check_privileges
 
 _MIN_FREE_BYTES = 1 << 20
+_MAX_SAMPLE_RATE = "/proc/sys/kernel/perf_event_max_sample_rate"
+_YEAR_S = 366 * 86400
+
+#: (option, where in RecordOptions, lowest, highest): checked before anything starts.
+RANGES: tuple[tuple[str, str, float, float], ...] = (
+    ("--duration", "duration", 0.01, _YEAR_S),
+    ("--rotate", "rotate", 0.1, _YEAR_S),
+    ("--drain-interval", "drain_interval", 0.01, 3600),
+    ("--frequency", "frequency", 1, 100_000),
+    ("--min-block", "min_block_us", 0, 1 << 40),
+    ("--max-block", "max_block_us", 0, 1 << 40),
+    ("--stack-storage-size", "sampler.stack_storage_size", 0, 1 << 18),  # 0: by frequency
+    ("--counts-size", "sampler.counts_size", 1, 1 << 22),
+    ("--procs-size", "sampler.procs_size", 1, 1 << 22),
+    ("--perf-buffer-pages", "sampler.perf_buffer_pages", 1, 4096),  # and a power of two
+    ("--time-resolution", "time_resolution_ms", 10, 10_000),
+)
 
 
 class Mode(StrEnum):
@@ -57,6 +74,7 @@ class RecordOptions:
     duration: float | None = None
     keep_cmdline: bool = True
     drain_interval: float = 1.0
+    time_resolution_ms: int = 100  # width of the time buckets samples are counted in
     sampler: SamplerOptions = field(default_factory=SamplerOptions)
     quiet: bool = False
     argv: tuple[str, ...] = ()
@@ -185,11 +203,6 @@ def _sampler_options(opts: RecordOptions, filter_pids: bool) -> SamplerOptions:
     if opts.mode not in MODES or (opts.mode == "event" and not opts.events):
         raise RecordError(f"--mode {opts.mode}: choose one of {', '.join(Mode)}, "
                           "or give -e events")
-    if opts.frequency <= 0 or opts.frequency > 100_000:
-        raise RecordError(f"frequency {opts.frequency} Hz is out of range (1 to 100000)")
-    pages = opts.sampler.perf_buffer_pages
-    if pages < 1 or pages > 4096 or pages & (pages - 1):
-        raise RecordError(f"--perf-buffer-pages {pages}: a power of two from 1 to 4096")
     if len(opts.events) > probes.MAX_PROBES:
         raise RecordError(f"at most {probes.MAX_PROBES} -e events")
     parsed = tuple(probes.parse(e) for e in opts.events)
@@ -204,6 +217,7 @@ def _sampler_options(opts: RecordOptions, filter_pids: bool) -> SamplerOptions:
         cgroup=cgroup_id(opts.cgroup) if opts.cgroup is not None else None,
         cpu_weight=1 if mode == "cpu" else 1_000_000_000 // opts.frequency,
         min_block_ns=opts.min_block_us * 1000, max_block_ns=max_ns,
+        time_resolution_ns=opts.time_resolution_ms * 1_000_000,
     )
 
 
@@ -218,11 +232,21 @@ class _Writer:
         self.lost_before: dict[str, int] = {}
         self.hints: set[str] = set()
 
-    def write(self, start_wall: int, duration: float, lost: dict[str, int]) -> None:
+    def write(self, sampler: Sampler, file_start_ns: int, end_ns: int,
+              lost: dict[str, int]) -> None:
+        """Write the samples collected since `file_start_ns` (CLOCK_MONOTONIC) as one file.
+
+        The file starts at the beginning of the time bucket holding `file_start_ns`, so
+        its buckets line up with the kernel's: a bucket cut by a rotation is in both files.
+        """
         seq = len(self.files) + 1 if self.opts.rotate else 0
         delta = {k: v - self.lost_before.get(k, 0) for k, v in lost.items()}
         self.lost_before = dict(lost)
-        rec = self.collector.build(_header(self.opts, start_wall, duration, seq), delta)
+        res = self.opts.time_resolution_ms * 1_000_000
+        first = max(0, file_start_ns - sampler.start_ns) // res
+        start_wall = sampler.start_wall_ns + first * res
+        duration = max(0, end_ns - sampler.start_ns - first * res)
+        rec = self.collector.build(_header(self.opts, start_wall, duration, seq), delta, first)
         path = Path(rotated_path(self.output, seq)) if seq else self.output
         self.size += codec.write(rec, path)
         self.files.append(path)
@@ -233,10 +257,52 @@ class _Writer:
         self.collector.reset()
 
 
+def check_ranges(opts: RecordOptions) -> None:
+    """One line naming the option and its range when a value is out of it (RANGES)."""
+    for option, where, lo, hi in RANGES:
+        value: object = opts
+        for part in where.split("."):
+            value = getattr(value, part)
+        if value is not None and not lo <= value <= hi:  # type: ignore[operator]
+            raise RecordError(f"{option} {_num(value)}: out of range ({_num(lo)} to {_num(hi)})")
+    pages = opts.sampler.perf_buffer_pages
+    if pages & (pages - 1):
+        raise RecordError(f"--perf-buffer-pages {pages}: a power of two from 1 to 4096")
+    if opts.max_block_us is not None and opts.max_block_us < opts.min_block_us:
+        raise RecordError(f"--max-block {opts.max_block_us}: less than --min-block "
+                          f"{opts.min_block_us}")
+
+
+def _num(x: object) -> str:
+    if isinstance(x, float) and x.is_integer():
+        return str(int(x))
+    return str(x)
+
+
+def clamp_frequency(frequency: int, limit_file: str = _MAX_SAMPLE_RATE) -> int:
+    """`frequency`, lowered (with a warning) to the kernel's perf_event_max_sample_rate."""
+    try:
+        with open(limit_file) as f:
+            limit = int(f.read().strip())
+    except (OSError, ValueError):
+        return frequency
+    if 0 < limit < frequency:
+        print(f"bee: warning: -F {frequency} is above the kernel's limit "
+              f"(kernel.perf_event_max_sample_rate = {limit}); recording at {limit} Hz",
+              file=sys.stderr)
+        return limit
+    return frequency
+
+
 def record(opts: RecordOptions) -> RecordResult:
     """Run a recording to completion and write it; see RecordOptions."""
+    check_ranges(opts)
+    if _mode(opts) in ("cpu", "wall"):
+        opts = replace(opts, frequency=clamp_frequency(opts.frequency))
     output = opts.output or default_output()
     check_output(output)
+    if opts.rotate and output.exists() and not output.is_file():
+        raise RecordError(f"{output}: --rotate writes a series of files; give a file name")
     for pid in opts.pids:
         if not os.path.isdir(f"/proc/{pid}"):
             raise RecordError(f"no process with pid {pid}")
@@ -265,8 +331,8 @@ def record(opts: RecordOptions) -> RecordResult:
             collector.skip.add((child, 0))
         stop.install()
         sampler.start()
-        start_wall, start = time.time_ns(), time.monotonic()
-        file_wall, file_start = start_wall, start
+        start = time.monotonic()
+        file_start = sampler.start_ns
         if child is not None:
             os.write(go, b"x")
             os.close(go)
@@ -277,24 +343,28 @@ def record(opts: RecordOptions) -> RecordResult:
             print(f"Recording ({mode}, {what}); Ctrl-C to stop.", file=sys.stderr)
         next_drain = start + opts.drain_interval
         next_rotate = start + opts.rotate if opts.rotate else None
+        pending: list[tuple[int, int]] = []  # announced, not captured yet
         while stop.signal is None:
-            for pid, gen in sampler.poll(100):  # returns early when a process is announced
-                collector.table.capture(pid, gen)
+            pending += sampler.poll(100)  # returns early when a process is announced
+            # a capture can take seconds (unwind tables): the deadline and signals come first
+            while pending and stop.signal is None and not (
+                    opts.duration is not None and time.monotonic() - start >= opts.duration):
+                collector.table.capture(*pending.pop(0))
             collector.read_python_codes(sampler.take_python_codes())
             now = time.monotonic()
+            if opts.duration is not None and now - start >= opts.duration:
+                break  # stop sampling first: at high rates a drain under load takes long
             if next_rotate is not None and now >= next_rotate:
                 sampler.drain(collector.add)
                 collector.end_drain()
-                writer.write(file_wall, now - file_start, sampler.lost())
-                file_wall, file_start = time.time_ns(), now
+                writer.write(sampler, file_start, int(now * 1e9), sampler.lost())
+                file_start = int(now * 1e9)
                 next_rotate = now + (opts.rotate or 0)
                 next_drain = now + opts.drain_interval
             elif now >= next_drain:
                 sampler.drain(collector.add)
                 collector.end_drain()
                 next_drain = now + opts.drain_interval
-            if opts.duration is not None and now - start >= opts.duration:
-                break
             if child is not None:
                 done, status = os.waitpid(child, os.WNOHANG)
                 if done:
@@ -302,10 +372,11 @@ def record(opts: RecordOptions) -> RecordResult:
                     break
             elif opts.pids and not any(os.path.isdir(f"/proc/{p}") for p in opts.pids):
                 break
-        end = time.monotonic()
         _ignore_signals()  # from here on a second Ctrl-C must not interrupt the write
         sampler.stop()
-        for pid, gen in sampler.poll(0):
+        end = time.monotonic_ns()
+        collector.table.on_maps = None  # sampling is over: unwind tables no longer matter
+        for pid, gen in pending + sampler.poll(0):
             collector.table.capture(pid, gen)
         collector.read_python_codes(sampler.take_python_codes())
         sampler.drain(collector.add)
@@ -316,7 +387,7 @@ def record(opts: RecordOptions) -> RecordResult:
         if child is not None:
             exit_code = _finish_child(child, stop.signal)
     try:
-        writer.write(file_wall, end - file_start, lost)
+        writer.write(sampler, file_start, end, lost)
     finally:
         stop.restore()
     return RecordResult(writer.files[0], tuple(writer.files), writer.samples,
@@ -356,7 +427,7 @@ def _finish_child(pid: int, sig: int | None) -> int:
         return 0
 
 
-def _header(opts: RecordOptions, start_wall: int, duration: float, sequence: int) -> Header:
+def _header(opts: RecordOptions, start_wall: int, duration_ns: int, sequence: int) -> Header:
     if opts.command:
         target = "command " + (" ".join(opts.command) if opts.keep_cmdline else opts.command[0])
     elif opts.pids:
@@ -371,10 +442,10 @@ def _header(opts: RecordOptions, start_wall: int, duration: float, sequence: int
     unit = {"cpu": "samples", "event": "events"}.get(mode, "nanoseconds")
     return Header(
         host=socket.gethostname(), kernel_release=os.uname().release, arch=os.uname().machine,
-        start_time_ns=start_wall, duration_ns=int(duration * 1e9),
+        start_time_ns=start_wall, duration_ns=duration_ns,
         frequency_hz=opts.frequency if mode in ("cpu", "wall") else 0, mode=mode,
         weight_unit=unit, events=events,
         target=target, bee_version=__version__, argv=opts.argv if opts.keep_cmdline else (),
-        sequence=sequence,
+        sequence=sequence, time_resolution_ns=opts.time_resolution_ms * 1_000_000,
         unwinder=opts.sampler.unwinder if opts.sampler.user_stacks else "",
     )

@@ -65,11 +65,16 @@ class SamplerOptions:
     python_stacks_size: int = 2048
     unwinder: str = Unwinder.DWARF  # an Unwinder: .eh_frame tables in BPF, or frame pointers
     unwind_rows: int = 1 << 20  # capacity of the shared unwind-row table (8 bytes each)
+    time_resolution_ns: int = 100_000_000  # width of the time buckets counts are kept per
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RawCount:
-    """One drained count: the key fields and the stacks already read from the kernel."""
+    """One drained count: the key fields and the stacks already read from the kernel.
+
+    Not frozen: a drain makes one per kernel key (one per time bucket), and a frozen
+    dataclass's __init__ costs several times more. Nothing changes it after the drain.
+    """
 
     pid: int
     tid: int
@@ -84,28 +89,33 @@ class RawCount:
     #: Python frames leaf first as (code object address, info), or NO_STACK / LOST_STACK;
     #: a last frame (0, 0) marks a stack cut at the walker's bound.
     python_stack: tuple[tuple[int, int], ...] | int = NO_STACK
+    bucket: int = 0  # time bucket since Sampler.start_ns, in time_resolution_ns units
 
 
-def check_privileges() -> None:
-    """Fail with one line when neither root nor CAP_BPF + CAP_PERFMON is held."""
-    if os.geteuid() == 0:
-        return
-    eff = 0
+def check_privileges(status: str = "/proc/self/status") -> None:
+    """Fail with one line unless CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN) are effective.
+
+    The effective capabilities decide, not the uid: root in a container or under a reduced
+    bounding set may lack them, and the kernel would only say "Operation not permitted".
+    """
+    eff = None
     try:
-        with open("/proc/self/status") as f:
+        with open(status) as f:
             for line in f:
                 if line.startswith("CapEff:"):
                     eff = int(line.split()[1], 16)
-    except (OSError, ValueError):
+    except (OSError, ValueError, IndexError):
         pass
-    if eff & (1 << _CAP_SYS_ADMIN):
-        return
+    if eff is None or eff & (1 << _CAP_SYS_ADMIN):
+        return  # unknown (no /proc): let the kernel decide
     missing = [name for bit, name in ((_CAP_BPF, "CAP_BPF"), (_CAP_PERFMON, "CAP_PERFMON"))
                if not eff & (1 << bit)]
     if missing:
+        how = ("run it with sudo" if os.geteuid() != 0 else
+               "this root process lacks them (container or capability bounding set?)")
         raise RecordError(
-            "bee record needs root or the capabilities CAP_BPF and CAP_PERFMON "
-            f"(missing: {', '.join(missing)}); run it with sudo"
+            "bee record needs the capabilities CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN "
+            f"(missing: {', '.join(missing)}, CAP_SYS_ADMIN); {how}"
         )
 
 
@@ -161,6 +171,7 @@ class Sampler:
             f"-DBEE_STACK_SIZE={opts.stack_storage_size}",
             f"-DBEE_COUNTS_SIZE={opts.counts_size}",
             f"-DBEE_PROCS_SIZE={opts.procs_size}",
+            f"-DBEE_RESOLUTION_NS={opts.time_resolution_ns}ULL",
         ]
         if opts.filter_pids:
             cflags.append("-DBEE_FILTER_PIDS")
@@ -210,6 +221,8 @@ class Sampler:
         self._offcache: dict[int, tuple[int, ...]] = {}
         self._offucache: dict[int, tuple[int, ...]] = {}
         self._active = self.bpf["active"]
+        #: bucket 0 starts here: CLOCK_MONOTONIC (as bpf_ktime_get_ns) and wall-clock ns
+        self.start_ns = self.start_wall_ns = 0
         self._targets = self.bpf["targets"]
         self._lost = self.bpf["lost"]
         self._py_stacks = (self.bpf["py_stacks0"], self.bpf["py_stacks1"]) if opts.python else None
@@ -273,19 +286,24 @@ class Sampler:
     def start(self) -> None:
         """Attach event probes and the cpu-clock sampler on every CPU.
 
-        The sched tracepoints of off-CPU mode are attached when the program loads.
+        The sched tracepoints of off-CPU mode are attached when the program loads. Time
+        bucket 0 starts when everything is attached (attaching can take seconds: the
+        kernel verifies each program then); counts before that land in bucket 0.
         """
         for i, probe in enumerate(self.opts.probes):
             attach(self.bpf, probe, f"bee_on_event_{i}")
-        if not self.opts.on_cpu:
-            return
-        try:
-            self.bpf.attach_perf_event(
-                ev_type=self._perf_type, ev_config=self._perf_config,
-                fn_name="bee_on_cpu", sample_freq=self.opts.frequency,
-            )
-        except Exception as exc:
-            raise RecordError(f"cannot attach to cpu-clock perf events: {_one_line(exc)}") from None
+        if self.opts.on_cpu:
+            try:
+                self.bpf.attach_perf_event(
+                    ev_type=self._perf_type, ev_config=self._perf_config,
+                    fn_name="bee_on_cpu", sample_freq=self.opts.frequency,
+                )
+            except Exception as exc:
+                raise RecordError(
+                    f"cannot attach to cpu-clock perf events: {_one_line(exc)}") from None
+        self.start_wall_ns, self.start_ns = time.time_ns(), time.monotonic_ns()
+        timebase = self.bpf["timebase"]
+        timebase[timebase.Key(0)] = timebase.Leaf(self.start_ns)
 
     def stop(self) -> None:
         """Stop sampling (the maps stay readable until close)."""
@@ -315,26 +333,38 @@ class Sampler:
         ucache: dict[int, tuple[int, ...]] = {}
         if self._ustacks is not None:
             ucache = _drain_ustacks(self._ustacks[old])
+        # Keys that differ only by time bucket share everything else: resolve that once.
+        idents: dict[bytes, tuple[tuple[int, int, int, int, int, str, tuple[int, ...] | int,
+                                        tuple[int, ...] | int],
+                                  tuple[tuple[int, int], ...] | int]] = {}
+        cut = lo = hi = 0
         for k, v in items:
-            if k.event == 1 and self._offstacks is not None:
-                table, seen = self._offstacks, self._offcache
-            else:
-                table, seen = stacks, cache
-            if self._ustacks is None:
-                user = self._stack(table, k.user_stack, seen)
-            elif k.event == 1 and self._offustacks is not None:
-                user = self._stack(self._offustacks, k.user_stack, self._offucache, True)
-            else:
-                user = ucache.get(k.user_stack, LOST_STACK) if k.user_stack >= 0 else (
-                    NO_STACK if k.user_stack == -1 else LOST_STACK)
-            resolve(RawCount(
-                pid=k.pid, tid=k.tid, cpu=k.cpu, generation=k.gen, event=int(k.event),
-                comm=bytes(k.comm).split(b"\0", 1)[0].decode("utf-8", "replace"),
-                user_stack=user,
-                kernel_stack=self._stack(table, k.kernel_stack, seen),
-                count=int(v.count), weight=int(v.weight),
-                python_stack=self._python_stack(k, py),
-            ))
+            if not cut:
+                field = type(k).bucket
+                lo, hi = field.offset, field.offset + field.size
+                cut = 1
+            raw = bytes(k)
+            ident = raw[:lo] + raw[hi:]
+            known = idents.get(ident)
+            if known is None:
+                if k.event == 1 and self._offstacks is not None:
+                    table, seen = self._offstacks, self._offcache
+                else:
+                    table, seen = stacks, cache
+                if self._ustacks is None:
+                    user = self._stack(table, k.user_stack, seen)
+                elif k.event == 1 and self._offustacks is not None:
+                    user = self._stack(self._offustacks, k.user_stack, self._offucache, True)
+                else:
+                    user = ucache.get(k.user_stack, LOST_STACK) if k.user_stack >= 0 else (
+                        NO_STACK if k.user_stack == -1 else LOST_STACK)
+                known = idents[ident] = ((
+                    k.pid, k.tid, k.cpu, k.gen, int(k.event),
+                    bytes(k.comm).split(b"\0", 1)[0].decode("utf-8", "replace"),
+                    user, self._stack(table, k.kernel_stack, seen)),
+                    self._python_stack(k, py))
+            resolve(RawCount(*known[0], v.count, v.weight, known[1],
+                             int.from_bytes(raw[lo:hi], "little")))
         for sid in cache:
             with contextlib.suppress(KeyError):
                 del stacks[stacks.Key(sid)]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
+from bee_contract.atomic import check_not_input
 from bee_contract.errors import ReportError
 from bee_report.filters import Filters, apply, validate
 from bee_report.report import build_profile, emit
@@ -45,6 +46,9 @@ class DiffOptions:
     strip_hex: bool = False
     lines: bool = False
     flame: FlameOptions = field(default_factory=FlameOptions)
+    #: --base-from/--base-to and --from/--to: each side's time window (None: all of it)
+    base_window: tuple[str | None, str | None] = (None, None)
+    new_window: tuple[str | None, str | None] = (None, None)
 
 
 def run_diff(opts: DiffOptions) -> Path | None:
@@ -54,8 +58,15 @@ def run_diff(opts: DiffOptions) -> Path | None:
     if opts.format not in tuple(DiffFormat):
         raise ReportError(f"--format {opts.format}: choose one of {', '.join(DiffFormat)}")
     validate(opts.filters)
-    base = apply(build_profile(opts.base, opts.symbolize), opts.filters)
-    new = apply(build_profile(opts.new, opts.symbolize), opts.filters)
+    if opts.output is not None:
+        check_not_input(opts.output, (*opts.base, *opts.new))
+    base_profile = build_profile(opts.base, opts.symbolize)
+    new_profile = base_profile if opts.new == opts.base else build_profile(
+        opts.new, opts.symbolize)
+    base = apply(base_profile, replace(opts.filters, time_from=opts.base_window[0],
+                                       time_to=opts.base_window[1], time_prefix="base-"))
+    new = apply(new_profile, replace(opts.filters, time_from=opts.new_window[0],
+                                     time_to=opts.new_window[1]))
     text: str
     if opts.format == DiffFormat.TOP:
         text = diff.render_top(base, new, opts.limit, opts.by, share=opts.share,

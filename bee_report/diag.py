@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from bee_contract.text import for_terminal
+
 _seen: set[str] = set()
 
 
@@ -12,7 +14,7 @@ def warn(message: str) -> None:
     if message in _seen:
         return
     _seen.add(message)
-    print(f"bee: warning: {message}", file=sys.stderr)
+    print(f"bee: warning: {for_terminal(message)}", file=sys.stderr)
 
 
 def reset() -> None:

@@ -1,7 +1,7 @@
 """Filters and views applied to a Profile before any reporter runs.
 
-Filters keep or drop samples (`--pid`, `--tid`, `--comm`, `--cpu`, `--focus`,
-`--exclude`) or frames (`--user-only`, `--kernel-only`, `--no-inline`); views add
+Filters keep or drop samples (`--from`, `--to`, `--pid`, `--tid`, `--comm`, `--cpu`,
+`--focus`, `--exclude`) or frames (`--user-only`, `--kernel-only`, `--no-inline`); views add
 grouping root frames (`--per-cpu`, `--per-thread`, `--per-process`). Every output format
 sees the same filtered profile.
 """
@@ -12,7 +12,9 @@ import re
 from dataclasses import dataclass, replace
 
 from bee_contract.errors import ReportError
+from bee_report.diag import warn
 from bee_report.profile import Frame, FrameKind, PerStack, Profile, StackSample
+from bee_report.timewindow import Span, Window, window
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,10 @@ class Filters:
     per_cpu: bool = False
     per_thread: bool = False
     per_process: bool = False
+    time_from: str | None = None  # --from: seconds from the start, or a date and time
+    time_to: str | None = None  # --to
+    #: which options name the window in messages: "" (--from) or "base-" (--base-from)
+    time_prefix: str = ""
 
 
 def _regex(pattern: str | None, option: str) -> re.Pattern[str] | None:
@@ -68,9 +74,20 @@ def validate(f: Filters) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None
     return _regex(f.focus, "--focus"), _regex(f.exclude, "--exclude")
 
 
+def time_window(profile: Profile, f: Filters) -> Window | None:
+    """The `--from`/`--to` window over the profile's whole timeline, checked against it."""
+    span = Span(profile.start_time_ns, max(profile.end_time_ns, profile.start_time_ns))
+    win = window(f.time_from, f.time_to, span, f.time_prefix)
+    if win is not None and profile.untimed:
+        warn(f"{', '.join(profile.untimed)}: no time buckets (format v1); its samples count "
+             "as taken in the middle of its recording")
+    return win
+
+
 def apply(profile: Profile, f: Filters) -> Profile:
     """A new profile with only what the filters keep, and grouping roots added."""
     focus, exclude = validate(f)
+    win = time_window(profile, f)
     pids, tids, comms, cpus = set(f.pids), set(f.tids), set(f.comms), set(f.cpus)
     strip = f.user_only or f.kernel_only or not f.inline
     grouped = f.per_cpu or f.per_thread or f.per_process
@@ -81,6 +98,8 @@ def apply(profile: Profile, f: Filters) -> Profile:
     rooted: dict[tuple[int, tuple[Frame, ...]], tuple[Frame, ...]] = {}
     out = []
     for s in profile:
+        if win is not None and not win.holds(s.time_ns, s.span_ns):
+            continue
         if (pids and s.pid not in pids) or (tids and s.tid not in tids):
             continue
         if (cpus and s.cpu not in cpus) or (comms and not ({s.comm, s.thread} & comms)):
@@ -96,4 +115,7 @@ def apply(profile: Profile, f: Filters) -> Profile:
                 rooted[key] = roots + s.frames
             s = replace(s, frames=rooted[key])
         out.append(s)
-    return profile.filtered(out)
+    kept = profile.filtered(out)
+    if win is not None:
+        kept.window = (win.from_ns, win.to_ns)
+    return kept

@@ -5,21 +5,64 @@ from __future__ import annotations
 import bisect
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from bee_contract import codec
 from bee_contract.recording import Mapping, Recording, Unwinder
+from bee_contract.text import lines_for_terminal
+from bee_report.timewindow import Span, Window, window
+
+SPARK = " ▁▂▃▄▅▆▇█"
+SPARK_WIDTH = 60
 
 
-def describe(path: Path) -> str:
-    """A readable summary of the recording at `path`."""
-    return summarize(codec.read(path), str(path))
+def describe(path: Path, time_from: str | None = None, time_to: str | None = None) -> str:
+    """A readable summary of the recording at `path`, or of its `--from`/`--to` window."""
+    rec = codec.read(path)
+    h = rec.header
+    win = window(time_from, time_to, Span(h.start_time_ns, h.start_time_ns + h.duration_ns))
+    if win is not None:
+        rec = replace(rec, samples=tuple(
+            s for s in rec.samples if win.holds(*_bucket(rec, s.bucket))))
+    return summarize(rec, str(path), win)
+
+
+def _bucket(rec: Recording, bucket: int) -> tuple[int, int]:
+    start, end = rec.header.bucket_span(bucket)
+    return start, end - start
+
+
+def sparkline(rec: Recording, win: Window | None = None, width: int = SPARK_WIDTH) -> str:
+    """Samples over time in one line: `▁▂█▇  ` plus what one mark covers and the peak."""
+    h = rec.header
+    res = h.time_resolution_ns
+    if not res:
+        return "none (format v1: no time buckets)"
+    first, last = 0, max(0, (h.duration_ns - 1) // res)
+    if win is not None:
+        # the buckets whose middle is in the window (Window.holds)
+        half = res // 2
+        first = max(first, -(-(win.from_ns - h.start_time_ns - half) // res))
+        last = min(last, max(first, -(-(win.to_ns - h.start_time_ns - half) // res) - 1))
+    n = last - first + 1
+    per = -(-n // width)  # buckets per mark
+    marks = [0] * (-(-n // per))
+    for s in rec.samples:
+        if first <= s.bucket <= last:
+            marks[(s.bucket - first) // per] += s.count
+    peak = max(marks, default=0)
+    line = "".join(SPARK[0] if not m else SPARK[1 + (len(SPARK) - 2) * m // peak]
+                   for m in marks)
+    span = f"{first * res / 1e9:g} to {(last + 1) * res / 1e9:g} s"
+    return (f"|{line}| {span}, {per * res / 1e6:g} ms per mark, "
+            f"peak {peak} samples per mark")
 
 
 
 
-def summarize(rec: Recording, name: str) -> str:
-    """Header, counts, processes and binaries (with build-ids and hit counts)."""
+def summarize(rec: Recording, name: str, win: Window | None = None) -> str:
+    """Header, counts, timeline, processes and binaries (with build-ids and hit counts)."""
     h = rec.header
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(h.start_time_ns / 1e9))
     lines = [
@@ -27,7 +70,10 @@ def summarize(rec: Recording, name: str) -> str:
         f"host:       {h.host} ({h.arch})",
         f"kernel:     {h.kernel_release} build-id {rec.kernel.build_id or 'unknown'}",
         f"started:    {started}",
-        f"duration:   {h.duration_ns / 1e9:.3f} s",
+        f"duration:   {h.duration_ns / 1e9:.3f} s"
+        + (f", time buckets of {h.time_resolution_ns / 1e6:g} ms"
+           if h.time_resolution_ns else ""),
+        *([f"window:     {win.text}"] if win is not None else []),
         f"mode:       {h.mode} ({', '.join(h.events)}), {h.frequency_hz} Hz, "
         f"weight in {h.weight_unit}",
         f"target:     {h.target}",
@@ -35,6 +81,7 @@ def summarize(rec: Recording, name: str) -> str:
         f"recorder:   bee {h.bee_version}" + (f", sequence {h.sequence}" if h.sequence else ""),
         f"samples:    {rec.total_samples} in {len(rec.samples)} keys, "
         f"{len(rec.stacks)} unique stacks",
+        f"timeline:   {sparkline(rec, win)}",
         f"lost:       {rec.total_lost}"
         + "".join(f", {k} {v}" for k, v in sorted(rec.lost.items()) if v),
         f"kernel symbols: {len(rec.kernel.symbols)}",
@@ -51,7 +98,7 @@ def summarize(rec: Recording, name: str) -> str:
     for i, b in enumerate(rec.binaries):
         mark = f"{hits[i]:>8} hits" if hits[i] else "  not hit    "
         lines.append(f"  {b.build_id or '(no build-id)':<42} {mark}  {b.path}")
-    return "\n".join(lines) + "\n"
+    return lines_for_terminal(lines)
 
 
 def _binary_hits(rec: Recording) -> Counter[int]:

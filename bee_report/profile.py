@@ -117,6 +117,8 @@ class StackSample:
     comm: str  # process name
     thread: str  # thread name
     event: str = "cpu-clock"
+    time_ns: int = 0  # start of the time bucket the samples were taken in (Unix epoch ns)
+    span_ns: int = 0  # width of that bucket (a whole recording for format v1 files)
 
 
 @dataclass
@@ -130,16 +132,29 @@ class Profile:
     frequency_hz: int = 0  # sampling frequency (0 when mixed or event-driven)
     start_time_ns: int = 0  # earliest recording start (Unix epoch ns)
     duration_ns: int = 0  # sum of the recordings' durations
+    end_time_ns: int = 0  # latest recording end (Unix epoch ns)
+    #: sources without time buckets (format v1) -> (start_time_ns, duration_ns): their
+    #: samples' time_ns and span_ns
+    untimed: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: the --from/--to window [from, to) in Unix epoch ns these samples were kept by
+    window: tuple[int, int] | None = None
 
     @property
     def total(self) -> int:
         """Sum of the weights of all samples."""
         return sum(s.weight for s in self.samples)
 
+    @property
+    def stack_count(self) -> int:
+        """Distinct stacks per thread and CPU (samples of one stack in several time buckets
+        count once)."""
+        return len({(s.frames, s.pid, s.tid, s.cpu, s.thread, s.event) for s in self.samples})
+
     def filtered(self, keep: Iterable[StackSample]) -> Profile:
         """A profile with the same metadata and only the given samples."""
         return Profile(list(keep), self.unit, list(self.sources), self.lost,
-                       self.frequency_hz, self.start_time_ns, self.duration_ns)
+                       self.frequency_hz, self.start_time_ns, self.duration_ns,
+                       self.end_time_ns, dict(self.untimed), self.window)
 
     def __iter__(self) -> Iterator[StackSample]:
         return iter(self.samples)

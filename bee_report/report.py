@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bee_contract import codec
-from bee_contract.atomic import write_atomic
+from bee_contract.atomic import check_not_input, write_atomic
 from bee_contract.errors import ReportError
 from bee_contract.recording import Recording
 from bee_report.filters import Filters, apply, validate
@@ -72,7 +72,7 @@ def emit(data: str | bytes, output: Path | None) -> Path | None:
         sys.stdout.buffer.write(raw)
         sys.stdout.flush()
         return None
-    write_atomic(output, raw, mode=0o644, sync=False)  # a report can be made again
+    write_atomic(output, raw, sync=False)  # 0600; a report can be made again
     return output
 
 
@@ -82,5 +82,7 @@ def run(opts: ReportOptions) -> Path | None:
     if chosen.binary and opts.output is None and sys.stdout.isatty():
         raise ReportError("binary output: give a file with -o")
     validate(opts.filters)
+    if opts.output is not None:
+        check_not_input(opts.output, opts.files)
     profile = apply(build_profile(opts.files, opts.symbolize), opts.filters)
     return emit(chosen.render(profile, opts.render_options), opts.output)

@@ -173,7 +173,11 @@ class Symbolizer:
                       sources=[name for name, _ in recordings],
                       frequency_hz=freqs.pop() if len(freqs) == 1 else 0,
                       start_time_ns=min((r.header.start_time_ns for _, r in recordings), default=0),
-                      duration_ns=sum(r.header.duration_ns for _, r in recordings))
+                      duration_ns=sum(r.header.duration_ns for _, r in recordings),
+                      end_time_ns=max((r.header.start_time_ns + r.header.duration_ns
+                                       for _, r in recordings), default=0),
+                      untimed={name: (r.header.start_time_ns, r.header.duration_ns)
+                               for name, r in recordings if not r.header.time_resolution_ns})
         total = sum(len({a for i in {s.user_stack for s in rec.samples if s.user_stack >= 0}
                          for a in rec.stacks[i]}) for _, rec in recordings)
         self._progress = Progress(total, "symbolizing")
@@ -222,6 +226,7 @@ class Symbolizer:
         stack_cache: dict[tuple[int, int, int, int, int], tuple[Frame, ...]] = {}
         event_mode = rec.header.mode == "event"
         samples = []
+        h = rec.header
         for s in rec.samples:
             key = (s.process, s.user_stack, s.kernel_stack, s.python_stack,
                    s.event if event_mode else 0)
@@ -237,6 +242,8 @@ class Symbolizer:
                 frames=frames, weight=s.weight, count=s.count, pid=proc.pid, tid=s.tid,
                 cpu=s.cpu, comm=self._short(proc.comm), thread=self._short(s.comm),
                 event=rec.header.events[s.event],
+                time_ns=h.start_time_ns + s.bucket * h.time_resolution_ns,
+                span_ns=h.time_resolution_ns or h.duration_ns,
             ))
         return samples
 

@@ -6,6 +6,7 @@
     bee_helper.py names-cache DEBUG BUILD_ID CACHE_DIR   ... -> addr2line -a -f (names)
     bee_helper.py names-elf DEBUG                 same, from the ELF symbol tables, no cache
     bee_helper.py report-breakdown FILE OUT       JSON: where ``bee report`` spends its time
+    bee_helper.py open-timeline HTML RUNS         JSON: browser time to open a timeline page
 
 The symbolizing modes print what ``addr2line -a -f [-i]`` prints (address line, then
 function and file:line of each frame, innermost first) so that outputs can be compared,
@@ -183,6 +184,71 @@ def report_breakdown(path: str, out: str) -> dict[str, float]:
     return {"import": t1 - t0, "main": t3 - t2, **acc}
 
 
+def open_timeline(page: str, runs: int) -> dict[str, Any]:
+    """Open a `--format timeline` page in headless Chromium `runs` times (fresh tab each).
+
+    Per run, in the browser's own clock (performance.now(), from navigation start):
+    ``ready`` when the page's script has drawn the heat map and the flame graph, and
+    ``painted`` after the next two animation frames (style, layout and paint done); then
+    ``select_ms``, the time to redraw the flame graph for a 10-minute selection.
+    """
+    import os
+    import signal
+    import subprocess
+    import tempfile
+    import urllib.request
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.test_flamegraph_browser import CHROMIUM, FLAGS, DevTools, WebSocket
+
+    out: dict[str, Any] = {"ready": [], "painted": [], "select_ms": []}
+    with tempfile.TemporaryDirectory(prefix="bee-bench-chromium-") as profile:
+        proc = subprocess.Popen(
+            [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-port=0",
+             "--window-size=1280,900", "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        try:
+            port_file = Path(profile, "DevToolsActivePort")
+            deadline = time.monotonic() + 30
+            while not port_file.exists() or not port_file.read_text().strip():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("chromium did not start")
+                time.sleep(0.05)
+            port = int(port_file.read_text().split()[0])
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            with opener.open(f"http://127.0.0.1:{port}/json/list", timeout=10) as reply:
+                target = next(t for t in json.load(reply) if t["type"] == "page")
+            cdp = DevTools(WebSocket(target["webSocketDebuggerUrl"], timeout=120))
+            cdp.call("Page.enable")
+            url = Path(page).resolve().as_uri()
+            for _ in range(runs):
+                cdp.call("Page.navigate", url="about:blank")
+                cdp.event("Page.loadEventFired")
+                cdp.events.clear()
+                cdp.call("Page.navigate", url=url)
+                cdp.event("Page.loadEventFired")
+                ready = cdp.eval("+document.body.getAttribute('data-ready-ms')")
+                reply = cdp.call("Runtime.evaluate", awaitPromise=True, returnByValue=True,
+                                 expression="new Promise(r => requestAnimationFrame(() => "
+                                 "requestAnimationFrame(() => r(performance.now()))))")
+                out["ready"].append(ready / 1000)
+                out["painted"].append(reply["result"]["value"] / 1000)
+                out["select_ms"].append(cdp.eval(
+                    "(() => { const t = performance.now(); const n = 6000 * 1e9 / D.res_ns;"
+                    " timeline.select(Math.floor(D.n / 3), Math.floor(D.n / 3 + n));"
+                    " return performance.now() - t; })()"))
+            cdp.ws.close()
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    return out
+
+
 def main(argv: list[str]) -> int:
     """Dispatch on the first argument (see the module docstring)."""
     cmd, args = argv[0], argv[1:]
@@ -196,6 +262,8 @@ def main(argv: list[str]) -> int:
         print(json.dumps(names_cache(*args)), file=sys.stderr)
     elif cmd == "report-breakdown":
         print(json.dumps(report_breakdown(args[0], args[1])))
+    elif cmd == "open-timeline":
+        print(json.dumps(open_timeline(args[0], int(args[1]))))
     elif cmd == "names-elf":
         print(json.dumps(names_elf(args[0])), file=sys.stderr)
     else:

@@ -68,7 +68,7 @@ def measure(tool: str, freq: int, exe: Path, iters: int, threads: int, work: Pat
         time.sleep(SETTLE_S)
         res["elapsed"], res["wl_cpu"] = workload_times(run_timed(wl).stdout)
         return res
-    ext = {"bee": "bee", "perf": "data", "bcc": "folded"}[tool]
+    ext = {"bee": "bee", "bee-base": "bee", "perf": "data", "bcc": "folded"}[tool]
     out = work / f"{tool}-{freq}-{tag}.{ext}"
     argv = recorders.argv_for(tool, freq, out, buildid_dir)
     s = recorders.launch(tool, argv, out)
@@ -95,6 +95,8 @@ def run(ctx: dict[str, Any]) -> dict[str, Any]:
     """Run section 1; returns its results (also used by sections 2-4)."""
     exe, iters, threads = ctx["workload"], ctx["iters"], ctx["threads"]
     tools = ["none", "bee", "perf"] + (["bcc"] if recorders.profile_bpfcc() else [])
+    if recorders.BASELINE_BEE is not None:
+        tools.append("bee-base")
     results: list[dict[str, Any]] = []
     errors: list[str] = []
     with bpf_stats() as how:
@@ -111,7 +113,7 @@ def run(ctx: dict[str, Any]) -> dict[str, Any]:
                     m["run"] = r
                     if r >= 0:
                         results.append(m)
-                    ctx["log"](f"  run {r} {freq:4d} Hz {tool:5s} "
+                    ctx["log"](f"  run {r} {freq:4d} Hz {tool:8s} "
                                f"elapsed {m['elapsed']:.3f} s cpu {m.get('cpu_total') or 0:.2f} s")
     return {"measurements": results, "errors": errors, "stats_via": how, "tools": tools,
             "iters": iters, "threads": threads, "load_after": load_average()}

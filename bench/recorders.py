@@ -33,6 +33,10 @@ from common import (
 from common import tree_cpu as _tree_cpu
 
 TOOLS = ("bee", "perf", "bcc")
+#: Another bee (e.g. a checkout of main: its `.venv/bin/bee`) measured beside this one as
+#: "bee-base" in section 1 (run.py --baseline-bee), to see what a change costs.
+BASELINE_BEE: Path | None = None
+BEE_TOOLS = ("bee", "bee-base")
 READY_TIMEOUT = 90.0
 STOP_TIMEOUT = 60.0
 
@@ -47,6 +51,8 @@ def argv_for(tool: str, freq: int, out: Path, buildid_dir: Path,
     """Command line recording the whole system at ``freq`` Hz into ``out``."""
     if tool == "bee":
         return [str(BEE), "record", "-F", str(freq), "-o", str(out)]
+    if tool == "bee-base" and BASELINE_BEE is not None:
+        return [str(BASELINE_BEE), "record", "-F", str(freq), "-o", str(out)]
     if tool == "perf":
         clock = ["-k", "CLOCK_MONOTONIC"] if monotonic else []
         return ["perf", "--buildid-dir", str(buildid_dir), "record", "-g", "-F", str(freq),
@@ -138,7 +144,7 @@ def _read_stderr(s: Session) -> None:
     assert s.proc.stderr is not None
     for raw in s.proc.stderr:
         line = raw.decode("utf-8", "replace").rstrip("\n")
-        if s.tool == "bee" and line.startswith("Recording (") and s.t_ready is None:
+        if s.tool in BEE_TOOLS and line.startswith("Recording (") and s.t_ready is None:
             s.t_ready = time.monotonic()
             s._ready_event.set()
         s.stderr_lines.append(line)
@@ -148,7 +154,7 @@ def _read_stderr(s: Session) -> None:
 def wait_ready(s: Session, timeout: float = READY_TIMEOUT) -> None:
     """Block until ``s`` samples; raises BenchError (after ending it) when it cannot."""
     deadline = s.t_launch + timeout
-    if s.tool == "bee":
+    if s.tool in BEE_TOOLS:
         s._ready_event.wait(timeout)
     else:
         need = NCPU  # one cpu-clock event per CPU (perf adds a dummy event per CPU)

@@ -11,6 +11,7 @@ import record_overhead
 import report_time
 import startup
 import symbolization
+import timeline_open
 from common import table
 from whys import explain
 
@@ -20,8 +21,9 @@ TITLES = {
     "size": "3. File size",
     "report": "4. Report",
     "symbolize": "5. Symbolization",
-    "python": "6. Python frames: cost per sample and per file byte",
-    "unwind": "7. The .eh_frame unwinder",
+    "timeline": "6. Timeline page",
+    "python": "7. Python frames: cost per sample and per file byte",
+    "unwind": "8. The .eh_frame unwinder",
 }
 
 
@@ -39,6 +41,8 @@ def _summarize(name: str, res: dict[str, Any], runs: int,
         return filesize.summarize(res, runs, freqs)
     if name == "report":
         return report_time.summarize(res, runs)
+    if name == "timeline":
+        return timeline_open.summarize(res, runs)
     if name in ("python", "unwind"):
         return str(res["markdown"]), {}
     return symbolization.summarize(res, runs)
@@ -107,6 +111,12 @@ def targets(sums: dict[str, tuple[str, dict[str, Any]]], stored: dict[str, Any],
                          "llvm-symbolizer --no-inlines", name,
                          *_verdict(v, lambda x: x <= 0.25, "{:.3f}\u00d7",
                                    whys.get(f"names/{name}", ""))])
+    if "timeline" in sums:
+        v = _med(sums["timeline"][1].get("painted"))
+        rows.append([f"timeline page opens in < {timeline_open.TARGET_S:g} s of browser time",
+                     "1 h, 999 Hz, system-wide series",
+                     *_verdict(v, lambda x: x < timeline_open.TARGET_S, "{:.2f} s",
+                               "page parse, JSON decode and the first flame graph")])
     return rows
 
 

@@ -6,8 +6,9 @@
     python3 bench/run.py --only symbolize --runs 7  # one section
 
 Sections: overhead (record overhead), startup, size (file size), report, symbolize,
-python (what Python frames cost: bench/python_cost.py), unwind (the .eh_frame unwinder:
-bench/unwind.py; both short runs here, run them alone for longer ones). The
+timeline (the timeline page of a 1-hour series in Chromium), python (what Python
+frames cost: bench/python_cost.py), unwind (the .eh_frame unwinder: bench/unwind.py;
+both short runs here, run them alone for longer ones). The
 size and report sections use the recordings of the overhead section (they make it run
 when it is not selected). Each section's raw numbers are kept in ``bench/work/`` (ignored
 by git) so that ``--only`` re-renders ``results.md`` with the other sections' last results.
@@ -33,9 +34,11 @@ from typing import Any
 
 import filesize
 import record_overhead
+import recorders
 import report_time
 import startup
 import symbolization
+import timeline_open
 from common import (
     BENCH,
     NCPU,
@@ -49,7 +52,8 @@ from common import (
 )
 from render import render
 
-SECTIONS = ("overhead", "startup", "size", "report", "symbolize", "python", "unwind")
+SECTIONS = ("overhead", "startup", "size", "report", "symbolize", "timeline", "python",
+            "unwind")
 WORK = BENCH / "work"  # raw results per section, one folder per results file (git-ignored)
 
 
@@ -66,6 +70,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--freq", type=int, action="append",
                    help="sampling frequency for the overhead section (default 99 and 999)")
     p.add_argument("--output", type=Path, default=BENCH / "results.md")
+    p.add_argument("--baseline-bee", type=Path,
+                   help="another bee executable (e.g. main's checkout's .venv/bin/bee) "
+                   "measured beside this one in section 1 as bee-base")
     p.add_argument("--keep", action="store_true", help="keep the temporary work folder")
     p.add_argument("--render-only", action="store_true",
                    help="only rewrite the results file from its stored results in bench/work")
@@ -119,6 +126,8 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, _sigterm)
     signal.signal(signal.SIGHUP, _sigterm)
     selected = list(args.only or SECTIONS)
+    if args.baseline_bee is not None:
+        recorders.BASELINE_BEE = args.baseline_bee.resolve()
     state = _state_dir(args.output)
     state.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bee-bench-"))
@@ -153,6 +162,9 @@ def main(argv: list[str]) -> int:
         if "symbolize" in selected:
             log("section symbolize")
             results["symbolize"] = symbolization.run(ctx)
+        if "timeline" in selected:
+            log("section timeline")
+            results["timeline"] = timeline_open.run(ctx)
         for name, script, extra in (("python", "python_cost.py", [str(PY_SECONDS)]),
                                     ("unwind", "unwind.py", ["--seconds", str(PY_SECONDS)])):
             if name in selected:

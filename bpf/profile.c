@@ -1,7 +1,7 @@
 // bee: stack sampling and off-CPU accounting, compiled by bcc at run time.
 //
 // Every cpu-clock sample counts one (pid, tid, cpu, exec generation, event, user stack,
-// kernel stack, thread name) key in the kernel, with a count and a weight. With
+// kernel stack, time bucket, thread name) key in the kernel, with a count and a weight. With
 // BEE_OFFCPU, the sched:sched_switch tracepoint adds the time each thread spent off CPU
 // to the stacks it blocked in (event 1). Counts and stacks are double-buffered:
 // user space flips `active`, waits for in-flight programs to finish, then drains and
@@ -19,6 +19,9 @@
 //   BEE_CGROUP_ID, BEE_CGROUP_LEVEL   only count tasks in this cgroup v2 (or below)
 //   BEE_OFFCPU        account off-CPU time from sched_switch, for blocks within
 //                     [BEE_MIN_BLOCK_NS, BEE_MAX_BLOCK_NS]
+//   BEE_RESOLUTION_NS width of the time buckets counts are kept per; bucket 0 starts at
+//                     `timebase[0]` (bpf_ktime_get_ns, set by user space just before
+//                     attaching). An off-CPU block counts in the bucket where it ended.
 //   BEE_PYTHON        also record Python frames (bpf/python.c, appended to this file);
 //                     BEE_PY_PERF / _TP / _KP define its programs for each program type
 //   BEE_DWARF         unwind user stacks from .eh_frame tables (bpf/unwind.c, appended
@@ -73,6 +76,9 @@ struct bpf_perf_event_data {
 #ifndef BEE_EVENTS
 #define BEE_EVENTS 0
 #endif
+#ifndef BEE_RESOLUTION_NS
+#define BEE_RESOLUTION_NS 100000000ULL
+#endif
 #ifndef BEE_OFFSTACK_SIZE
 #define BEE_OFFSTACK_SIZE 16384
 #endif
@@ -96,6 +102,7 @@ struct bee_key {
     u32 event;
     s32 kernel_stack;  // id in stacksN / offstacks, -1 none, -2 lost
     s32 py_stack;      // slot in py_stacksN (bpf/python.c), -1 none, -2 lost
+    u32 bucket;        // time bucket (bee_bucket), in what was padding before user_stack
     s64 user_stack;    // the same, or with BEE_DWARF the key in ustacksN / offustacks
     char comm[TASK_COMM_LEN];
 };
@@ -127,6 +134,7 @@ BPF_HASH(counts1, struct bee_key, struct bee_val, BEE_COUNTS_SIZE);
 BPF_STACK_TRACE(stacks0, BEE_STACK_SIZE);
 BPF_STACK_TRACE(stacks1, BEE_STACK_SIZE);
 BPF_ARRAY(active, u32, 1);
+BPF_ARRAY(timebase, u64, 1);
 // LRU: entries of long-gone processes make room for new ones on hosts with heavy churn.
 BPF_TABLE("lru_hash", u32, struct bee_proc, procs, BEE_PROCS_SIZE);
 BPF_HASH(targets, u32, u8, BEE_TARGETS_SIZE);
@@ -178,10 +186,22 @@ static __always_inline void bee_lost(int slot)
         (*v)++;
 }
 
+// The time bucket of now: (now - timebase) / BEE_RESOLUTION_NS, 0 before the timebase.
+static __always_inline u32 bee_bucket(void)
+{
+    u32 zero = 0;
+    u64 *base = timebase.lookup(&zero);
+    u64 now = bpf_ktime_get_ns();
+    if (!base || !*base || now < *base)
+        return 0;
+    return (now - *base) / BEE_RESOLUTION_NS;
+}
+
 // Add `value` to countsN[*key], counting a loss when the map is full. One function
 // per buffer: bcc rewrites map accesses by name and cannot take a map through a pointer.
 static __always_inline void bee_add0(struct bee_key *key, u64 weight)
 {
+    key->bucket = bee_bucket();
     struct bee_val *v = counts0.lookup(key);
     if (v) {
         __sync_fetch_and_add(&v->count, 1);
@@ -202,6 +222,7 @@ static __always_inline void bee_add0(struct bee_key *key, u64 weight)
 
 static __always_inline void bee_add1(struct bee_key *key, u64 weight)
 {
+    key->bucket = bee_bucket();
     struct bee_val *v = counts1.lookup(key);
     if (v) {
         __sync_fetch_and_add(&v->count, 1);

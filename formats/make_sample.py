@@ -1,7 +1,9 @@
-"""Write `formats/sample-v1.bee`, a small hand-made recording that shows every table.
+"""Write `formats/sample-v2.bee`, a small hand-made recording that shows every table.
 
 Run: `.venv/bin/python -m formats.make_sample` (the test suite checks that the committed file is
 byte-identical to what this script produces, so the two cannot drift apart).
+`formats/sample-v1.bee` is the same recording as version 1 wrote it (no time buckets), kept
+so that reading old files stays tested; it is never rewritten.
 """
 
 from __future__ import annotations
@@ -22,11 +24,15 @@ from bee_contract.recording import (
     Sample,
 )
 
-SAMPLE = Path(__file__).resolve().parent / "sample-v1.bee"
+SAMPLE = Path(__file__).resolve().parent / "sample-v2.bee"
+SAMPLE_V1 = Path(__file__).resolve().parent / "sample-v1.bee"
 
 
 def sample_recording() -> Recording:
-    """A two-process recording: an app with a user+kernel stack, and a kernel thread."""
+    """A two-process recording: an app with a user+kernel stack, and a kernel thread.
+
+    One second in 100 ms time buckets: the app's main thread runs in buckets 2 and 7.
+    """
     app = Process(
         pid=4242, generation=0, ns_pid=4242, ppid=1, comm="app", exe="/opt/app/bin/app",
         cmdline=("/opt/app/bin/app", "--serve"),
@@ -46,13 +52,15 @@ def sample_recording() -> Recording:
     )
     samples = (
         Sample(process=0, tid=4242, cpu=0, comm="app", user_stack=0, kernel_stack=NO_STACK,
-               count=90, weight=90),
+               count=50, weight=50, bucket=2),
+        Sample(process=0, tid=4242, cpu=0, comm="app", user_stack=0, kernel_stack=NO_STACK,
+               count=40, weight=40, bucket=7),
         Sample(process=0, tid=4243, cpu=1, comm="app-worker", user_stack=0, kernel_stack=1,
-               count=7, weight=7),
+               count=7, weight=7, bucket=3),
         Sample(process=0, tid=4243, cpu=1, comm="app-worker", user_stack=LOST_STACK,
-               kernel_stack=1, count=1, weight=1),
+               kernel_stack=1, count=1, weight=1, bucket=3),
         Sample(process=1, tid=77, cpu=0, comm="kworker/0:1", user_stack=NO_STACK,
-               kernel_stack=1, count=2, weight=2),
+               kernel_stack=1, count=2, weight=2, bucket=9),
     )
     return Recording(
         header=Header(
@@ -60,6 +68,7 @@ def sample_recording() -> Recording:
             start_time_ns=1_764_000_000_000_000_000, duration_ns=1_000_000_000,
             frequency_hz=99, mode="cpu", weight_unit="samples", events=("cpu-clock",),
             target="system", bee_version="0.1.0", argv=("bee", "record", "-d", "1"),
+            time_resolution_ns=100_000_000,
         ),
         binaries=(
             Binary("/opt/app/bin/app", "0123456789abcdef0123456789abcdef01234567", 16384),

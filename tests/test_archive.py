@@ -22,7 +22,7 @@ import pytest
 
 from bee_contract import codec
 from bee_contract.buildid import build_id_of_path
-from bee_contract.errors import ArchiveError, BeeError, RecordError
+from bee_contract.errors import ArchiveError, BeeError, OutputError
 from bee_contract.recording import (
     LOST_STACK,
     NO_STACK,
@@ -271,10 +271,10 @@ def test_archive_errors_are_one_line(prog: Split, tmp_path: Path) -> None:
     assert "not a bee recording" in str(exc.value) and "\n" not in str(exc.value)
     good = tmp_path / "rec.bee"
     codec.write(recording(prog), good)
-    with pytest.raises(RecordError) as exc2:
+    with pytest.raises(OutputError) as exc2:
         archive(good, tmp_path / "no" / "such" / "dir" / "o.tar.gz", debug_dirs=())
     assert "cannot write" in str(exc2.value)
-    with pytest.raises(RecordError):
+    with pytest.raises(OutputError):
         archive(good, good)
     assert codec.read(good).binaries  # the recording is untouched
 
@@ -296,7 +296,7 @@ def test_unpacked_archive_serves_as_symbols_folder(
         dbg = find_debug_file(found, elf, "/opt/app/prog", prog.build_id, [folder], None,
                               global_debug_dirs=())
     assert dbg == folder / tree_name(prog.build_id, ".debug")
-    assert stat.S_IMODE(found.stat().st_mode) == 0o644
+    assert stat.S_IMODE(found.stat().st_mode) == 0o600
 
 
 def test_unpacked_archive_is_reused(

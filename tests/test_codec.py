@@ -12,7 +12,8 @@ import pytest
 
 from bee_contract import codec
 from bee_contract.errors import RecordingFormatError
-from formats.make_sample import SAMPLE, sample_recording
+from bee_contract.recording import LOST_STACK
+from formats.make_sample import SAMPLE, SAMPLE_V1, sample_recording
 
 
 def _write_body(path: Path, body: object, version: int = codec.FORMAT_VERSION) -> Path:
@@ -76,7 +77,8 @@ def test_newer_version_is_refused_with_its_own_message(tmp_path: Path) -> None:
     data[8:10] = struct.pack(">H", codec.FORMAT_VERSION + 1)
     path = tmp_path / "new.bee"
     path.write_bytes(bytes(data))
-    with pytest.raises(RecordingFormatError, match="format version 2 is newer"):
+    with pytest.raises(RecordingFormatError,
+                       match=f"format version {codec.FORMAT_VERSION + 1} is newer"):
         codec.read(path)
 
 
@@ -138,6 +140,10 @@ def _body() -> dict[str, object]:
         (lambda b: b["strings"].append(7), r"strings\[\d+\]"),
         (lambda b: b["kernel"]["symbols"].reverse(), "not sorted"),
         (lambda b: b["processes"][0][7][0].__setitem__(1, 0), "ends before it starts"),
+        (lambda b: b["samples"][0].__setitem__(9, 10), r"samples\[0\].bucket"),
+        (lambda b: b["samples"][0].__setitem__(9, -1), r"samples\[0\].bucket"),
+        (lambda b: b["header"].__setitem__("time_resolution_ns", -5), "time_resolution_ns"),
+        (lambda b: b["header"].__setitem__("time_resolution_ns", 0), r"samples\[\d\].bucket"),
     ],
 )
 def test_semantic_corruption_names_the_field(tmp_path: Path, mutate: object, message: str) -> None:
@@ -177,3 +183,41 @@ def test_older_reader_fields_default(tmp_path: Path) -> None:
     rec = codec.read(_write_body(tmp_path / "o.bee", body))
     assert rec.header.argv == () and rec.lost == {}
     assert dataclasses.replace(rec, lost=sample_recording().lost).samples == rec.samples
+
+
+def test_version_1_file_reads_as_one_bucket_spanning_the_recording() -> None:
+    # GIVEN the sample as format version 1 wrote it (no time_resolution_ns, 9 columns)
+    assert SAMPLE_V1.read_bytes()[8:10] == struct.pack(">H", 1)
+    # WHEN read
+    rec = codec.read(SAMPLE_V1)
+    # THEN every sample is in bucket 0, which spans the whole recording
+    assert rec.header.time_resolution_ns == 0
+    assert {s.bucket for s in rec.samples} == {0}
+    h = rec.header
+    assert h.bucket_span(0) == (h.start_time_ns, h.start_time_ns + h.duration_ns)
+    # AND it holds the same samples as the v2 sample, once buckets are summed
+    def totals(r: object) -> dict[tuple[object, ...], int]:
+        out: dict[tuple[object, ...], int] = {}
+        for x in r.samples:  # type: ignore[attr-defined]
+            key = (x.process, x.tid, x.cpu, x.comm, x.user_stack, x.kernel_stack, x.event)
+            out[key] = out.get(key, 0) + x.count
+        return out
+    assert totals(rec) == totals(sample_recording())
+
+
+def test_version_1_reads_column_9_as_the_python_stack(tmp_path: Path) -> None:
+    # GIVEN a v1 file whose rows carry a tenth column (v1: the python stack, not a bucket)
+    body = _body()
+    for row in body["samples"]:  # type: ignore[union-attr]
+        row[9] = -2  # type: ignore[index]
+    rec = codec.read(_write_body(tmp_path / "v1.bee", body, version=1))
+    # THEN v1 meaning applies: a lost Python stack, no time buckets
+    assert rec.samples[0].python_stack == LOST_STACK and rec.samples[0].bucket == 0
+    assert rec.header.time_resolution_ns == 0
+
+
+def test_bucket_span_of_a_v2_sample() -> None:
+    rec = codec.read(SAMPLE)
+    h = rec.header
+    assert [s.bucket for s in rec.samples] == [2, 7, 3, 3, 9]
+    assert h.bucket_span(7) == (h.start_time_ns + 700_000_000, h.start_time_ns + 800_000_000)

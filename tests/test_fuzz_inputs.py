@@ -16,6 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bee_contract.errors import BeeError
+from bee_contract.safeopen import pseudo_devices
+from bee_contract.text import _UNSAFE, for_terminal
+from bee_record.collect import parse_perf_map
+from bee_record.procs import parse_maps
 from bee_report.dwarf.lines import DebugInfo
 from bee_report.find.unpack import symbols_from_archive
 from tests.conftest import SRC
@@ -97,6 +101,45 @@ def test_mutated_dwarf(tmp_path_factory: Any, dwarf_binary: bytes,
     except BeeError:
         pass
 
+
+@FUZZ
+@given(text=st.text(max_size=300))
+def test_terminal_text_holds_no_control_character(text: str) -> None:
+    # any recorded string, once escaped, has no control character and keeps printable text
+    shown = for_terminal(text)
+    assert not _UNSAFE.search(shown)
+    if not _UNSAFE.search(text):
+        assert shown == text
+
+
+_MOUNT_LINE = st.builds(
+    lambda a, b, major, minor, fs: f"{a} {b} {major}:{minor} / /m rw - {fs} src rw\n",
+    st.integers(0, 999), st.integers(0, 999), st.integers(0, 4095), st.integers(0, 1 << 20),
+    st.sampled_from(["proc", "sysfs", "ext4", "tmpfs", "tracefs", "x y", ""]))
+
+
+@FUZZ
+@given(lines=st.lists(st.one_of(_MOUNT_LINE, st.text(max_size=80)), max_size=8))
+def test_mountinfo_parser_never_fails(tmp_path_factory: Any, lines: list[str]) -> None:
+    # mountinfo as the kernel writes it, mixed with garbage: a set of devices, never an error
+    path = tmp_path_factory.mktemp("m") / "mountinfo"
+    path.write_text("".join(lines), encoding="utf-8", errors="surrogateescape")
+    assert isinstance(pseudo_devices(str(path)), frozenset)
+
+
+_NUMBERISH = st.text(alphabet="-+_ 0x19afAF", max_size=20)
+_PERF_LINE = st.builds(lambda a, b: f"{a} {b} name\n".encode(), _NUMBERISH, _NUMBERISH)
+
+
+@FUZZ
+@given(data=st.one_of(st.binary(max_size=400),
+                      st.lists(_PERF_LINE, max_size=6).map(b"".join)))
+def test_target_maps_and_perf_maps_never_fail(data: bytes) -> None:
+    # what a recorded process controls: its maps' paths and its perf map; entries stay
+    # within what a recording can hold (unsigned 64-bit)
+    parse_maps(data.decode("utf-8", "replace"))
+    for entry in parse_perf_map(data):
+        assert 0 <= entry.start < 1 << 64 and 0 <= entry.size < 1 << 64
 
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])

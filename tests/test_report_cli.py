@@ -14,7 +14,7 @@ import pytest
 
 from bee_contract import codec
 from bee_contract.recording import Binary, Mapping, Process, Sample
-from formats.make_sample import SAMPLE, sample_recording
+from formats.make_sample import SAMPLE, SAMPLE_V1, sample_recording
 from tests.conftest import run_bee
 from tests.golden import golden
 
@@ -25,12 +25,19 @@ from tests.golden import golden
     (("report", SAMPLE, "-f", "top", "--by", "module"), "sample.top-module.txt"),
     (("report", SAMPLE, "-f", "folded", "--per-cpu", "--kernel-only"), "sample.cpu-kernel.folded"),
     (("info", SAMPLE), "sample.info.txt"),
+    (("info", SAMPLE, "--from", "0.25", "--to", "16:00:00.75"), "sample.info-window.txt"),
+    (("info", SAMPLE_V1), "sample-v1.info.txt"),
+    (("report", SAMPLE, "-f", "folded", "--from", "0.5"), "sample.from.folded"),
+    (("report", SAMPLE, "-f", "folded", "--to", "2025-11-24T17:00:00.5+01:00"),
+     "sample.to.folded"),
+    (("diff", SAMPLE, "--split", "0.5", "-f", "folded"), "sample.split.diff.folded"),
 ])
 def test_golden_outputs_of_the_sample(cli: Callable[..., Any], args: tuple[str, ...],
                                       name: str) -> None:
     result = cli(*args)
     assert result.exit_code == 0, result.output
-    golden(name, result.stdout.replace(str(SAMPLE), "formats/sample-v1.bee"))
+    golden(name, result.stdout.replace(str(SAMPLE), "formats/sample-v2.bee")
+           .replace(str(SAMPLE_V1), "formats/sample-v1.bee"))
 
 
 def test_one_warning_per_unfound_binary(cli: Callable[..., Any]) -> None:
@@ -82,7 +89,7 @@ def test_newer_format_version_is_one_line_and_exit_2(tmp_path: Path,
     result = cli("report", path)
     assert result.exit_code == 2
     assert result.stderr == (f"bee: {path}: format version 9 is newer than this bee supports "
-                             "(1); upgrade bee to read it\n")
+                             f"({codec.FORMAT_VERSION}); upgrade bee to read it\n")
 
 
 def _recording_of(binary: Path, tmp: Path) -> Path:

@@ -20,6 +20,7 @@ from bee.commands.options import (
     RendererOpt,
     SymbolsOpt,
     TitleOpt,
+    ToOpt,
     symbolize_options,
 )
 from bee_report.compare import DiffFormat
@@ -28,11 +29,25 @@ from bee_report.reporters.options import Correction, Renderer, Share, TopBy
 
 def diff(
     base: Annotated[Path, typer.Argument(help="The baseline recording.")],
-    new: Annotated[Path, typer.Argument(help="The recording to compare with it.")],
+    new: Annotated[Path | None, typer.Argument(
+        help="The recording to compare with it (default: BASE again, for two windows of "
+        "one recording).")] = None,
     format: Annotated[DiffFormat | None, typer.Option(
         "--format", "-f", click_type=choice(DiffFormat),
         help="Output format (default: top on a terminal, else folded).",
     )] = None,
+    base_from: Annotated[str | None, typer.Option(
+        "--base-from", metavar="TIME", help="Baseline window start (as --from).")] = None,
+    base_to: Annotated[str | None, typer.Option(
+        "--base-to", metavar="TIME", help="Baseline window end (as --to).")] = None,
+    time_from: Annotated[str | None, typer.Option(
+        "--from", metavar="TIME", help="Window of NEW from this time: seconds from its "
+        "start (12.5) or a date and time (2026-11-30T12:03:05, UTC unless it has a zone).")
+    ] = None,
+    time_to: ToOpt = None,
+    split: Annotated[str | None, typer.Option(
+        "--split", metavar="TIME", help="Before vs after this moment: the baseline is the "
+        "recording up to TIME, the new side from TIME on.")] = None,
     output: OutputOpt = None,
     symbols: SymbolsOpt = None,
     limit: LimitOpt = 25,
@@ -58,14 +73,30 @@ def diff(
     no_cache: NoCacheOpt = False,
     offline: OfflineOpt = False,
 ) -> None:
-    """Compare two recordings by symbolized stacks, with significance for the top table."""
+    """Compare two recordings, or two windows of one, with significance for the top table.
+
+    bee diff before.bee after.bee; bee diff rec.bee --split 12.5 (before vs after 12.5 s);
+    bee diff rec.bee --base-from 0 --base-to 5 --from 5 --to 10.
+    """
+    from bee_contract.errors import ReportError
     from bee_report.compare import DiffOptions, run_diff
     from bee_report.filters import Filters
     from bee_report.reporters.options import FlameOptions
 
+    if split is not None:
+        if any(t is not None for t in (base_from, base_to, time_from, time_to)):
+            raise ReportError("--split cannot be combined with --base-from/--base-to/--from/--to")
+        if new is not None and new != base:
+            raise ReportError("--split compares two windows of one recording: give one file")
+        base_to, time_from = split, split
+    elif new is None and all(t is None for t in (base_from, base_to, time_from, time_to)):
+        raise ReportError("one recording: give --split TIME or windows (--base-from/--base-to, "
+                          "--from/--to) to compare two parts of it, or a second recording")
+
     fmt = format or ("top" if output is None and sys.stdout.isatty() else "folded")
     written = run_diff(DiffOptions(
-        base=(base,), new=(new,), format=fmt, output=output,
+        base=(base,), new=(new or base,), format=fmt, output=output,
+        base_window=(base_from, base_to), new_window=(time_from, time_to),
         symbolize=symbolize_options(symbols, no_cache, offline),
         filters=Filters(comms=tuple(comm or ()), focus=focus, exclude=exclude),
         limit=limit, by=by, share=share, alpha=alpha, correction=correction,

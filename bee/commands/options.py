@@ -54,3 +54,9 @@ ExcludeOpt = Annotated[str | None, typer.Option(
 TitleOpt = Annotated[str, typer.Option(help="SVG title.")]
 RendererOpt = Annotated[Renderer, typer.Option(
     click_type=choice(Renderer), help="SVG renderer (auto: inferno if installed).")]
+_TIME_HELP = ("seconds from the recording's start (12.5), or a date and time "
+              "(2026-11-30T12:03:05, UTC unless it has a zone; 12:03:05 on its first day)")
+FromOpt = Annotated[str | None, typer.Option(
+    "--from", metavar="TIME", help=f"Only samples from this time on: {_TIME_HELP}.")]
+ToOpt = Annotated[str | None, typer.Option(
+    "--to", metavar="TIME", help="Only samples before this time (as --from).")]

@@ -58,7 +58,7 @@ def record(
     )] = None,
     counts_size: Annotated[int, typer.Option(help="Unique sample keys between drains.")] = 40960,
     procs_size: Annotated[int, typer.Option(
-        min=1, max=1 << 22, help="Processes the kernel tracks (announced, filtered) at once.")
+        help="Processes the kernel tracks (announced, filtered) at once.")
     ] = 65536,
     perf_buffer_pages: Annotated[int, typer.Option(
         help="Pages per CPU (a power of two) of the buffer announcing new processes.")] = 64,
@@ -69,6 +69,10 @@ def record(
         help="Unique Python stacks the kernel can hold between drains.")] = 2048,
     drain_interval: Annotated[float, typer.Option(
         help="Seconds between drains of kernel maps.")] = 1.0,
+    time_resolution: Annotated[int, typer.Option(
+        "--time-resolution", metavar="MS",
+        help="Width in milliseconds (10 to 10000) of the time buckets samples are counted "
+        "in, for report --from/--to and the timeline.")] = 100,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
     """Record stacks with BPF into one compact file. No symbolization happens here."""
@@ -83,7 +87,8 @@ def record(
         frequency=frequency, mode=mode, min_block_us=min_block, max_block_us=max_block,
         rotate=rotate, events=tuple(event or ()), cgroup=cgroup,
         duration=duration, keep_cmdline=not no_cmdline,
-        drain_interval=drain_interval, quiet=quiet, argv=tuple(sys.argv),
+        drain_interval=drain_interval, time_resolution_ms=time_resolution, quiet=quiet,
+        argv=tuple(sys.argv),
         sampler=SamplerOptions(
             user_stacks=not kernel_only, kernel_stacks=not user_only, include_idle=include_idle,
             stack_storage_size=stack_storage_size or 0, counts_size=counts_size,

@@ -13,6 +13,7 @@ from bee.commands.options import (
     CommOpt,
     ExcludeOpt,
     FocusOpt,
+    FromOpt,
     LimitOpt,
     NoCacheOpt,
     OfflineOpt,
@@ -20,6 +21,7 @@ from bee.commands.options import (
     RendererOpt,
     SymbolsOpt,
     TitleOpt,
+    ToOpt,
     symbolize_options,
 )
 from bee_report.reporters.options import Palette, Renderer, TopBy
@@ -40,6 +42,8 @@ def report(
     lines: Annotated[bool, typer.Option(help="Add file:line to frames.")] = False,
     no_inline: Annotated[bool, typer.Option(
         "--no-inline", help="Hide inlined frames.")] = False,
+    time_from: FromOpt = None,
+    time_to: ToOpt = None,
     pid: Annotated[list[int] | None, typer.Option(help="Only these processes.")] = None,
     tid: Annotated[list[int] | None, typer.Option(help="Only these threads.")] = None,
     comm: CommOpt = None,
@@ -81,6 +85,7 @@ def report(
             cpus=tuple(cpu or ()), user_only=user_only, kernel_only=kernel_only,
             focus=focus, exclude=exclude, inline=not no_inline, per_cpu=per_cpu,
             per_thread=per_thread, per_process=per_process,
+            time_from=time_from, time_to=time_to,
         ),
         render_options=RenderOptions(
             limit=limit, by=by, lines=lines, per_thread=per_thread,

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from bee.commands.options import NoCacheOpt, OfflineOpt, SymbolsOpt, symbolize_options
+from bee_contract.text import for_terminal
 
 
 def symbolize(
@@ -29,5 +30,5 @@ def symbolize(
     out = sys.stdout
     addrs = (parse_address(a) for a in source)
     for line in addr2line_lines(exe, addrs, opts, inlines=not no_inline):
-        out.write(line + "\n")
+        out.write(for_terminal(line) + "\n")
     out.flush()

@@ -16,6 +16,7 @@ import struct
 from dataclasses import dataclass
 
 from bee_contract.recording import Mapping
+from bee_contract.safeopen import open_regular
 from bee_record.python.elfsyms import ElfFacts, read_facts
 from bee_record.python.layout import (
     DEBUG_OFFSETS_SIZE,
@@ -83,7 +84,7 @@ class Detector:
         for candidate in (f"{proc}/{pid}/map_files/{m.start:x}-{m.end:x}",
                           f"{proc}/{pid}/root{m.path}"):
             try:
-                with open(candidate, "rb") as f:
+                with open_regular(candidate) as f:  # the target controls it: see safeopen
                     facts = read_facts(f, _WANTED)
                     if facts.loads:
                         facts = _with_version(f, facts)

@@ -22,6 +22,7 @@ from bee_contract.atomic import write_atomic
 from bee_contract.buildid import valid_build_id
 from bee_contract.elf import PT_LOAD, SHT_NOBITS, ElfImage
 from bee_contract.errors import BeeError, ElfError
+from bee_contract.safeopen import open_regular
 from bee_record.unwind import cfi
 
 #: One row as the BPF program reads it.
@@ -97,6 +98,7 @@ def _cfi_of(image: ElfImage) -> tuple[bytes, int, bool, tuple[tuple[int, int, in
 def build(path: str) -> UnwindTable:
     """Decode the .eh_frame (else .debug_frame) of the ELF file at `path`."""
     try:
+        # the target controls `path`: ElfImage.open refuses FIFOs, devices, /proc files
         with ElfImage.open(path) as image:
             data, addr, eh, loads = _cfi_of(image)
     except ElfError as exc:
@@ -119,7 +121,7 @@ def cache_dir() -> Path:
 
 
 def _source_key(path: str) -> tuple[int, bytes]:
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         size = os.fstat(f.fileno()).st_size
         head = f.read(_HEAD_BYTES)
     return size, hashlib.blake2b(head, digest_size=16).digest()

@@ -48,6 +48,7 @@ from typing import Any
 
 from bee_contract.buildid import valid_build_id
 from bee_contract.errors import DebugInfoError, ElfError
+from bee_contract.safeopen import open_regular
 from bee_report.dwarf import tables as cache_tables
 from bee_report.dwarf.symcache import SymCacheView
 from bee_report.dwarf.tables import NONE, Tables, u32
@@ -284,7 +285,8 @@ def build(debug_path: Path) -> tuple[Tables | None, str | None]:
     from bee_report.dwarf.symbolic_input import symbolic_image
 
     try:
-        raw = debug_path.read_bytes()
+        with open_regular(debug_path) as f:  # no FIFO, device or /proc file: see safeopen
+            raw = f.read()
         elf = ElfFile.from_bytes(raw, str(debug_path))
         if not elf.has_debug_info:
             return None, elf.build_id

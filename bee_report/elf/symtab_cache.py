@@ -55,6 +55,6 @@ def store(cache_dir: Path | None, build_id: str | None, source: str | None, orig
     path = _path(cache_dir, build_id, source)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, msgpack.packb(data, use_bin_type=True), mode=0o644, sync=False)
+        write_atomic(path, msgpack.packb(data, use_bin_type=True), sync=False)
     except (OSError, BeeError):
         pass

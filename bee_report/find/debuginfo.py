@@ -33,6 +33,7 @@ from bee_contract.buildid import (
     valid_build_id,
 )
 from bee_contract.errors import BeeError
+from bee_contract.safeopen import open_regular
 from bee_report.diag import warn
 from bee_report.elf.elffile import ElfFile
 from bee_report.elf.symbols import FunctionTable
@@ -148,7 +149,7 @@ def file_crc32(path: Path) -> int | None:
     """zlib CRC-32 of a whole file (what .gnu_debuglink stores), None when unreadable."""
     crc = 0
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:  # a regular file, never under /proc, /sys or /dev
             while chunk := f.read(_CHUNK):
                 crc = zlib.crc32(chunk, crc)
     except OSError:

@@ -183,7 +183,7 @@ class Debuginfod:
         dest = folder / kind
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            with atomic_output(dest, 0o644) as out:
+            with atomic_output(dest) as out:  # 0600; stale temporaries swept
                 total = 0
                 read = getattr(resp, "read1", resp.read)  # what arrived, not a full chunk
                 while not attempt.abandoned and (chunk := read(_CHUNK)):

@@ -100,16 +100,37 @@ class Locator:
             self._index = {}
             seen = 0
             for root in self.symbol_dirs:
-                for folder, _dirs, files in os.walk(root):
-                    for fname in files:
-                        seen += 1
-                        if seen > _MAX_INDEX_FILES:
-                            warn(f"{root}: more than {_MAX_INDEX_FILES} files; index cut short")
-                            return self._index
-                        full = os.path.join(folder, fname)
-                        if fname.endswith(".debug") or not os.path.isfile(full):
-                            continue
-                        got = build_id_of_path(full)
-                        if got is not None:
-                            self._index.setdefault(got, Path(full))
+                for full in _files_below(root):
+                    seen += 1
+                    if seen > _MAX_INDEX_FILES:
+                        warn(f"{root}: more than {_MAX_INDEX_FILES} files; index cut short")
+                        return self._index
+                    if full.endswith(".debug") or not os.path.isfile(full):
+                        continue
+                    got = build_id_of_path(full)
+                    if got is not None:
+                        self._index.setdefault(got, Path(full))
         return self._index
+
+
+def _files_below(root: Path) -> Iterator[str]:
+    """Paths of the non-folder entries below `root`, sorted per folder; iterative (a
+    hostile folder may nest thousands deep), symlinked folders not entered."""
+    stack = [str(root)]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue
+        subfolders = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                continue
+            if is_dir:
+                subfolders.append(entry.path)
+            else:
+                yield entry.path
+        stack.extend(reversed(subfolders))

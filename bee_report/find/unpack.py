@@ -34,6 +34,7 @@ import gzip
 import hashlib
 import lzma
 import os
+import re
 import shutil
 import tarfile
 import tempfile
@@ -42,7 +43,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Protocol
 
+from bee_contract.atomic import signals_held, sweep_stale
 from bee_contract.errors import ArchiveError
+from bee_contract.safeopen import open_regular
 
 MAX_TOTAL_BYTES = 8 << 30
 MAX_EXPANSION = 100
@@ -51,10 +54,12 @@ FREE_EXPANSION_BYTES = 64 << 20
 MAX_CACHE_BYTES = 32 << 30
 """Most bytes all extracted archives may take in the cache together."""
 MAX_MEMBERS = 100_000
+MAX_DEPTH = 64  # folders a member may be nested in (a debug tree needs fewer than 10)
 MAX_HEADER_READ = 16 << 20
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2", ".tar")
 COMPLETE_MARKER = "complete"
 _CHUNK = 1 << 20
+_TMP_PREFIX = re.compile(r"\.[0-9a-f]{16}\.")  # then mkdtemp's 8 characters and ".tmp"
 _BLOCK = tarfile.BLOCKSIZE
 _CORRUPT = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError, ValueError)
 
@@ -103,6 +108,7 @@ def symbols_from_archive(
                     max(FREE_EXPANSION_BYTES, MAX_EXPANSION * size))
     try:
         base.mkdir(parents=True, exist_ok=True)
+        sweep_stale(base, _TMP_PREFIX)  # extractions of earlier runs that were killed
         tmp = Path(tempfile.mkdtemp(prefix=f".{digest[:16]}.", suffix=".tmp", dir=base))
     except OSError as exc:
         raise ArchiveError(f"{path}: cannot extract into {base}: {exc.strerror or exc}") from None
@@ -124,8 +130,9 @@ def symbols_from_archive(
     except OSError as exc:
         raise ArchiveError(f"{path}: cannot extract into {base}: {exc.strerror or exc}") from None
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        with signals_held():  # a signal must not leave the folder half removed
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
     _make_room(base, max_cache_bytes, {final} | {k.parent for k in keep})
     return final / "tree"
 
@@ -168,7 +175,7 @@ def _make_room(base: Path, max_cache_bytes: int, in_use: set[Path]) -> None:
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             while chunk := f.read(_CHUNK):
                 h.update(chunk)
     except OSError as exc:
@@ -223,7 +230,7 @@ def _open_stream(path: Path) -> Iterator[_Stream]:
     """The archive's decompressed byte stream, compression recognized by magic bytes."""
     with contextlib.ExitStack() as stack:
         try:
-            f = stack.enter_context(open(path, "rb"))
+            f = stack.enter_context(open_regular(path))
             magic = f.read(6)
             f.seek(0)
         except OSError as exc:
@@ -240,7 +247,7 @@ def _open_stream(path: Path) -> Iterator[_Stream]:
 
 def _extract(archive: Path, dest: Path, max_bytes: int, max_members: int) -> None:
     """Check and write every member of `archive` below `dest` (which must not exist)."""
-    dest.mkdir(mode=0o755)
+    dest.mkdir(mode=0o700)
     limit = max_bytes + max_members * 4 * _BLOCK + MAX_HEADER_READ * 4
     declared = members = 0
     written = [0]  # bytes written so far, for every member together
@@ -291,7 +298,8 @@ def _member_path(archive: Path, member: tarfile.TarInfo) -> PurePosixPath | None
     name = member.name
 
     def refuse(why: str) -> ArchiveError:
-        return ArchiveError(f"{archive}: member {name!r}: {why}; refused")
+        shown = name if len(name) <= 200 else f"{name[:120]}...{name[-60:]}"
+        return ArchiveError(f"{archive}: member {shown!r}: {why}; refused")
 
     if member.issparse():
         raise refuse("sparse file")
@@ -312,6 +320,8 @@ def _member_path(archive: Path, member: tarfile.TarInfo) -> PurePosixPath | None
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise refuse("'..' in path")
+    if len(parts) > MAX_DEPTH + 1:
+        raise refuse(f"nested more than {MAX_DEPTH} folders deep")
     if not parts:
         if member.isdir():
             return None
@@ -321,7 +331,7 @@ def _member_path(archive: Path, member: tarfile.TarInfo) -> PurePosixPath | None
 
 def _makedirs(archive: Path, member: tarfile.TarInfo, target: Path) -> None:
     try:
-        target.mkdir(mode=0o755, parents=True, exist_ok=True)
+        target.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ArchiveError(f"{archive}: member {member.name!r}: cannot create folder: "
                            f"{exc.strerror or exc}") from None
@@ -335,7 +345,7 @@ def _write_member(archive: Path, tar: tarfile.TarFile, member: tarfile.TarInfo,
     _makedirs(archive, member, target.parent)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(target, flags, 0o644)
+        fd = os.open(target, flags, 0o600)
     except FileExistsError:
         raise ArchiveError(
             f"{archive}: member {member.name!r}: duplicate member; refused") from None
@@ -363,6 +373,7 @@ def _write_member(archive: Path, tar: tarfile.TarFile, member: tarfile.TarInfo,
 __all__ = [
     "ARCHIVE_SUFFIXES",
     "MAX_CACHE_BYTES",
+    "MAX_DEPTH",
     "MAX_EXPANSION",
     "MAX_MEMBERS",
     "MAX_TOTAL_BYTES",

@@ -34,6 +34,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 
 from bee_contract.errors import ReportError
+from bee_contract.text import lines_for_terminal
 from bee_report import stats
 from bee_report.profile import Profile, StackSample, folded_name, grouped
 from bee_report.reporters import folded
@@ -298,7 +299,7 @@ def _side(label: str, profile: Profile, weight: int, count: int) -> str:
     text = f"{fmt_weight(weight, unit)} total" if unit == "nanoseconds" else f"{weight} {unit}"
     if count != weight:
         text += f" from {count} events"
-    text += f" in {len(profile.samples)} stacks"
+    text += f" in {profile.stack_count} stacks"
     if profile.lost:
         text += f", {profile.lost} lost"
     return f"{label} {text}"
@@ -340,5 +341,5 @@ def render_top(
             f"{r.total_delta:>+7.2f} {_fmt_p(r.p_adjusted):>8} {r.status:<6}  "
             f"{_printable(r.name)}"
         )
-    return "\n".join(lines) + "\n"
+    return lines_for_terminal(lines)
 

@@ -7,10 +7,17 @@
 var nodes = [], details, matched, unzoombtn, searchbtn, searching = null, zoomed = null;
 
 function init(evt) {
-  details = document.getElementById("details").firstChild;
-  matched = document.getElementById("matched").firstChild;
-  unzoombtn = document.getElementById("unzoom");
-  searchbtn = document.getElementById("search");
+  bind();
+  collect();
+  var s = new URLSearchParams(window.location.search).get("s");
+  if (s) search(s);
+}
+
+// (Re)read the frames drawn in #frames; the timeline page calls it after each redraw.
+function collect() {
+  nodes = [];
+  zoomed = null;
+  unzoombtn.classList.add("hide");
   var all = document.querySelectorAll("#frames > g.f");
   for (var i = 0; i < all.length; i++) {
     var f = all[i], r = f.children[1], t = f.children[2];
@@ -24,6 +31,14 @@ function init(evt) {
     f._fill = r.getAttribute("fill");
     nodes.push(f);
   }
+}
+
+// Event handlers, once: they delegate from #frames, so redrawn frames need none.
+function bind() {
+  details = document.getElementById("details").firstChild;
+  matched = document.getElementById("matched").firstChild;
+  unzoombtn = document.getElementById("unzoom");
+  searchbtn = document.getElementById("search");
   var g = document.getElementById("frames");
   g.addEventListener("click", function (e) {
     var f = frameOf(e.target);
@@ -44,8 +59,6 @@ function init(evt) {
       unzoom();
     }
   });
-  var s = new URLSearchParams(window.location.search).get("s");
-  if (s) search(s);
 }
 
 function frameOf(el) {

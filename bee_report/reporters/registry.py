@@ -42,6 +42,7 @@ REPORTERS: dict[str, str] = {
     "svg": "flamegraph",
     "speedscope": "speedscope",
     "pprof": "pprof",
+    "timeline": "timeline",
 }
 
 Format = StrEnum("Format", {name.upper(): name for name in REPORTERS})  # type: ignore[misc]

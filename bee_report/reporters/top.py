@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from bee_contract.errors import ReportError
+from bee_contract.text import lines_for_terminal
 from bee_report.profile import Frame, Profile, grouped
 from bee_report.reporters.options import RenderOptions, TopBy
 
@@ -61,7 +62,7 @@ def render(profile: Profile, by: str = "function", limit: int = 25) -> str:
     rows = top_rows(profile, by)
     unit = profile.unit
     head = f"{total} {unit}" if unit != "nanoseconds" else f"{fmt_weight(total, unit)} total"
-    lines = [f"# {head} in {len(profile.samples)} stacks"
+    lines = [f"# {head} in {profile.stack_count} stacks"
              + (f", {profile.lost} lost" if profile.lost else "")]
     title = {"module": "MODULE", "line": "FUNCTION (FILE:LINE)"}.get(by, "FUNCTION")
     lines.append(f"{'SELF':>10} {'SELF%':>7} {'TOTAL':>10} {'TOTAL%':>7}  {title}")
@@ -70,7 +71,7 @@ def render(profile: Profile, by: str = "function", limit: int = 25) -> str:
         tp = 100.0 * r.total_weight / total if total else 0.0
         lines.append(f"{fmt_weight(r.self_weight, unit):>10} {sp:>6.2f}% "
                      f"{fmt_weight(r.total_weight, unit):>10} {tp:>6.2f}%  {r.name}")
-    return "\n".join(lines) + "\n"
+    return lines_for_terminal(lines)
 
 
 class TopReporter:
