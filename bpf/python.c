@@ -16,7 +16,17 @@
 // each link walks BEE_PY_FRAMES_PER_LINK frames and calls the next, the last calls the
 // store, which stores the stack and then does what the sampling program would have done
 // next (the unwinder's chain, or counting the key, or remembering an off-CPU start).
+// The sched_switch program starts the same chain for the thread going off CPU.
 //
+// Python stacks are stored in py_stacks0/1 (double-buffered with the counts, same flip),
+// or for off-CPU starts in offpystacks (never cleared: a block can span drains), keyed by
+// a hash of the process and the frames. A slot holding a different stack (another pid,
+// length or 64-bit hash) moves on to the next slot (BEE_PY_PROBES times); when none fits,
+// the loss is counted, never silent. Each stack newly stored is also sent to user space
+// through the `py_new` perf buffer (its pid and code addresses; once per new stack per
+// drain), so that the code objects' names are read within milliseconds, while a
+// short-lived process still exists, instead of at the next drain.
+
 #define BEE_PY_FRAMES 128  // chain steps walked (3.12+ shim frames count, unrecorded)
 #define BEE_PY_FRAMES_PER_LINK 32
 #define BEE_PY_LINKS (BEE_PY_FRAMES / BEE_PY_FRAMES_PER_LINK)
