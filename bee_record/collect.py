@@ -107,12 +107,9 @@ class Collector:
         """Intern a Python stack, naming its code objects (read once per process)."""
         if isinstance(value, int):
             return value
-        rt = self.table.python.get(proc)
-        if rt is None:
-            return LOST_STACK
-        codes = self.codes.get(proc)
+        codes = self._code_table(proc)
         if codes is None:
-            codes = self.codes[proc] = CodeTable(self.table.processes[proc].pid, rt)
+            return LOST_STACK
         frames = tuple(
             (PY_TRUNCATED, 0) if (address, info) == (0, 0) and i == len(value) - 1
             else (codes.index(address, self.drains), info)
@@ -121,6 +118,29 @@ class Collector:
         if idx is None:
             idx = self.py_stacks[frames] = len(self.py_stacks)
         return idx
+
+    def _code_table(self, proc: int) -> CodeTable | None:
+        """The code table of a CPython process generation (None: not CPython)."""
+        codes = self.codes.get(proc)
+        if codes is None:
+            rt = self.table.python.get(proc)
+            if rt is None:
+                return None
+            codes = self.codes[proc] = CodeTable(self.table.processes[proc].pid, rt)
+        return codes
+
+    def read_python_codes(self, new: dict[int, set[int]]) -> None:
+        """Read the names of code objects just seen in BPF, while their process lives.
+
+        Called from the poll loop between drains: a short-lived process is gone by the
+        next drain, and a module's top-level code object is freed once it has run.
+        """
+        for pid, addresses in new.items():
+            proc = self.table.python_index(pid)
+            codes = self._code_table(proc) if proc is not None else None
+            if codes is not None:
+                for address in addresses:
+                    codes.prefetch(address)
 
     def _check_user_stack(self, proc: int, stack: tuple[int, ...]) -> tuple[int, ...]:
         """Refresh maps after dlopen; return the addresses outside file mappings (JIT)."""

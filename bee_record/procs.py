@@ -122,6 +122,11 @@ class ProcessTable:
         if self.on_python is not None:
             self.on_python(p.pid, p.generation, rt)
 
+    def python_index(self, pid: int) -> int | None:
+        """Index of the newest generation of `pid` known to run CPython, or None."""
+        found = [i for i in self.python if self.processes[i].pid == pid]
+        return max(found) if found else None
+
     def covers(self, idx: int, address: int) -> bool:
         """True when a known mapping of process `idx` contains `address`."""
         live = self._live.get(idx)

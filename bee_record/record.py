@@ -353,6 +353,7 @@ def record(opts: RecordOptions) -> RecordResult:
                     opts.duration is not None and time.monotonic() - start >= opts.duration):
                 collector.table.capture(*pending.pop(0))
             collector.watch_perf_maps()
+            collector.read_python_codes(sampler.take_python_codes())
             now = time.monotonic()
             if opts.duration is not None and now - start >= opts.duration:
                 break  # stop sampling first: at high rates a drain under load takes long
@@ -380,6 +381,7 @@ def record(opts: RecordOptions) -> RecordResult:
         collector.table.on_maps = None  # sampling is over: unwind tables no longer matter
         for pid, gen in pending + sampler.poll(0):
             collector.table.capture(pid, gen)
+        collector.read_python_codes(sampler.take_python_codes())
         sampler.drain(collector.add)
         sampler.drain(collector.add)
         lost = sampler.lost()

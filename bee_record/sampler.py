@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -165,7 +166,7 @@ class Sampler:
         if dwarf:
             src += "\n" + bpf_dir.joinpath("unwind.c").read_text()
         if opts.python:
-            src = bpf_dir.joinpath("python.c").read_text() + src
+            src += "\n" + bpf_dir.joinpath("python.c").read_text()
         cflags = [
             f"-DBEE_STACK_SIZE={opts.stack_storage_size}",
             f"-DBEE_COUNTS_SIZE={opts.counts_size}",
@@ -186,10 +187,12 @@ class Sampler:
             cflags.append(f"-DBEE_EVENTS={len(opts.probes)}")
         if opts.python:
             cflags += ["-DBEE_PYTHON", f"-DBEE_PY_STACKS={opts.python_stacks_size}"]
+            cflags += [f"-DBEE_PY_{t.upper()}" for t in self._program_types(opts)]
         if dwarf:
             cflags += ["-DBEE_DWARF", f"-DBEE_UNWIND_ROWS={opts.unwind_rows}",
                        f"-DBEE_USTACK_SIZE={max(1024, opts.stack_storage_size // 4)}"]
-            cflags += [f"-DBEE_UNWIND_{t.upper()}" for t in self._unwind_types(opts)]
+            cflags += [f"-DBEE_UNWIND_{t.upper()}" for t in self._program_types(opts)]
+        if dwarf or opts.python:
             cflags += [f"-DBEE_EVENT_KIND_{i}={1 if p.kind == 'tracepoint' else 2}"
                        for i, p in enumerate(opts.probes)]
         if opts.cgroup is not None:
@@ -207,6 +210,9 @@ class Sampler:
         self.unwind: UnwindLoader | None = None
         if dwarf:
             self._load_unwinders(opts)
+        if opts.python:
+            self._load_chains(opts, "Python walker", (("bee_pytail_{t}", 0, "bee_py_link_{t}"),
+                                                      ("bee_pytail_{t}", 1, "bee_py_store_{t}")))
         self._counts = (self.bpf["counts0"], self.bpf["counts1"])
         self._stacks = (self.bpf["stacks0"], self.bpf["stacks1"])
         self._ustacks = (self.bpf["ustacks0"], self.bpf["ustacks1"]) if dwarf else None
@@ -220,13 +226,23 @@ class Sampler:
         self._targets = self.bpf["targets"]
         self._lost = self.bpf["lost"]
         self._py_stacks = (self.bpf["py_stacks0"], self.bpf["py_stacks1"]) if opts.python else None
+        self._offpystacks = self.bpf["offpystacks"] if opts.python and opts.off_cpu else None
+        self._offpycache: dict[int, tuple[tuple[int, int], ...]] = {}
         self.bpf["announce"].open_perf_buffer(
             self._on_announce, page_cnt=opts.perf_buffer_pages, lost_cb=self._on_lost
         )
+        #: Code addresses of Python stacks newly stored in BPF, per pid, since the last
+        #: `take_python_codes` (missed notices only delay the names to the next drain).
+        self._py_new: dict[int, set[int]] = {}
+        self.python_notices_lost = 0
+        if opts.python:
+            self.bpf["py_new"].open_perf_buffer(
+                self._on_python_stack, page_cnt=opts.perf_buffer_pages,
+                lost_cb=self._on_python_lost)
 
     @staticmethod
-    def _unwind_types(opts: SamplerOptions) -> list[str]:
-        """Program types that need an unwinder program: perf, tp (tracepoint), kp."""
+    def _program_types(opts: SamplerOptions) -> list[str]:
+        """Program types that need tail-called programs: perf, tp (tracepoint), kp."""
         types = []
         if opts.on_cpu:
             types.append("perf")
@@ -236,17 +252,23 @@ class Sampler:
             types.append("kp")
         return types
 
-    def _load_unwinders(self, opts: SamplerOptions) -> None:
-        """Load the unwinder programs into their tail-call arrays; map the row table."""
+    def _load_chains(self, opts: SamplerOptions, what: str,
+                     programs: tuple[tuple[str, int, str], ...]) -> None:
+        """Load tail-called programs, per program type: (array, index, function) patterns."""
         from bcc import BPF
         kinds = {"perf": BPF.PERF_EVENT, "tp": BPF.TRACEPOINT, "kp": BPF.KPROBE}
         try:
-            for t in self._unwind_types(opts):
-                fn = self.bpf.load_func(f"bee_unwind_{t}", kinds[t])
-                array = self.bpf[f"bee_tail_{t}"]
-                array[ctypes.c_int(0)] = ctypes.c_int(fn.fd)
+            for t in self._program_types(opts):
+                for array_name, index, fn_name in programs:
+                    fn = self.bpf.load_func(fn_name.format(t=t), kinds[t])
+                    array = self.bpf[array_name.format(t=t)]
+                    array[ctypes.c_int(index)] = ctypes.c_int(fn.fd)
         except Exception as exc:
-            raise RecordError(f"cannot load the BPF unwinder: {_one_line(exc)}") from None
+            raise RecordError(f"cannot load the BPF {what}: {_one_line(exc)}") from None
+
+    def _load_unwinders(self, opts: SamplerOptions) -> None:
+        """Load the unwinder programs into their tail-call arrays; map the row table."""
+        self._load_chains(opts, "unwinder", (("bee_tail_{t}", 0, "bee_unwind_{t}"),))
         self.unwind = UnwindLoader(self.bpf["urows"], self.bpf["umap_entries"],
                                    self.bpf["uprocs"], opts.unwind_rows)
 
@@ -340,8 +362,7 @@ class Sampler:
                     k.pid, k.tid, k.cpu, k.gen, int(k.event),
                     bytes(k.comm).split(b"\0", 1)[0].decode("utf-8", "replace"),
                     user, self._stack(table, k.kernel_stack, seen)),
-                    py.get(k.py_stack, LOST_STACK) if k.py_stack >= 0 else (
-                        NO_STACK if k.py_stack == -1 else LOST_STACK))
+                    self._python_stack(k, py))
             resolve(RawCount(*known[0], v.count, v.weight, known[1],
                              int.from_bytes(raw[lo:hi], "little")))
         for sid in cache:
@@ -358,14 +379,25 @@ class Sampler:
         except Exception:
             items = list(table.items())
             table.clear()
-        out = {}
-        for k, st in items:
-            n = int(st.len) & 0x7FFFFFFF
-            frames = [(int(st.code[i]), int(st.info[i])) for i in range(min(n, len(st.code)))]
-            if st.len & 0x80000000:
-                frames.append((0, 0))
-            out[int(getattr(k, "value", k))] = tuple(frames)
-        return out
+        return {int(getattr(k, "value", k)): _py_frames(st) for k, st in items}
+
+    def _python_stack(self, k: Any, py: dict[int, tuple[tuple[int, int], ...]]
+                      ) -> tuple[tuple[int, int], ...] | int:
+        """The Python stack of a drained key: from this drain's table, or (off-CPU
+        blocks) from `offpystacks`, which is never cleared (a block spans drains)."""
+        slot = int(k.py_stack)
+        if slot < 0:
+            return NO_STACK if slot == -1 else LOST_STACK
+        if k.event != 1 or self._offpystacks is None:
+            return py.get(slot, LOST_STACK)
+        got = self._offpycache.get(slot)
+        if got is None:
+            try:
+                got = _py_frames(self._offpystacks[self._offpystacks.Key(slot)])
+            except KeyError:
+                return LOST_STACK
+            self._offpycache[slot] = got
+        return got
 
     def lost(self) -> dict[str, int]:
         """Lost-data counters summed over CPUs."""
@@ -410,6 +442,28 @@ class Sampler:
     def _on_lost(self, count: int) -> None:
         self._lost_announcements += count
 
+    def _on_python_stack(self, cpu: int, data: Any, size: int) -> None:
+        pid, codes = python_notice(ctypes.string_at(data, size))
+        if codes:
+            self._py_new.setdefault(pid, set()).update(codes)
+
+    def _on_python_lost(self, count: int) -> None:
+        self.python_notices_lost += count
+
+    def take_python_codes(self) -> dict[int, set[int]]:
+        """Code addresses of the Python stacks stored since the last call, per pid."""
+        out, self._py_new = self._py_new, {}
+        return out
+
+
+def python_notice(data: bytes) -> tuple[int, tuple[int, ...]]:
+    """(pid, code addresses) of one `py_new` notice: len, pid (u32 each), then the codes."""
+    if len(data) < 8:
+        return 0, ()
+    length, pid = struct.unpack_from("<II", data)
+    n = min(length & 0x7FFFFFFF, (len(data) - 8) // 8)
+    return pid, tuple(c for c in struct.unpack_from(f"<{n}Q", data, 8) if c)
+
 
 def python_proc(leaf: Any, generation: int, rt: PyRuntime) -> Any:
     """Fill a `struct bee_py_proc` (bpf/python.c) for one process generation."""
@@ -434,6 +488,15 @@ def python_proc(leaf: Any, generation: int, rt: PyRuntime) -> Any:
     leaf.frame_read = 8 + max(lay.frame_previous, lay.frame_code, lay.frame_instr,
                               lay.frame_owner, lay.frame_is_entry)
     return leaf
+
+
+def _py_frames(st: Any) -> tuple[tuple[int, int], ...]:
+    """Frames of one `struct bee_py_stack`; a last (0, 0) marks a cut stack."""
+    n = int(st.len) & 0x7FFFFFFF
+    frames = [(int(st.code[i]), int(st.info[i])) for i in range(min(n, len(st.code)))]
+    if st.len & 0x80000000:
+        frames.append((0, 0))
+    return tuple(frames)
 
 
 def _drain_ustacks(table: Any) -> dict[int, tuple[int, ...]]:

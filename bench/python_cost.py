@@ -59,7 +59,10 @@ def _run(python: str, out: Path, python_frames: bool) -> tuple[int, int, int, in
 
 
 def main() -> None:
-    """Measure every interpreter and print the table."""
+    """Measure every interpreter and print the table (argument: seconds per run)."""
+    global SECONDS
+    if len(sys.argv) > 1:
+        SECONDS = max(1, int(float(sys.argv[1])))
     Path("/proc/sys/kernel/bpf_stats_enabled").write_text("1")
     pythons = ["/usr/bin/python3.11",
                *sorted(glob.glob("/root/.pyenv/versions/3.1[0-3].*/bin/python3.1[0-3]"))]

@@ -22,6 +22,8 @@ TITLES = {
     "report": "4. Report",
     "symbolize": "5. Symbolization",
     "timeline": "6. Timeline page",
+    "python": "7. Python frames: cost per sample and per file byte",
+    "unwind": "8. The .eh_frame unwinder",
 }
 
 
@@ -41,6 +43,8 @@ def _summarize(name: str, res: dict[str, Any], runs: int,
         return report_time.summarize(res, runs)
     if name == "timeline":
         return timeline_open.summarize(res, runs)
+    if name in ("python", "unwind"):
+        return str(res["markdown"]), {}
     return symbolization.summarize(res, runs)
 
 

@@ -6,7 +6,9 @@
     python3 bench/run.py --only symbolize --runs 7  # one section
 
 Sections: overhead (record overhead), startup, size (file size), report, symbolize,
-timeline (the timeline page of a 1-hour series in Chromium). The
+timeline (the timeline page of a 1-hour series in Chromium), python (what Python
+frames cost: bench/python_cost.py), unwind (the .eh_frame unwinder: bench/unwind.py;
+both short runs here, run them alone for longer ones). The
 size and report sections use the recordings of the overhead section (they make it run
 when it is not selected). Each section's raw numbers are kept in ``bench/work/`` (ignored
 by git) so that ``--only`` re-renders ``results.md`` with the other sections' last results.
@@ -50,7 +52,8 @@ from common import (
 )
 from render import render
 
-SECTIONS = ("overhead", "startup", "size", "report", "symbolize", "timeline")
+SECTIONS = ("overhead", "startup", "size", "report", "symbolize", "timeline", "python",
+            "unwind")
 WORK = BENCH / "work"  # raw results per section, one folder per results file (git-ignored)
 
 
@@ -162,6 +165,11 @@ def main(argv: list[str]) -> int:
         if "timeline" in selected:
             log("section timeline")
             results["timeline"] = timeline_open.run(ctx)
+        for name, script, extra in (("python", "python_cost.py", [str(PY_SECONDS)]),
+                                    ("unwind", "unwind.py", ["--seconds", str(PY_SECONDS)])):
+            if name in selected:
+                log(f"section {name}")
+                results[name] = _script_section(script, extra)
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
@@ -185,6 +193,18 @@ def main(argv: list[str]) -> int:
     shown = args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output
     log(f"wrote {shown} in {meta['elapsed_s']:.0f} s")
     return 0
+
+
+PY_SECONDS = 2  # per run in the python and unwind sections
+
+
+def _script_section(script: str, extra: list[str]) -> dict[str, Any]:
+    """Run a stand-alone benchmark script; its Markdown output is the section."""
+    res = subprocess.run([str(VENV_PY), str(BENCH / script), *extra], capture_output=True,
+                         text=True, timeout=1800, check=False)
+    if res.returncode != 0:
+        raise BenchError(f"{script} failed: {(res.stderr.strip().splitlines() or ['?'])[-1]}")
+    return {"markdown": res.stdout.strip()}
 
 
 def compile_bee() -> None:

@@ -40,6 +40,19 @@ from common import (
 )
 
 FREQ = 99
+#: A Python process that loads an empty bcc program, then says so (issue 13's baseline).
+EMPTY_BCC = ("import sys\nfrom bcc import BPF\nb = BPF(text='int x(void *c){return 0;}')\n"
+             "print('loaded', file=sys.stderr, flush=True)\nsys.stdin.read()\n")
+#: CPU seconds of compile + load (verifier included): an empty program, or bee's default
+#: program (on-CPU, .eh_frame unwinder, Python walker) with its tail-called programs.
+COMPILE_CPU = (
+    "import resource, sys\nfrom bcc import BPF\n"
+    "def cpu():\n    r = resource.getrusage(resource.RUSAGE_SELF)\n"
+    "    return r.ru_utime + r.ru_stime\n"
+    "if sys.argv[1] == 'empty':\n    c = cpu(); BPF(text='int x(void *c){return 0;}')\n"
+    "else:\n    from bee_record.sampler import Sampler, SamplerOptions\n"
+    "    c = cpu(); s = Sampler(SamplerOptions(frequency=99)); s.start()\n"
+    "print(cpu() - c)\n")
 
 
 def _first_perf_sample(data: Path, buildid_dir: Path) -> float | None:
@@ -55,6 +68,11 @@ def measure(tool: str, work: Path, tag: str, buildid_dir: Path) -> dict[str, Any
         return {"startup_s": run_timed([BEE, "--help"]).wall}
     if tool == "import bee.cli":
         return {"startup_s": run_timed([VENV_PY, "-c", "import bee.cli"]).wall}
+    if tool in ("compile empty", "compile bee"):
+        t = run_timed([VENV_PY, "-c", COMPILE_CPU, tool.split()[1]], timeout=120)
+        return {"cpu_s": float(t.stdout.strip().splitlines()[-1])}
+    if tool == "empty bcc":
+        return {"startup_s": _empty_bcc_launch()}
     if tool == "bee phases":
         t = run_timed([VENV_PY, HELPER, "phases", str(FREQ)], timeout=120)
         phases: dict[str, Any] = json.loads(t.stdout.strip().splitlines()[-1])
@@ -81,10 +99,28 @@ def measure(tool: str, work: Path, tag: str, buildid_dir: Path) -> dict[str, Any
     return res
 
 
+def _empty_bcc_launch() -> float:
+    """Launch to "loaded" of a Python process loading an empty bcc program, seconds."""
+    t0 = time.monotonic()
+    p = subprocess.Popen([VENV_PY, "-c", EMPTY_BCC], stdin=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    try:
+        assert p.stderr is not None and p.stdin is not None
+        for line in p.stderr:
+            if line.startswith("loaded"):
+                return time.monotonic() - t0
+        raise BenchError("the empty bcc program did not load")
+    finally:
+        if p.stdin is not None:
+            p.stdin.close()
+        p.wait(timeout=30)
+
+
 def run(ctx: dict[str, Any]) -> dict[str, Any]:
     """Run section 2."""
     tools = ["bee", "perf"] + (["bcc"] if recorders.profile_bpfcc() else [])
-    tools += ["bee --help", "import bee.cli", "bee phases"]
+    tools += ["bee --help", "import bee.cli", "bee phases", "empty bcc", "compile empty",
+              "compile bee"]
     bg = track(subprocess.Popen([str(ctx["workload"]), "0", "1"], stdout=subprocess.DEVNULL,
                                 start_new_session=True))
     ms: list[dict[str, Any]] = []
@@ -128,7 +164,7 @@ def summarize(res: dict[str, Any], runs: int) -> tuple[str, dict[str, Any]]:
     """Markdown for section 2."""
     ms = res["measurements"]
     rows = []
-    for tool in ("bee", "perf", "bcc", "bee --help", "import bee.cli"):
+    for tool in ("bee", "perf", "bcc", "empty bcc", "bee --help", "import bee.cli"):
         if tool in res["tools"]:
             cpu = _series(ms, tool, "cpu_startup", runs)
             rows.append([tool, fmt_spread(_series(ms, tool, "startup_s", runs), 3, unit=" s"),
@@ -155,6 +191,24 @@ def summarize(res: dict[str, Any], runs: int) -> tuple[str, dict[str, Any]]:
             phase_rows.append([labels[k], fmt_spread(vals, 3, unit=" s")])
     phase_rows.append(["sum of the start-up phases (first four)",
                        fmt_spread(total, 3, unit=" s")])
+    # issue 13 item 5: compile + load CPU (best of the runs) and launch ratios
+    best = {t: min((m["cpu_s"] for m in ms if m["tool"] == t and "cpu_s" in m), default=None)
+            for t in ("compile empty", "compile bee")}
+    compile_ratio = (best["compile bee"] / best["compile empty"]
+                     if best["compile bee"] and best["compile empty"] else None)
+    launch = ratios(_series(ms, "bee", "startup_s", runs),
+                    _series(ms, "empty bcc", "startup_s", runs))
+    head["compile_vs_empty"] = compile_ratio
+    head["launch_vs_empty_bcc"] = launch
+    target_rows = [
+        ["compile + load CPU, bee / empty bcc program (best of runs) \u2264 1.5\u00d7",
+         f"{_fmt(best['compile bee'])} / {_fmt(best['compile empty'])} = "
+         + (f"{compile_ratio:.2f}\u00d7 {'PASS' if compile_ratio <= 1.5 else 'MISS'}"
+            if compile_ratio else "n/a")],
+        ["launch \u2192 Recording, bee / Python loading an empty bcc program \u2264 2\u00d7",
+         fmt_spread(launch, 3) + (f" {'PASS' if statistics.median(launch) <= 2 else 'MISS'}"
+                                  if launch else "")],
+    ]
     imp = ", ".join(f"`{n}` {t:.3f} s" for n, t in res["importtime"])
     med = {t: _med(_series(ms, t, "startup_s", runs))
            for t in ("bee", "perf", "bcc", "bee --help", "import bee.cli")}
@@ -172,6 +226,10 @@ def summarize(res: dict[str, Any], runs: int) -> tuple[str, dict[str, Any]]:
         table(["recorder", "launch → sampling", "CPU by then"], rows),
         "",
         table(["ratio", "median [min\u2013max]"], ratio_rows),
+        "",
+        "Start-up targets (issue 13 item 5):",
+        "",
+        table(["target", "measured"], target_rows),
         "",
         "Where bee's start-up goes (in-process, `bench/bee_helper.py phases`):",
         "",

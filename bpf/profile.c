@@ -22,7 +22,8 @@
 //   BEE_RESOLUTION_NS width of the time buckets counts are kept per; bucket 0 starts at
 //                     `timebase[0]` (bpf_ktime_get_ns, set by user space just before
 //                     attaching). An off-CPU block counts in the bucket where it ended.
-//   BEE_PYTHON        also record Python frames (bpf/python.c, placed before this file)
+//   BEE_PYTHON        also record Python frames (bpf/python.c, appended to this file);
+//                     BEE_PY_PERF / _TP / _KP define its programs for each program type
 //   BEE_DWARF         unwind user stacks from .eh_frame tables (bpf/unwind.c, appended
 //                     to this file) instead of the kernel's frame-pointer walk;
 //                     BEE_UNWIND_PERF / _TP / _KP define the unwinder for each program
@@ -145,14 +146,22 @@ BPF_PERF_OUTPUT(announce);
 BPF_STACK_TRACE(offstacks, BEE_OFFSTACK_SIZE);
 BPF_HASH(offstart, u32, struct bee_off, BEE_PROCS_SIZE);
 #endif
+// Program types, for the tail-call chains of the unwinder and the Python walker.
+#define BEE_TAIL_PERF 0
+#define BEE_TAIL_TP 1
+#define BEE_TAIL_KP 2
+#ifdef BEE_PYTHON
+#define BEE_PY_LINK 0  // indices in the bee_pytail_* program arrays (bpf/python.c)
+#define BEE_PY_STORE 1
+static __always_inline int bee_python_begin(struct bee_key *key, u64 weight, u32 buf,
+                                            struct bee_regs *regs, u32 dest, u64 ts);
+static __always_inline void bee_py_tail(void *ctx, int type, u32 index);
+#endif
 #ifdef BEE_DWARF
 // The unwinder's tail-call chains, one per program type (see bpf/unwind.c).
 BPF_PROG_ARRAY(bee_tail_perf, 1);
 BPF_PROG_ARRAY(bee_tail_tp, 1);
 BPF_PROG_ARRAY(bee_tail_kp, 1);
-#define BEE_TAIL_PERF 0
-#define BEE_TAIL_TP 1
-#define BEE_TAIL_KP 2
 static __always_inline int bee_unwind_begin(struct bee_key *key, u64 weight, u32 buf,
                                             struct bee_regs *regs, u32 dest, u64 ts);
 static __always_inline int bee_task_regs(struct bee_regs *out);
@@ -333,9 +342,6 @@ static __always_inline int bee_count_current(void *ctx, u32 event, u64 weight,
     key.kernel_stack = -1;
     key.py_stack = -1;
     u32 buf = bee_active();
-#ifdef BEE_PYTHON
-    key.py_stack = bee_python_stack(key.pid, key.tid, key.gen, buf);
-#endif
     if (buf) {
 #if defined(BEE_USER_STACKS) && !defined(BEE_DWARF)
         key.user_stack = bee_stack_result(stacks1.get_stackid(ctx, BPF_F_USER_STACK),
@@ -357,6 +363,15 @@ static __always_inline int bee_count_current(void *ctx, u32 event, u64 weight,
     struct bee_regs task_regs;
     if (!regs && bee_task_regs(&task_regs))
         regs = &task_regs;
+#endif
+#ifdef BEE_PYTHON
+    // The walker's chain stores the Python stack, then goes on as below; it ends here.
+    if (bee_python_begin(&key, weight, buf, regs, 0, 0)) {
+        bee_py_tail(ctx, type, BEE_PY_LINK);
+        key.py_stack = -2;  // the walker is missing: count the sample all the same
+    }
+#endif
+#if defined(BEE_USER_STACKS) && defined(BEE_DWARF)
     if (bee_unwind_begin(&key, weight, buf, regs, 0, 0)) {
         bee_tail(ctx, type);
         key.user_stack = -2;  // the unwinder is missing: count the sample all the same
@@ -454,7 +469,7 @@ TRACEPOINT_PROBE(sched, sched_switch)
             off.key.event = BEE_EVENT_OFFCPU;
             off.key.user_stack = -1;
             off.key.kernel_stack = -1;
-            off.key.py_stack = -1;  // Python frames are taken on CPU only
+            off.key.py_stack = -1;
 #if defined(BEE_USER_STACKS) && !defined(BEE_DWARF)
             off.key.user_stack = bee_stack_result(
                 offstacks.get_stackid(args, BPF_F_USER_STACK), LOST_USER_STACK);
@@ -464,20 +479,28 @@ TRACEPOINT_PROBE(sched, sched_switch)
                                                     LOST_KERNEL_STACK);
 #endif
             offstart.update(&prev, &off);
-#if defined(BEE_USER_STACKS) && defined(BEE_DWARF)
-            // The unwinder replaces the entry with the user stack filled in; it ends
-            // this program, so the thread coming in is handled first.
+            // The Python walker and the unwinder replace the entry with their stacks
+            // filled in; they end this program, so the thread coming in is handled first.
             bee_offcpu_in(args->next_pid, now);
-            struct bee_regs regs;
-            if (bee_task_regs(&regs) &&
-                bee_unwind_begin(&off.key, 0, 0, &regs, 1, now)) {
+            struct bee_regs *regs = 0;
+#if defined(BEE_USER_STACKS) && defined(BEE_DWARF)
+            struct bee_regs task_regs;
+            if (bee_task_regs(&task_regs))
+                regs = &task_regs;
+#endif
+#ifdef BEE_PYTHON
+            if (bee_python_begin(&off.key, 0, 0, regs, 1, now))
+                bee_py_tail(args, BEE_TAIL_TP, BEE_PY_LINK);
+#endif
+#if defined(BEE_USER_STACKS) && defined(BEE_DWARF)
+            if (regs && bee_unwind_begin(&off.key, 0, 0, regs, 1, now)) {
                 bee_tail(args, BEE_TAIL_TP);
                 off.key.user_stack = -2;
                 bee_lost(LOST_USER_STACK);
                 offstart.update(&prev, &off);
             }
-            return 0;
 #endif
+            return 0;
         }
     }
     bee_offcpu_in(args->next_pid, now);

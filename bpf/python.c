@@ -1,5 +1,5 @@
-// bee: Python frames of CPython 3.10-3.13 processes, compiled with profile.c (placed
-// before it by bee_record/sampler.py when BEE_PYTHON is defined).
+// bee: Python frames of CPython 3.10-3.13 processes, compiled with profile.c (appended
+// after it, and after unwind.c, by bee_record/sampler.py when BEE_PYTHON is defined).
 //
 // User space detects CPython processes and writes one `py_procs` entry per process
 // generation: where `_PyRuntime.interpreters.head` is and the version's struct offsets
@@ -9,13 +9,28 @@
 // address and the instruction index (code units), with BEE_PY_ENTRY on the first frame of
 // each _PyEval_EvalFrameDefault activation. No name is read here.
 //
+// The work runs in tail-called programs, one chain per program type, so that the verifier
+// checks each piece once instead of every path through all of them (one program holding
+// the whole walk verified 890k instructions, 0.6 s of CPU at every launch): the sampling
+// program fills the per-CPU state (`bee_python_begin`) and tail-calls the first link;
+// each link walks BEE_PY_FRAMES_PER_LINK frames and calls the next, the last calls the
+// store, which stores the stack and then does what the sampling program would have done
+// next (the unwinder's chain, or counting the key, or remembering an off-CPU start).
+// The sched_switch program starts the same chain for the thread going off CPU.
+//
 // Python stacks are stored in py_stacks0/1 (double-buffered with the counts, same flip),
-// keyed by a hash of the frames. A slot holding a different stack is compared and the next
-// slot tried (BEE_PY_PROBES times); when none fits, the loss is counted, never silent.
+// or for off-CPU starts in offpystacks (never cleared: a block can span drains), keyed by
+// a hash of the process and the frames. A slot holding a different stack (another pid,
+// length or 64-bit hash) moves on to the next slot (BEE_PY_PROBES times); when none fits,
+// the loss is counted, never silent. Each stack newly stored is also sent to user space
+// through the `py_new` perf buffer (its pid and code addresses; once per new stack per
+// drain), so that the code objects' names are read within milliseconds, while a
+// short-lived process still exists, instead of at the next drain.
 
-#ifndef BEE_PY_FRAMES
 #define BEE_PY_FRAMES 128  // chain steps walked (3.12+ shim frames count, unrecorded)
-#endif
+#define BEE_PY_FRAMES_PER_LINK 32
+#define BEE_PY_LINKS (BEE_PY_FRAMES / BEE_PY_FRAMES_PER_LINK)
+
 #define BEE_PY_MASK 127
 #ifndef BEE_PY_STACKS
 #define BEE_PY_STACKS 2048
@@ -26,7 +41,9 @@
 #ifndef BEE_PY_THREADS
 #define BEE_PY_THREADS 64  // thread states examined to find a thread (all interpreters)
 #endif
+#ifndef BEE_PY_PROBES
 #define BEE_PY_PROBES 4
+#endif
 #define BEE_PY_ENTRY 0x80000000U
 #define BEE_PY_TRUNCATED 0x80000000U
 #define BEE_PY_CHUNK 128  // bytes of a frame read at once (offsets masked below this)
@@ -65,9 +82,10 @@ struct bee_py_proc {
 
 struct bee_py_stack {
     u32 len;              // frames; BEE_PY_TRUNCATED when the chain went on
-    u32 pad;
+    u32 pid;              // the process (a header of the py_new notification)
     u64 code[BEE_PY_MASK + 1];
     u32 info[BEE_PY_MASK + 1];  // instruction index in code units | BEE_PY_ENTRY
+    u64 hash;             // of the pid and the frames, all 64 bits (the slot uses 31)
 };
 
 struct bee_py_thread {
@@ -75,8 +93,8 @@ struct bee_py_thread {
     u64 checked;
 };
 
-// Per-CPU working memory: everything here would otherwise live on the 512-byte BPF stack,
-// which profile.c and the unwinder also need.
+// Per-CPU working memory and the state of the sample being walked, carried across the
+// tail calls (nothing of it fits on the 512-byte BPF stack profile.c and the unwinder need).
 struct bee_py_scratch {
     struct bee_py_stack stack;
     u8 chunk[BEE_PY_CHUNK + 8];
@@ -84,14 +102,34 @@ struct bee_py_scratch {
     u64 thread_key;
     struct bee_py_thread thread;
     u32 slot;
+    u32 n;                // frames recorded so far
+    u64 frame;            // the next frame to read (0: the chain ended)
+    u64 hash;
+    u32 links;            // links run so far
+    u32 buf;              // the counts buffer active when the sample was taken
+    u32 dest;             // 0: count the key; 1: remember it as an off-CPU start
+    u32 have_regs;
+    u64 weight;
+    u64 ts;               // off-CPU: when the thread went off CPU
+    struct bee_key key;
+    struct bee_regs regs; // the user registers, for the unwinder after the store
 };
 
 BPF_TABLE("lru_hash", u32, struct bee_py_proc, py_procs, BEE_PY_PROCS);
 BPF_TABLE("lru_hash", u64, struct bee_py_thread, py_threads, BEE_PY_PROCS * 4);
 BPF_HASH(py_stacks0, u32, struct bee_py_stack, BEE_PY_STACKS);
 BPF_HASH(py_stacks1, u32, struct bee_py_stack, BEE_PY_STACKS);
+#ifdef BEE_OFFCPU
+// Python stacks of off-CPU starts, never cleared during the recording (like offstacks).
+BPF_HASH(offpystacks, u32, struct bee_py_stack, BEE_OFFSTACK_SIZE);
+#endif
 BPF_PERCPU_ARRAY(py_scratch, struct bee_py_scratch, 1);
+// The walker's tail-call chains, one per program type: [BEE_PY_LINK], [BEE_PY_STORE].
+BPF_PROG_ARRAY(bee_pytail_perf, 2);
+BPF_PROG_ARRAY(bee_pytail_tp, 2);
+BPF_PROG_ARRAY(bee_pytail_kp, 2);
 BPF_PERCPU_ARRAY(py_lost, u64, PY_LOST_SLOTS);
+BPF_PERF_OUTPUT(py_new);
 
 static __always_inline void bee_py_lost(int slot)
 {
@@ -137,6 +175,7 @@ static __always_inline u64 bee_py_tstate(struct bee_py_scratch *s, struct bee_py
     u64 interp = bee_py_u64(s, p->interp_head);
     u64 t = interp ? bee_py_u64(s, interp + p->threads_head) : 0;
     u64 found = 0;
+#pragma clang loop unroll(disable)
     for (int i = 0; i < BEE_PY_THREADS; i++) {
         if (!t) {
             if (!interp)
@@ -179,21 +218,19 @@ static __always_inline u64 bee_py_eq(u64 a, u64 b)
     return ((a ^ b) - 1) >> 63 & ~((a ^ b) >> 63);
 }
 
-// Walk the frames of `tstate` into the scratch stack; returns the hash of the frames.
-// The loop body branches only to leave the loop: every per-frame decision (shim frame,
-// entry flag, version family) is arithmetic.
-static __always_inline u32 bee_py_walk(struct bee_py_proc *p, u64 tstate,
-                                                 struct bee_py_scratch *s)
+// Walk up to BEE_PY_FRAMES_PER_LINK more frames into the scratch stack, from where the
+// state says. The loop body branches only to leave the loop: every per-frame decision
+// (shim frame, entry flag, version family) is arithmetic.
+static __always_inline void bee_py_walk(struct bee_py_proc *p, struct bee_py_scratch *s)
 {
     struct bee_py_stack *st = &s->stack;
-    u64 frame = bee_py_u64(s, tstate + p->tstate_frame);
-    if (frame && p->cframe_current >= 0)
-        frame = bee_py_u64(s, frame + p->cframe_current);
-    u32 n = 0;
-    u64 h = 0xcbf29ce484222325ULL;
+    u64 frame = s->frame;
+    u32 n = s->n;
+    u64 h = s->hash;
     // Few locals on purpose: the loop reads the per-process constants from `p` so that
     // nothing spills to the BPF stack, which profile.c and the unwinder need.
-    for (int i = 0; i < BEE_PY_FRAMES; i++) {
+#pragma clang loop unroll(disable)
+    for (int i = 0; i < BEE_PY_FRAMES_PER_LINK; i++) {
         if (!frame)
             break;
         if (bpf_probe_read_user(s->chunk, p->frame_read & (BEE_PY_CHUNK - 1),
@@ -228,40 +265,71 @@ static __always_inline u32 bee_py_walk(struct bee_py_proc *p, u64 tstate,
         n += 1 - shim;
         frame = bee_py_field64(s->chunk, p->frame_previous);
     }
-    st->len = n | (frame ? BEE_PY_TRUNCATED : 0);
-    return (u32)(h ^ (h >> 32)) & 0x7fffffff;
+    s->frame = frame;
+    s->n = n;
+    s->hash = h;
 }
 
+// 1 when the stacks are equal: the same process, length and 64-bit hash of the frames.
+// (Comparing the frames themselves cost the verifier 600k instructions per probe: over
+// the few thousand stacks of a drain, two different stacks with one 64-bit hash are
+// about 2^-40 likely.)
 static __always_inline int bee_py_same(struct bee_py_stack *a, struct bee_py_stack *b)
 {
-    if (a->len != b->len)
-        return 0;
-    u32 n = a->len & ~BEE_PY_TRUNCATED;
-    for (u32 j = 0; j < BEE_PY_FRAMES; j++) {
-        if (j >= n)
-            break;
-        u32 k = bee_py_ix(j);
-        if (a->code[k] != b->code[k] || a->info[k] != b->info[k])
-            return 0;
-    }
-    return 1;
+    return a->len == b->len && a->pid == b->pid && a->hash == b->hash;
 }
 
 // Store the scratch stack in py_stacks<which>; returns its slot, or -2 (counted as lost).
 // (bcc rewrites map calls by name, so both buffers are spelled out.)
-static __always_inline s32 bee_py_store(struct bee_py_scratch *s, u32 h, u32 which)
+// Tell user space which code objects a newly stored stack holds: the stack's head (len,
+// pid) and its code addresses, nothing more (at most 127: a 128th is named at the drain).
+static __always_inline void bee_py_notify(void *ctx, struct bee_py_stack *st)
+{
+    u32 n = st->len & 0xff;
+    n = bee_py_ix(n - (n >> 7));
+    py_new.perf_submit(ctx, st, 8 + (u64)n * 8);
+}
+
+static __always_inline struct bee_py_stack *bee_py_lookup(u32 which, u32 *k)
+{
+    if (which == 0)
+        return py_stacks0.lookup(k);
+    if (which == 1)
+        return py_stacks1.lookup(k);
+#ifdef BEE_OFFCPU
+    return offpystacks.lookup(k);
+#else
+    return 0;
+#endif
+}
+
+static __always_inline int bee_py_insert(u32 which, u32 *k, struct bee_py_stack *v)
+{
+    if (which == 0)
+        return py_stacks0.insert(k, v);
+    if (which == 1)
+        return py_stacks1.insert(k, v);
+#ifdef BEE_OFFCPU
+    return offpystacks.insert(k, v);
+#else
+    return -1;
+#endif
+}
+
+static __always_inline s32 bee_py_store(void *ctx, struct bee_py_scratch *s, u32 h, u32 which)
 {
     struct bee_py_stack *st = &s->stack;
+#pragma clang loop unroll(disable)
     for (u32 i = 0; i < BEE_PY_PROBES; i++) {
         s->slot = (h + i) & 0x7fffffff;
-        struct bee_py_stack *have = which ? py_stacks1.lookup(&s->slot)
-                                          : py_stacks0.lookup(&s->slot);
+        struct bee_py_stack *have = bee_py_lookup(which, &s->slot);
         if (!have) {
-            int err = which ? py_stacks1.insert(&s->slot, st) : py_stacks0.insert(&s->slot, st);
-            if (err == 0)
+            if (bee_py_insert(which, &s->slot, st) == 0) {
+                bee_py_notify(ctx, st);
                 return (h + i) & 0x7fffffff;
+            }
             // Another CPU took the slot meanwhile, or the table is full.
-            have = which ? py_stacks1.lookup(&s->slot) : py_stacks0.lookup(&s->slot);
+            have = bee_py_lookup(which, &s->slot);
             if (!have)
                 break;
         }
@@ -272,23 +340,132 @@ static __always_inline s32 bee_py_store(struct bee_py_scratch *s, u32 h, u32 whi
     return -2;
 }
 
-// The Python stack of the current thread of (pid, gen) in buffer `which`: a slot in
-// py_stacks<which>, -1 when it is not a CPython thread with frames, -2 when lost.
-static __always_inline s32 bee_python_stack(u32 pid, u32 tid, u32 gen, u32 which)
+// Continue in the walker's chain of this program type; returns only if the call failed.
+static __always_inline void bee_py_tail(void *ctx, int type, u32 index)
 {
+    if (type == BEE_TAIL_PERF)
+        bee_pytail_perf.call(ctx, index);
+    else if (type == BEE_TAIL_TP)
+        bee_pytail_tp.call(ctx, index);
+    else
+        bee_pytail_kp.call(ctx, index);
+}
+
+// Start the walk for `key` when its task is a thread of a CPython process generation:
+// returns 1 when the caller must tail-call the walker (bee_py_tail), 0 otherwise (the key
+// then has no Python stack). `regs` are the user registers for the unwinder, or 0.
+static __always_inline int bee_python_begin(struct bee_key *key, u64 weight, u32 buf,
+                                            struct bee_regs *regs, u32 dest, u64 ts)
+{
+    u32 pid = key->pid;
     struct bee_py_proc *p = py_procs.lookup(&pid);
-    if (!p || p->gen != gen)
-        return -1;
+    if (!p || p->gen != key->gen)
+        return 0;
     u32 zero = 0;
     struct bee_py_scratch *s = py_scratch.lookup(&zero);
     if (!s)
-        return -1;
-    u64 tstate = bee_py_tstate(s, p, pid, tid);
-    if (!tstate)
-        return -1;
-    s->stack.len = 0;
-    u32 h = bee_py_walk(p, tstate, s);
-    if ((s->stack.len & ~BEE_PY_TRUNCATED) == 0)
-        return -1;
-    return bee_py_store(s, h, which);
+        return 0;
+    s->key = *key;
+    s->weight = weight;
+    s->buf = buf;
+    s->dest = dest;
+    s->ts = ts;
+    s->have_regs = regs ? 1 : 0;
+    if (regs)
+        s->regs = *regs;
+    s->links = 0;
+    s->n = 0;
+    s->frame = 0;
+    return 1;
 }
+
+// Do what the sampling program does after the Python stack: the unwinder's chain, or
+// count the key (on CPU) or remember it as the start of an off-CPU block.
+static __always_inline void bee_py_continue(void *ctx, int type, struct bee_py_scratch *s)
+{
+    struct bee_key key = s->key;
+#if defined(BEE_USER_STACKS) && defined(BEE_DWARF)
+    if (bee_unwind_begin(&key, s->weight, s->buf, s->have_regs ? &s->regs : 0, s->dest,
+                         s->ts)) {
+        bee_tail(ctx, type);
+        key.user_stack = -2;  // the unwinder is missing: count the sample all the same
+        bee_lost(LOST_USER_STACK);
+    }
+#endif
+#ifdef BEE_OFFCPU
+    if (s->dest == 1) {
+        struct bee_off off = {};
+        off.ts = s->ts;
+        off.key = key;
+        u32 tid = key.tid;
+        offstart.update(&tid, &off);
+        return;
+    }
+#endif
+    bee_add_buf(&key, s->weight, s->buf);
+}
+
+// One link of the walk: find the thread state (first link), walk frames, then the next
+// link or the store.
+static __always_inline int bee_py_link(void *ctx, int type)
+{
+    u32 zero = 0;
+    struct bee_py_scratch *s = py_scratch.lookup(&zero);
+    if (!s)
+        return 0;
+    u32 pid = s->key.pid;
+    struct bee_py_proc *p = py_procs.lookup(&pid);
+    if (p && s->links == 0) {
+        u64 tstate = bee_py_tstate(s, p, pid, s->key.tid);
+        u64 frame = tstate ? bee_py_u64(s, tstate + p->tstate_frame) : 0;
+        if (frame && p->cframe_current >= 0)
+            frame = bee_py_u64(s, frame + p->cframe_current);
+        s->frame = frame;
+        s->hash = 0xcbf29ce484222325ULL;
+    }
+    if (p && s->frame)
+        bee_py_walk(p, s);
+    s->links++;
+    if (p && s->frame && s->links < BEE_PY_LINKS)
+        bee_py_tail(ctx, type, BEE_PY_LINK);
+    bee_py_tail(ctx, type, BEE_PY_STORE);
+    s->key.py_stack = -2;  // the store is missing
+    bee_py_continue(ctx, type, s);
+    return 0;
+}
+
+// The end of the walk: store the stack (py_stacks of the sample's buffer, or offpystacks
+// for an off-CPU start) and go on.
+static __always_inline int bee_py_finish(void *ctx, int type)
+{
+    u32 zero = 0;
+    struct bee_py_scratch *s = py_scratch.lookup(&zero);
+    if (!s)
+        return 0;
+    u32 n = s->n;
+    if (n == 0) {
+        s->key.py_stack = -1;
+    } else {
+        s->stack.len = n | (s->frame ? BEE_PY_TRUNCATED : 0);
+        s->stack.pid = s->key.pid;
+        u64 h = (s->hash ^ s->key.pid) * 0x100000001b3ULL;
+        s->stack.hash = h;
+        u32 h32 = (u32)(h ^ (h >> 32)) & 0x7fffffff;
+        s->key.py_stack = bee_py_store(ctx, s, h32, s->dest == 1 ? 2 : s->buf);
+    }
+    bee_py_continue(ctx, type, s);
+    return 0;
+}
+
+#ifdef BEE_PY_PERF
+int bee_py_link_perf(void *ctx) { return bee_py_link(ctx, BEE_TAIL_PERF); }
+int bee_py_store_perf(void *ctx) { return bee_py_finish(ctx, BEE_TAIL_PERF); }
+#endif
+#ifdef BEE_PY_TP
+int bee_py_link_tp(void *ctx) { return bee_py_link(ctx, BEE_TAIL_TP); }
+int bee_py_store_tp(void *ctx) { return bee_py_finish(ctx, BEE_TAIL_TP); }
+#endif
+#ifdef BEE_PY_KP
+int bee_py_link_kp(void *ctx) { return bee_py_link(ctx, BEE_TAIL_KP); }
+int bee_py_store_kp(void *ctx) { return bee_py_finish(ctx, BEE_TAIL_KP); }
+#endif

@@ -87,3 +87,59 @@ def test_no_python_records_native_only(tmp_path: Path) -> None:
     # THEN no Python stacks are in the file
     rec = codec.read(out)
     assert rec.python_stacks == () and all(p.python is None for p in rec.processes)
+
+
+@pytest.mark.bpf
+def test_short_lived_process_names_its_python_code(tmp_path: Path) -> None:
+    # GIVEN a python3.11 process that lives about half a second, shorter than one drain
+    out = tmp_path / "short.bee"
+    result = run_bee("record", "-q", "-F", "499", "-o", out, "--", "/usr/bin/python3.11",
+                     SRC / "python_short.py", "0.5")
+    assert result.returncode == 0, result.stderr
+    # WHEN it is symbolized
+    rec = codec.read(out)
+    pids = {p.pid for p in rec.processes if p.python is not None}
+    prof = Symbolizer(SymbolizeOptions()).profile([(str(out), rec)])
+    ours = [s for s in prof.samples if s.pid in pids]
+    total = sum(s.count for s in ours)
+    named = {n: sum(s.count for s in ours if any(
+        f.kind is FrameKind.PYTHON and f.name.split(" (")[0] == n for f in s.frames))
+        for n in ("alpha", "beta")}
+    unknown = sum(s.count for s in ours if any(
+        f.kind is FrameKind.PYTHON and f.name.startswith("[unknown") for f in s.frames))
+    # THEN >= 85 % of its samples name their Python function (names were read while it lived)
+    assert total > 50, total
+    assert (named["alpha"] + named["beta"]) / total >= 0.85, (named, unknown, total)
+    assert min(named.values()) > 0.25 * total, named
+
+
+@pytest.mark.bpf
+@pytest.mark.parametrize("mode", ["wall", "offcpu"])
+def test_python_frames_off_cpu(mode: str, tmp_path: Path) -> None:
+    # GIVEN python3.11 spinning in one function, then sleeping in another, under --mode
+    out = tmp_path / "w.bee"
+    result = run_bee("record", "-q", "--mode", mode, "-F", "199", "-o", out, "--",
+                     "/usr/bin/python3.11", SRC / "python_sleepspin.py", "1.5")
+    assert result.returncode == 0, result.stderr
+    said = re.search(r"spinner ([\d.]+) s sleeper ([\d.]+) s", result.stderr)
+    assert said, result.stderr
+    # WHEN it is symbolized
+    rec = codec.read(out)
+    pids = {p.pid for p in rec.processes if p.python is not None}
+    prof = Symbolizer(SymbolizeOptions()).profile([(str(out), rec)])
+
+    def weight(name: str) -> int:
+        return sum(s.weight for s in prof.samples if s.pid in pids and any(
+            f.kind is FrameKind.PYTHON and f.name.split(" (")[0] == name for f in s.frames))
+
+    spin, sleep = weight("spinner"), weight("sleeper")
+    # THEN the sleeping function shows with its Python frames, weighted by the time blocked
+    # (in nanoseconds), and in wall mode both in proportion to the time each phase took
+    assert sleep > 0.7 * float(said.group(2)) * 1e9, (sleep, said.group(0))
+    sleeping = [s for s in prof.samples if s.pid in pids and any(
+        f.name.split(" (")[0] == "sleeper" for f in s.frames)]
+    assert any("sleep" in f.name and f.kind is not FrameKind.PYTHON
+               for s in sleeping for f in s.frames)  # the native frames it blocked in
+    if mode == "wall":
+        expected = float(said.group(2)) / float(said.group(1))
+        assert abs(sleep / max(spin, 1) - expected) / expected < 0.25, (spin, sleep, expected)

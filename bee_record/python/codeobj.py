@@ -143,6 +143,19 @@ class CodeTable:
             self.entries.append(known.code)
         return idx
 
+    def prefetch(self, address: int) -> None:
+        """Read a code object seen just now, before the drain that will index it.
+
+        Its identity is checked again at that drain (while the process still lives), so an
+        object replaced at the same address in between is read anew, not misnamed.
+        """
+        if address in self._known:
+            return
+        mem = ProcessMemory(self.pid)
+        code, ident = read_code(mem, address, self.runtime)
+        self.reads += mem.reads
+        self._known[address] = _Known(code, ident, -1)
+
     def start_file(self) -> None:
         """Begin a new file of a --rotate series: entries again from zero."""
         self.entries = []
