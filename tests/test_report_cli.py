@@ -14,7 +14,7 @@ import pytest
 
 from bee_contract import codec
 from bee_contract.recording import Binary, Mapping, Process, Sample
-from formats.make_sample import SAMPLE, SAMPLE_V1, sample_recording
+from formats.make_sample import SAMPLE, SAMPLE_V1, python_elf, sample_recording
 from tests.conftest import run_bee
 from tests.golden import golden
 
@@ -40,10 +40,22 @@ def test_golden_outputs_of_the_sample(cli: Callable[..., Any], args: tuple[str, 
            .replace(str(SAMPLE_V1), "formats/sample-v1.bee"))
 
 
+def test_python_frames_replace_the_eval_loop_they_ran_in(tmp_path: Path,
+                                                         cli: Callable[..., Any]) -> None:
+    # GIVEN the sample, and in a symbols folder a python3.11 with the recorded build-id
+    (tmp_path / "python3.11").write_bytes(python_elf())
+    # WHEN its Python process is reported with lines
+    result = cli("report", SAMPLE, "-f", "folded", "--pid", "5151", "--lines",
+                 "--symbols", tmp_path)
+    # THEN the Python frames stand where _PyEval_EvalFrameDefault was, at their lines
+    assert result.exit_code == 0, result.output
+    golden("sample.python-lines.folded", result.stdout)
+
+
 def test_one_warning_per_unfound_binary(cli: Callable[..., Any]) -> None:
     result = cli("report", SAMPLE, "-f", "folded")
     warnings = [line for line in result.stderr.splitlines() if "warning" in line]
-    assert len(warnings) == 2
+    assert len(warnings) == 3
     assert any("/opt/app/bin/app: not found" in w for w in warnings)
 
 
@@ -53,7 +65,8 @@ def test_one_warning_per_unfound_binary(cli: Callable[..., Any]) -> None:
     (("--tid", "4243", "--user-only"), {"app;libc.so.6+0x4f249;app+0x119f;app+0x1150 7",
                                         "app;[lost user stack] 1"}),
     (("--exclude", "^app\\+0x1150$", "--cpu", "0"),
-     {"kworker/0:1;do_idle_[k];native_safe_halt_[k] 2"}),
+     {"kworker/0:1;do_idle_[k];native_safe_halt_[k] 2",
+      "python3;[lost Python stack]_[py];libc.so.6+0x4f249;python3.11+0x1cf;python3.11+0x188 1"}),
 ])
 def test_filters(cli: Callable[..., Any], flags: tuple[str, ...], expect: set[str]) -> None:
     result = cli("report", SAMPLE, "-f", "folded", *flags)
