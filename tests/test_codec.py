@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import msgpack
@@ -12,7 +13,15 @@ import pytest
 
 from bee_contract import codec
 from bee_contract.errors import RecordingFormatError
-from bee_contract.recording import LOST_STACK
+from bee_contract.recording import (
+    ALL_BUCKETS,
+    LOST_STACK,
+    NO_STACK,
+    PY_ENTRY,
+    PY_TRUNCATED,
+    TRUNCATED_FRAME,
+    Recording,
+)
 from formats.make_sample import SAMPLE, SAMPLE_V1, sample_recording
 
 
@@ -170,7 +179,7 @@ def test_unknown_optional_keys_are_ignored(tmp_path: Path) -> None:
     # GIVEN a file with an extra key and an extra trailing sample column (allowed additions)
     body = _body()
     body["future_table"] = [1, 2, 3]
-    body["samples"][0] += [-1, "extra"]  # type: ignore[operator]  # column 9: no Python stack
+    body["samples"][0] += [-1, "extra"]  # type: ignore[operator]  # columns 11 and 12
     path = _write_body(tmp_path / "f.bee", body)
     # THEN it still reads, with the same samples
     assert codec.read(path).samples == sample_recording().samples
@@ -195,14 +204,16 @@ def test_version_1_file_reads_as_one_bucket_spanning_the_recording() -> None:
     assert {s.bucket for s in rec.samples} == {0}
     h = rec.header
     assert h.bucket_span(0) == (h.start_time_ns, h.start_time_ns + h.duration_ns)
-    # AND it holds the same samples as the v2 sample, once buckets are summed
+    # AND its samples are those of the v2 sample's first rows (which adds JIT, truncated
+    # and Python stacks after them), once buckets are summed
     def totals(r: object) -> dict[tuple[object, ...], int]:
         out: dict[tuple[object, ...], int] = {}
         for x in r.samples:  # type: ignore[attr-defined]
             key = (x.process, x.tid, x.cpu, x.comm, x.user_stack, x.kernel_stack, x.event)
             out[key] = out.get(key, 0) + x.count
         return out
-    assert totals(rec) == totals(sample_recording())
+    v1, v2 = totals(rec), totals(sample_recording())
+    assert len(v1) == 4 and v1 == {key: v2[key] for key in v1}
 
 
 def test_version_1_reads_column_9_as_the_python_stack(tmp_path: Path) -> None:
@@ -219,5 +230,83 @@ def test_version_1_reads_column_9_as_the_python_stack(tmp_path: Path) -> None:
 def test_bucket_span_of_a_v2_sample() -> None:
     rec = codec.read(SAMPLE)
     h = rec.header
-    assert [s.bucket for s in rec.samples] == [2, 7, 3, 3, 9]
+    assert [s.bucket for s in rec.samples] == [2, 7, 3, 3, 9, 3, 7, 5, 4, 6, 6]
     assert h.bucket_span(7) == (h.start_time_ns + 700_000_000, h.start_time_ns + 800_000_000)
+
+
+def _plain(rec: Recording) -> Recording:
+    """`rec` with every optional addition of version 2 at its default (as absent)."""
+    return dataclasses.replace(
+        rec,
+        header=dataclasses.replace(rec.header, argv=(), sequence=0, unwinder=""),
+        processes=tuple(dataclasses.replace(
+            p, python=None, jit=tuple(dataclasses.replace(j, first_bucket=0,
+                                                          last_bucket=ALL_BUCKETS)
+                                      for j in p.jit))
+            for p in rec.processes),
+        samples=tuple(dataclasses.replace(x, python_stack=NO_STACK) for x in rec.samples),
+        python_stacks=(),
+        kernel=dataclasses.replace(rec.kernel, vdso=b""),
+        lost={},
+    )
+
+
+#: Each optional field of version 2, as read from a Recording.
+OPTIONAL_FIELDS: list[tuple[str, Callable[[Recording], object]]] = [
+    ("header.argv", lambda r: r.header.argv),
+    ("header.sequence", lambda r: r.header.sequence),
+    ("header.unwinder", lambda r: r.header.unwinder),
+    ("processes[].jit buckets",
+     lambda r: [(j.first_bucket, j.last_bucket) for p in r.processes for j in p.jit]),
+    ("processes[].python", lambda r: [p.python for p in r.processes]),
+    ("samples[].python_stack", lambda r: [x.python_stack for x in r.samples]),
+    ("python_stacks", lambda r: r.python_stacks),
+    ("kernel.vdso", lambda r: r.kernel.vdso),
+    ("lost", lambda r: r.lost),
+]
+
+
+@pytest.mark.parametrize(("name", "get"), OPTIONAL_FIELDS, ids=[n for n, _ in OPTIONAL_FIELDS])
+def test_every_optional_v2_field_round_trips(tmp_path: Path, name: str,
+                                             get: Callable[[Recording], object]) -> None:
+    # GIVEN the sample (in a --rotate series, its only field the sample leaves at default)
+    rec = sample_recording()
+    rec = dataclasses.replace(rec, header=dataclasses.replace(rec.header, sequence=3))
+    assert get(rec) != get(_plain(rec)), f"the sample leaves {name} at its default"
+    # WHEN written and read back
+    path = tmp_path / "r.bee"
+    codec.write(rec, path)
+    back = codec.read(path)
+    # THEN the field is kept, and without it the file reads as its default
+    assert get(back) == get(rec)
+    codec.write(_plain(rec), path)
+    assert get(codec.read(path)) == get(_plain(rec))
+
+
+def test_optional_v2_fields_are_left_out_when_unused() -> None:
+    # GIVEN the sample without its optional additions
+    rec = _plain(sample_recording())
+    # WHEN encoded
+    body = msgpack.unpackb(codec.encode(rec, compress=False)[codec.PREAMBLE_SIZE:])
+    # THEN no key or column of theirs is written
+    assert "unwinder" not in body["header"] and "vdso" not in body["kernel"]
+    assert "python_stacks" not in body
+    assert {len(row) for row in body["processes"]} == {9}
+    assert {len(row) for row in body["samples"]} == {10}
+
+
+def test_the_sample_shows_the_marks_the_spec_describes() -> None:
+    # GIVEN the committed sample, read back
+    rec = codec.read(SAMPLE)
+    # THEN it holds a truncated user stack, a Python entry frame and a cut Python stack,
+    # a lost Python stack, two JIT rows covering one address in different buckets
+    assert any(st[-1] == TRUNCATED_FRAME for st in rec.stacks)
+    pairs = [pair for st in rec.python_stacks for pair in st]
+    assert any(info & PY_ENTRY for _, info in pairs)
+    assert any(st[-1][0] == PY_TRUNCATED for st in rec.python_stacks)
+    assert any(x.python_stack == LOST_STACK for x in rec.samples)
+    jit = [j for p in rec.processes for j in p.jit]
+    assert len({j.start for j in jit}) < len(jit)
+    assert len({(j.first_bucket, j.last_bucket) for j in jit}) == len(jit)
+    assert rec.kernel.vdso.startswith(b"\x7fELF")
+    assert any(m.path == "[vdso]" for p in rec.processes for m in p.maps)
