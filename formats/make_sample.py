@@ -8,18 +8,24 @@ so that reading old files stays tested; it is never rewritten.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from bee_contract import codec
 from bee_contract.recording import (
     LOST_STACK,
     NO_STACK,
+    PY_ENTRY,
+    PY_TRUNCATED,
     Binary,
     Header,
+    JitSymbol,
     KernelInfo,
     KernelSymbol,
     Mapping,
     Process,
+    PythonCode,
+    PythonInfo,
     Recording,
     Sample,
 )
@@ -89,6 +95,24 @@ def sample_recording() -> Recording:
         ),
         lost={"user_stack_errors": 1, "kernel_stack_errors": 0},
     )
+
+
+def rich_recording() -> Recording:
+    """The sample with every version 2 column filled (the fuzz tests' seed): JIT symbols
+    with bucket ranges, a CPython 3.11 process's code objects and a Python stack."""
+    rec = sample_recording()
+    app = rec.processes[0]
+    codes = (PythonCode(0x7F0000001000, "Server.handle", "/app/server.py", 10,
+                        b"\x80\x00\xd8\x04\x08\x84\x01\xd8\x0b\x0c\x80\x08"),
+             PythonCode(0x7F0000002000, "", "", 0, b""))
+    app = dataclasses.replace(
+        app, jit=(JitSymbol(0x7F1000000000, 64, "jit_a", 1, 3),
+                  JitSymbol(0x7F1000000000, 64, "jit_b", 4, 9)),
+        python=PythonInfo(0x030B0000, codes))
+    samples = (dataclasses.replace(rec.samples[0], python_stack=0), *rec.samples[1:])
+    return dataclasses.replace(
+        rec, processes=(app, *rec.processes[1:]), samples=samples,
+        python_stacks=(((0, 3 | PY_ENTRY), (1, 0), (PY_TRUNCATED, 0)),))
 
 
 def main() -> None:
