@@ -3,10 +3,14 @@
 Run for longer than CI does (the suite's hypothesis tests run a bounded number of cases):
 
     .venv/bin/pip install atheris
+    .venv/bin/python fuzz/fuzz_recording.py seed fuzz/corpus   # the samples, v1 and v2
     .venv/bin/python fuzz/fuzz_recording.py -atheris_runs=200000 fuzz/corpus
 
-Anything but a BeeError escaping is a finding. Inputs are raw file bytes; half of them get
-a valid preamble and checksum prepended so the fuzzer reaches the decoder and validator.
+Anything but a BeeError escaping is a finding. Inputs are raw file bytes; those starting
+with byte 1 (2) get a valid version 2 (1) preamble and checksum in its place so the fuzzer
+reaches the streaming decoder and validator of each version. The seeds include a version 2
+body with every column filled: time buckets, JIT symbols with bucket ranges, CPython code
+objects and Python stacks.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ _PATH = _DIR / "input.bee"
 
 def one_input(data: bytes) -> None:
     """Feed one input through read, symbolize and every text reporter."""
-    if data[:1] == b"\x01":
+    if data[:1] in (b"\x01", b"\x02"):
+        version = codec.FORMAT_VERSION if data[0] == 1 else 1
         body = data[1:]
-        data = struct.pack(">8sHBBQI", codec.MAGIC, 1, 0, 0, len(body), zlib.crc32(body)) + body
+        data = struct.pack(">8sHBBQI", codec.MAGIC, version, 0, 0, len(body),
+                           zlib.crc32(body)) + body
     _PATH.write_bytes(data)
     try:
         rec = codec.read(_PATH)
@@ -48,8 +54,24 @@ def one_input(data: bytes) -> None:
         pass
 
 
+def seed(folder: Path) -> None:
+    """Write seeds: the sample and the rich sample as version 2 bodies, and sample-v1."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository
+    from formats.make_sample import SAMPLE_V1, rich_recording, sample_recording
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rec in (("sample", sample_recording()), ("rich", rich_recording())):
+        raw = codec.encode(rec, compress=False)
+        (folder / name).write_bytes(b"\x01" + raw[codec.PREAMBLE_SIZE:])
+    v1 = zlib.decompress(SAMPLE_V1.read_bytes()[codec.PREAMBLE_SIZE:])  # written compressed
+    (folder / "sample-v1").write_bytes(b"\x02" + v1)
+
+
 def main() -> None:
-    """Entry point for atheris."""
+    """Entry point for atheris (or `seed DIR`)."""
+    if sys.argv[1:2] == ["seed"]:
+        seed(Path(sys.argv[2]))
+        return
     atheris.Setup(sys.argv, one_input)
     atheris.Fuzz()
 

@@ -19,10 +19,15 @@ from bee_contract import codec
 from bee_contract.errors import BeeError, RecordingFormatError
 from bee_report.report import ReportOptions, render
 from bee_report.symbolize import Symbolizer
-from formats.make_sample import sample_recording
+from formats.make_sample import rich_recording, sample_recording
 
 SAMPLE = codec.encode(sample_recording(), compress=False)
 BODY = msgpack.unpackb(SAMPLE[codec.PREAMBLE_SIZE:])
+RICH = codec.encode(rich_recording(), compress=False)
+RICH_BODY = msgpack.unpackb(RICH[codec.PREAMBLE_SIZE:])
+#: The rich sample's process with JIT rows and its CPython process (indices into processes).
+JIT_PROC = next(i for i, p in enumerate(RICH_BODY["processes"]) if p[8])
+PY_PROC = next(i for i, p in enumerate(RICH_BODY["processes"]) if len(p) > 9 and p[9])
 FUZZ = settings(max_examples=300, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -61,15 +66,16 @@ def test_random_bytes_after_a_valid_preamble(tmp_path_factory: Any, data: bytes)
 
 
 @FUZZ
-@given(flips=st.lists(st.tuples(st.integers(0, len(SAMPLE) - 1 - codec.PREAMBLE_SIZE),
-                                st.integers(1, 255)), min_size=1, max_size=8))
-def test_byte_flips_with_a_valid_checksum(tmp_path_factory: Any,
-                                          flips: list[tuple[int, int]]) -> None:
-    # GIVEN the sample's body with bytes flipped and the checksum recomputed, so the
-    # damage reaches the msgpack decoder and the validator
-    body = bytearray(SAMPLE[codec.PREAMBLE_SIZE:])
-    for pos, mask in flips:
-        body[pos] ^= mask
+@given(base=st.sampled_from([SAMPLE, RICH]),
+       flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)),
+                      min_size=1, max_size=8))
+def test_byte_flips_with_a_valid_checksum(tmp_path_factory: Any, base: bytes,
+                                          flips: list[tuple[float, int]]) -> None:
+    # GIVEN a sample's body (the rich one has JIT buckets and Python stacks) with bytes
+    # flipped and the checksum recomputed, so the damage reaches the decoder and validator
+    body = bytearray(base[codec.PREAMBLE_SIZE:])
+    for where, mask in flips:
+        body[int(where * len(body))] ^= mask
     _read_and_report(_file(tmp_path_factory.mktemp("f"), bytes(body), compress=True))
 
 
@@ -80,22 +86,26 @@ _tree = st.recursive(_leaf, lambda c: st.lists(c, max_size=5) | st.dictionaries(
 
 
 @FUZZ
-@given(key=st.sampled_from(sorted(BODY)), value=_tree)
+@given(key=st.sampled_from(sorted(RICH_BODY)), value=_tree)
 def test_any_table_replaced_by_any_value(tmp_path_factory: Any, key: str, value: Any) -> None:
-    body = dict(BODY)
+    body = dict(RICH_BODY)
     body[key] = value
     raw = msgpack.packb(body, use_bin_type=True)
     _read_and_report(_file(tmp_path_factory.mktemp("t"), raw))
 
 
 @FUZZ
-@given(table=st.sampled_from(["samples", "processes", "binaries", "stacks"]),
-       row=st.integers(0, 3), col=st.integers(0, 9), value=_leaf)
+@given(table=st.sampled_from(["samples", "processes", "binaries", "stacks", "python_stacks",
+                              "jit", "python"]),
+       row=st.integers(0, 3), col=st.integers(0, 10), value=_leaf)
 def test_any_cell_replaced(tmp_path_factory: Any, table: str, row: int, col: int,
                            value: Any) -> None:
-    body = msgpack.unpackb(SAMPLE[codec.PREAMBLE_SIZE:])
-    rows = body[table]
-    if row < len(rows) and col < len(rows[row]):
+    # GIVEN the rich sample with one cell of a table replaced; "jit" and "python" are the
+    # JIT process's symbols (with their bucket columns) and the CPython process's column
+    body = msgpack.unpackb(RICH[codec.PREAMBLE_SIZE:])
+    jit, py = body["processes"][JIT_PROC], body["processes"][PY_PROC]
+    rows = {"jit": jit[8], "python": [py[9], *py[9][1]]}.get(table) or body[table]
+    if row < len(rows) and isinstance(rows[row], list) and col < len(rows[row]):
         rows[row][col] = value
     raw = msgpack.packb(body, use_bin_type=True)
     _read_and_report(_file(tmp_path_factory.mktemp("c"), raw))
@@ -124,15 +134,16 @@ def test_huge_string_claim_is_refused_before_allocation(tmp_path: Path) -> None:
 
 
 @FUZZ
-@given(order=st.permutations(sorted(BODY)), compress=st.booleans(),
+@given(order=st.permutations(sorted(RICH_BODY)), compress=st.booleans(),
        extra_samples=st.integers(0, 40), depth=st.integers(0, 300))
 def test_streamed_decoding_is_independent_of_key_order(
         tmp_path_factory: Any, order: list[str], compress: bool, extra_samples: int,
         depth: int) -> None:
     # GIVEN the sample with more samples and a deeper stack, its top-level keys in any order
-    body = msgpack.unpackb(SAMPLE[codec.PREAMBLE_SIZE:])
+    body = msgpack.unpackb(RICH[codec.PREAMBLE_SIZE:])
     body["stacks"][0] = [i % len(body["addresses"]) for i in range(depth + 1)]
-    body["samples"] += [[0, 5000 + i, 0, 0, 0, -1, 1, 1, 0] for i in range(extra_samples)]
+    body["samples"] += [[PY_PROC, 5000 + i, 0, 0, 0, -1, 1, 1, 0, i % 10, i % 2 - 1]
+                        for i in range(extra_samples)]
     reordered = {key: body[key] for key in order}
     # WHEN read THEN the streamed two-pass decoder gives what the key order does not change
     got = codec.read(_file(tmp_path_factory.mktemp("o"), msgpack.packb(reordered), compress))
@@ -140,16 +151,19 @@ def test_streamed_decoding_is_independent_of_key_order(
     assert got == want
     assert len(got.samples) == len(sample_recording().samples) + extra_samples
     assert len(got.stacks[0]) == depth + 1
+    assert got.python_stacks == rich_recording().python_stacks
+    assert got.processes[JIT_PROC].jit == rich_recording().processes[JIT_PROC].jit
+    assert got.processes[JIT_PROC].jit
 
 
 @FUZZ
 @given(table=st.sampled_from(["strings", "addresses", "stacks", "samples", "binaries",
-                              "processes"]),
+                              "processes", "python_stacks"]),
        declared=st.integers(0, 2**32 - 1), tail=st.binary(max_size=64))
 def test_any_declared_table_length(tmp_path_factory: Any, table: str, declared: int,
                                    tail: bytes) -> None:
     # GIVEN a table whose array header declares any length, followed by anything
-    body = dict(BODY)
+    body = dict(RICH_BODY)
     body.pop(table)
     raw = msgpack.packb(body)
     n = len(body) + 1

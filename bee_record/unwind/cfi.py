@@ -326,7 +326,7 @@ def _def_cfa(state: _State, reg: int, off: int) -> None:
 def _parse_cie(data: bytes, pos: int, end: int, eh: bool) -> _Cie:
     version = data[pos]
     pos += 1
-    aug_end = data.index(b"\0", pos)
+    aug_end = data.index(b"\0", pos, end)
     aug = data[pos:aug_end].decode("ascii", "replace")
     pos = aug_end + 1
     address_size = 8
@@ -379,51 +379,63 @@ def decode(data: bytes, section_addr: int, eh: bool = True) -> list[Row]:
 
     `section_addr` is the section's virtual address (for pc-relative pointers). Each
     FDE's rows are followed by a KIND_NONE row at its end unless another FDE starts
-    there; consecutive rows with the same rule are merged. Raises CfiError when the
-    section is malformed.
+    there; consecutive rows with the same rule are merged. Raises CfiError (and nothing
+    else) when the section is malformed. Work is linear in the section's size: every
+    entry is read once, and each CIE's instructions once, within its own length.
     """
-    cies: dict[int, _Cie] = {}
-    fdes: list[tuple[int, int, list[Row]]] = []
+    try:
+        entries = _entries(data, eh)
+        cie_entries = {e[0]: e for e in entries if e[1]}
+        cies: dict[int, _Cie] = {}
+        fdes: list[tuple[int, int, list[Row]]] = []
+        for start, is_cie, id_pos, id_size, body, end in entries:
+            if is_cie:
+                continue
+            cie_id = int.from_bytes(data[id_pos:id_pos + id_size], "little")
+            # (a CIE may follow its FDEs in .debug_frame, never in .eh_frame)
+            cie_at = id_pos - cie_id if eh else cie_id
+            cie = cies.get(cie_at)
+            if cie is None:
+                entry = cie_entries.get(cie_at)
+                if entry is None:
+                    raise CfiError(f"FDE at {start:#x} names no CIE")
+                cie = cies[cie_at] = _parse_cie(data, entry[4], entry[5], eh)
+            fde = _decode_fde(data, body, end, cie, section_addr)
+            if fde is not None:
+                fdes.append(fde)
+    except (IndexError, ValueError, struct.error) as exc:  # ValueError: CfiError, bytes.index
+        if isinstance(exc, CfiError):
+            raise
+        raise CfiError(f"malformed call-frame information ({exc})") from None
+    return _merge(fdes)
+
+
+def _entries(data: bytes, eh: bool) -> list[tuple[int, bool, int, int, int, int]]:
+    """(start, is CIE, id position, id size, body position, end) of every entry."""
+    out = []
     pos = 0
     n = len(data)
-    try:
-        while pos + 4 <= n:
-            length = struct.unpack_from("<I", data, pos)[0]
-            start = pos
-            pos += 4
-            if length == 0:
-                if eh:
-                    break
-                continue
-            if length == 0xFFFFFFFF:
-                length = struct.unpack_from("<Q", data, pos)[0]
-                pos += 8
-                id_size = 8
-            else:
-                id_size = 4
-            end = pos + length
-            if end > n:
-                raise CfiError("entry runs past the section")
-            id_pos = pos
-            cie_id = int.from_bytes(data[pos:pos + id_size], "little")
-            pos += id_size
-            is_cie = cie_id == 0 if eh else cie_id == (1 << (8 * id_size)) - 1
-            if is_cie:
-                cies[start] = _parse_cie(data, pos, end, eh)
-            else:
-                cie_at = id_pos - cie_id if eh else cie_id
-                cie = cies.get(cie_at)
-                if cie is None:
-                    # a CIE after its FDE (allowed in .debug_frame)
-                    cie = cies[cie_at] = _parse_cie(data, cie_at + 4 + id_size + (
-                        8 if data[cie_at:cie_at + 4] == b"\xff\xff\xff\xff" else 0), n, eh)
-                fde = _decode_fde(data, pos, end, cie, section_addr)
-                if fde is not None:
-                    fdes.append(fde)
-            pos = end
-    except (IndexError, struct.error) as exc:
-        raise CfiError(f"truncated call-frame information ({exc})") from None
-    return _merge(fdes)
+    while pos + 4 <= n:
+        length = struct.unpack_from("<I", data, pos)[0]
+        start = pos
+        pos += 4
+        if length == 0:
+            if eh:
+                break
+            continue
+        id_size = 4
+        if length == 0xFFFFFFFF:
+            length = struct.unpack_from("<Q", data, pos)[0]
+            pos += 8
+            id_size = 8
+        end = pos + length
+        if end > n or length < id_size:
+            raise CfiError("entry runs past the section")
+        cie_id = int.from_bytes(data[pos:pos + id_size], "little")
+        is_cie = cie_id == 0 if eh else cie_id == (1 << (8 * id_size)) - 1
+        out.append((start, is_cie, pos, id_size, pos + id_size, end))
+        pos = end
+    return out
 
 
 def _decode_fde(data: bytes, pos: int, end: int, cie: _Cie, section_addr: int

@@ -141,12 +141,15 @@ def encode(table: UnwindTable, size: int, head_hash: bytes) -> bytes:
 
 
 def decode(data: bytes, size: int, head_hash: bytes) -> UnwindTable | None:
-    """The table in a cache file, or None when stale, foreign or corrupt."""
+    """The table in a cache file, or None when stale, foreign or corrupt.
+
+    Every header field is checked and the payload's checksum: any changed byte is refused.
+    """
     if len(data) < _HEAD.size:
         return None
-    magic, version, machine, _, src_size, src_hash, nloads, nrows, checksum = \
+    magic, version, machine, reserved, src_size, src_hash, nloads, nrows, checksum = \
         _HEAD.unpack_from(data)
-    if magic != _MAGIC or version != _VERSION or machine != 62:
+    if magic != _MAGIC or version != _VERSION or machine != 62 or reserved != 0:
         return None
     if src_size != size or src_hash != head_hash:
         return None
