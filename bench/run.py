@@ -263,7 +263,8 @@ def machine_info() -> dict[str, str]:
         pass
     git = _first_line(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
     dirty = _first_line(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"])
-    bee_v = _first_line([str(VENV_PY), "-c", "import bee_contract; print(bee_contract.__version__)"])
+    bee_v = _first_line([str(VENV_PY), "-c",
+                         "import bee_contract; print(bee_contract.__version__)"])
     return {
         "CPU": f"{model} ({NCPU} CPUs online, {platform.machine()})",
         "memory": mem,
