@@ -117,15 +117,15 @@ def record(cmd: list[str], tmp: Path, *extra: str) -> Path:
 ROOT_SIDE = 8
 
 
-def check_against_perf(cmd: list[str], tmp: Path, min_rooted: float
-                       ) -> Counter[tuple[str, ...]]:
+def check_against_perf(cmd: list[str], tmp: Path, min_rooted: float,
+                       whole_chains: bool = True) -> Counter[tuple[str, ...]]:
     """Record with bee and perf: completeness, and the callers of perf's common stacks.
 
     Callers are compared by address (binary, file offset of each return address), not
     by name, so that the two symbolizers' naming differences do not matter: every caller
     chain (a stack without its leaf) that perf saw in >= 4 % (and >= 8) of its samples
-    must be among bee's, and so must every such chain cut to its outermost ROOT_SIDE
-    frames (there is always one of these).
+    must be among bee's (unless `whole_chains` is False), and so must every such chain cut
+    to its outermost ROOT_SIDE frames (there is always one of these).
     """
     out = record(cmd, tmp)
     bee, mine = bee_names(out), bee_chains(out)
@@ -136,7 +136,7 @@ def check_against_perf(cmd: list[str], tmp: Path, min_rooted: float
     # whole caller chains, and their outermost ROOT_SIDE frames: a workload whose stacks
     # vary at the leaf end (sort's merges) may have no whole chain in 4 % of the samples,
     # but always has common root-side chains
-    for cut in (None, ROOT_SIDE):
+    for cut in ((None, ROOT_SIDE) if whole_chains else (ROOT_SIDE,)):
         my_callers = {c[1:][-cut:] if cut else c[1:] for c in mine}
         callers: Counter[Chain] = Counter()
         for chain, n in theirs.items():
@@ -185,7 +185,10 @@ def test_sort_threads_reach_roots_like_perf(tmp_path: Path) -> None:
     data.write_text("".join(f"{(i * 2654435761) % 1000003:07d} row {i}\n"
                             for i in range(600000)))
     cmd = ["sort", "--parallel=2", "-S", "200M", "-o", str(tmp_path / "sorted"), str(data)]
-    check_against_perf(cmd, tmp_path, 0.90)
+    # sort's merge recursion splits work between threads by timing, so two runs (bee's,
+    # perf's) reach different recursion depths: whole chains differ run to run, their
+    # root-side parts (thread start, sort's drivers) do not
+    check_against_perf(cmd, tmp_path, 0.90, whole_chains=False)
 
 
 def test_cxx_qsort_callback_and_recursion(build_c: Callable[..., Path], tmp_path: Path) -> None:
