@@ -411,3 +411,40 @@ def c_string(table: bytes, offset: int) -> str | None:
     if end < 0:
         return None
     return table[offset:end].decode("utf-8", "backslashreplace")
+
+
+def read_uleb128(data: bytes, pos: int) -> tuple[int, int]:
+    """The unsigned LEB128 number at `pos` (as DWARF and .eh_frame store them) and the
+    position after it. ValueError past 10 bytes, IndexError at the end of `data`."""
+    b = data[pos]
+    if b < 0x80:
+        return b, pos + 1
+    result = b & 0x7F
+    shift = 7
+    pos += 1
+    while True:
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+        if shift > 70:
+            raise ValueError("LEB128 too long")
+
+
+def read_sleb128(data: bytes, pos: int) -> tuple[int, int]:
+    """The signed LEB128 number at `pos` and the position after it (errors as above)."""
+    result = 0
+    shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            if b & 0x40:
+                result -= 1 << shift
+            return result, pos
+        if shift > 70:
+            raise ValueError("LEB128 too long")

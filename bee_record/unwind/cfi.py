@@ -14,6 +14,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from bee_contract.elf import read_sleb128, read_uleb128
+
 #: Row kinds, mirrored in bpf/unwind.c.
 KIND_NONE = 0  # no usable rule here: fall back to the frame pointer
 KIND_CFA_RSP = 1  # CFA = RSP + cfa_off
@@ -83,40 +85,6 @@ class _State:
         return (kind, self.cfa_off, rbp, 0)
 
 
-def _uleb(data: bytes, pos: int) -> tuple[int, int]:
-    b = data[pos]
-    if b < 0x80:
-        return b, pos + 1
-    result = b & 0x7F
-    shift = 7
-    pos += 1
-    while True:
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-        if shift > 70:
-            raise CfiError("LEB128 too long")
-
-
-def _sleb(data: bytes, pos: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        shift += 7
-        if b < 0x80:
-            if b & 0x40:
-                result -= 1 << shift
-            return result, pos
-        if shift > 70:
-            raise CfiError("LEB128 too long")
-
-
 def _pointer(data: bytes, pos: int, enc: int, section_addr: int) -> tuple[int, int]:
     """Decode a DW_EH_PE-encoded pointer at `pos`; returns (value, next pos)."""
     if enc == 0xFF:
@@ -127,9 +95,9 @@ def _pointer(data: bytes, pos: int, enc: int, section_addr: int) -> tuple[int, i
         value = struct.unpack_from("<Q", data, pos)[0]
         pos += 8
     elif fmt == 0x01:
-        value, pos = _uleb(data, pos)
+        value, pos = read_uleb128(data, pos)
     elif fmt == 0x09:
-        value, pos = _sleb(data, pos)
+        value, pos = read_sleb128(data, pos)
     else:
         size = {0x02: 2, 0x03: 4, 0x04: 8, 0x0A: 2, 0x0B: 4, 0x0C: 8}.get(fmt)
         if size is None:
@@ -154,10 +122,10 @@ def _plt_expression(expr: bytes) -> tuple[int, int] | None:
     try:
         if not expr or expr[0] != 0x77:
             return None
-        off, pos = _sleb(expr, 1)
+        off, pos = read_sleb128(expr, 1)
         if expr[pos] != 0x80:
             return None
-        zero, pos = _sleb(expr, pos + 1)
+        zero, pos = read_sleb128(expr, pos + 1)
         tail = expr[pos:]
     except IndexError:
         return None
@@ -202,7 +170,7 @@ def _run(cie: _Cie, code: bytes, state: _State, initial: _State, pc: int, end: i
             continue
         if high == 0x80:  # offset
             reg = op & 0x3F
-            off, pos = _uleb(code, pos)
+            off, pos = read_uleb128(code, pos)
             if reg == _RBP:
                 state.rbp_off = off * data_align
             elif reg == cie.ra_reg:
@@ -228,24 +196,24 @@ def _run(cie: _Cie, code: bytes, state: _State, initial: _State, pc: int, end: i
             pc = struct.unpack_from("<Q", code, pos)[0]
             pos += cie.address_size
         elif op == 0x0C:  # def_cfa
-            reg, pos = _uleb(code, pos)
-            off, pos = _uleb(code, pos)
+            reg, pos = read_uleb128(code, pos)
+            off, pos = read_uleb128(code, pos)
             _def_cfa(state, reg, off)
         elif op == 0x12:  # def_cfa_sf
-            reg, pos = _uleb(code, pos)
-            off, pos = _sleb(code, pos)
+            reg, pos = read_uleb128(code, pos)
+            off, pos = read_sleb128(code, pos)
             _def_cfa(state, reg, off * data_align)
         elif op == 0x0D:  # def_cfa_register
-            reg, pos = _uleb(code, pos)
+            reg, pos = read_uleb128(code, pos)
             _def_cfa(state, reg, state.cfa_off)
         elif op == 0x0E:  # def_cfa_offset
-            off, pos = _uleb(code, pos)
+            off, pos = read_uleb128(code, pos)
             _def_cfa(state, state.cfa_reg, off)
         elif op == 0x13:  # def_cfa_offset_sf
-            off, pos = _sleb(code, pos)
+            off, pos = read_sleb128(code, pos)
             _def_cfa(state, state.cfa_reg, off * data_align)
         elif op == 0x0F:  # def_cfa_expression
-            size, pos = _uleb(code, pos)
+            size, pos = read_uleb128(code, pos)
             expr = code[pos:pos + size]
             pos += size
             plt = _plt_expression(expr)
@@ -255,11 +223,11 @@ def _run(cie: _Cie, code: bytes, state: _State, initial: _State, pc: int, end: i
             else:
                 state.cfa_kind, state.cfa_off, state.plt_aux = KIND_PLT, plt[0], plt[1]
         elif op in (0x05, 0x11, 0x2F):  # offset_extended(_sf), GNU_negative_offset_extended
-            reg, pos = _uleb(code, pos)
+            reg, pos = read_uleb128(code, pos)
             if op == 0x11:
-                off, pos = _sleb(code, pos)
+                off, pos = read_sleb128(code, pos)
             else:
-                off, pos = _uleb(code, pos)
+                off, pos = read_uleb128(code, pos)
                 if op == 0x2F:
                     off = -off
             if reg == _RBP:
@@ -267,20 +235,20 @@ def _run(cie: _Cie, code: bytes, state: _State, initial: _State, pc: int, end: i
             elif reg == cie.ra_reg:
                 state.ra_undefined = False
         elif op == 0x06:  # restore_extended
-            reg, pos = _uleb(code, pos)
+            reg, pos = read_uleb128(code, pos)
             if reg == _RBP:
                 state.rbp_off = initial.rbp_off
             elif reg == cie.ra_reg:
                 state.ra_undefined = initial.ra_undefined
         elif op in (0x07, 0x08):  # undefined, same_value
-            reg, pos = _uleb(code, pos)
+            reg, pos = read_uleb128(code, pos)
             if reg == _RBP:
                 state.rbp_off = 0
             elif reg == cie.ra_reg:
                 state.ra_undefined = op == 0x07
         elif op == 0x09:  # register
-            reg, pos = _uleb(code, pos)
-            _, pos = _uleb(code, pos)
+            reg, pos = read_uleb128(code, pos)
+            _, pos = read_uleb128(code, pos)
             if reg == _RBP:
                 state.rbp_off = 0
         elif op == 0x0A:  # remember_state
@@ -292,19 +260,19 @@ def _run(cie: _Cie, code: bytes, state: _State, initial: _State, pc: int, end: i
                 state.cfa_kind, state.plt_aux = saved.cfa_kind, saved.plt_aux
                 state.rbp_off, state.ra_undefined = saved.rbp_off, saved.ra_undefined
         elif op in (0x10, 0x16):  # expression, val_expression
-            reg, pos = _uleb(code, pos)
-            size, pos = _uleb(code, pos)
+            reg, pos = read_uleb128(code, pos)
+            size, pos = read_uleb128(code, pos)
             pos += size
             if reg == _RBP:
                 state.rbp_off = 0
         elif op in (0x14, 0x15):  # val_offset(_sf)
-            reg, pos = _uleb(code, pos)
+            reg, pos = read_uleb128(code, pos)
             if op == 0x14:
-                _, pos = _uleb(code, pos)
+                _, pos = read_uleb128(code, pos)
             else:
-                _, pos = _sleb(code, pos)
+                _, pos = read_sleb128(code, pos)
         elif op == 0x2E:  # GNU_args_size
-            _, pos = _uleb(code, pos)
+            _, pos = read_uleb128(code, pos)
         else:
             raise CfiError(f"unknown CFA instruction {op:#x}")
         if pc > end:
@@ -337,19 +305,19 @@ def _parse_cie(data: bytes, pos: int, end: int, eh: bool) -> _Cie:
         pos += 2  # address_size, segment_selector_size
         if address_size not in (4, 8):
             raise CfiError(f"address size {address_size}")
-    code_align, pos = _uleb(data, pos)
-    data_align, pos = _sleb(data, pos)
+    code_align, pos = read_uleb128(data, pos)
+    data_align, pos = read_sleb128(data, pos)
     if version == 1:
         ra_reg = data[pos]
         pos += 1
     else:
-        ra_reg, pos = _uleb(data, pos)
+        ra_reg, pos = read_uleb128(data, pos)
     fde_enc = 0x00 if eh else 0x04 if address_size == 8 else 0x03
     lsda_enc = 0xFF
     signal = False
     has_z = aug.startswith("z")
     if has_z:
-        length, pos = _uleb(data, pos)
+        length, pos = read_uleb128(data, pos)
         aug_data_end = pos + length
         for ch in aug[1:]:
             if ch == "R":
@@ -445,7 +413,7 @@ def _decode_fde(data: bytes, pos: int, end: int, cie: _Cie, section_addr: int
     if pc_begin == 0 or pc_range == 0:
         return None  # discarded by the linker
     if cie.has_z:
-        length, pos = _uleb(data, pos)
+        length, pos = read_uleb128(data, pos)
         pos += length
     initial = cie.initial
     if initial is None:

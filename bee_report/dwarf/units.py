@@ -15,6 +15,7 @@ import bisect
 import struct
 from typing import Any
 
+from bee_contract.elf import read_uleb128
 from bee_contract.errors import ElfError
 from bee_report.elf.elffile import ElfFile
 
@@ -27,17 +28,6 @@ _FIXED_FORMS = {0x05: 2, 0x06: 4, 0x07: 8, 0x0B: 1, 0x0C: 1, 0x11: 1, 0x12: 2, 0
                 0x27: 3, 0x28: 4, 0x29: 1, 0x2A: 2, 0x2B: 3, 0x2C: 4}  # fmt: skip
 _LEB_FORMS = {0x0D, 0x0F, 0x15, 0x1A, 0x1B, 0x22, 0x23, 0x1F01, 0x1F02}
 _OFFSET_FORMS = {0x0E, 0x10, 0x17, 0x1D, 0x1F, 0x1F20, 0x1F21}
-
-
-def _uleb(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, pos
 
 
 class DwarfUnit:
@@ -66,7 +56,7 @@ class DwarfUnit:
         """(tag, {attribute: (form, value)}) of the next DIE (tag 0: null entry); None at end."""
         if self.pos >= self.end:
             return None
-        code, self.pos = _uleb(self.info, self.pos)
+        code, self.pos = read_uleb128(self.info, self.pos)
         if code == 0:
             return 0, {}
         tag, specs = self.abbrevs[code]
@@ -75,7 +65,7 @@ class DwarfUnit:
     def _value(self, form: int, const: int) -> Any:
         info, pos = self.info, self.pos
         if form == 0x16:  # indirect
-            form, pos = _uleb(info, pos)
+            form, pos = read_uleb128(info, pos)
             self.pos = pos
             return self._value(form, const)
         if form == 0x21:
@@ -93,14 +83,14 @@ class DwarfUnit:
             self.pos = pos + size
             return int.from_bytes(info[pos : pos + size], "little")
         if form in _LEB_FORMS:
-            value, self.pos = _uleb(info, pos)
+            value, self.pos = read_uleb128(info, pos)
             return value
         length_size = {0x03: 2, 0x04: 4, 0x0A: 1}.get(form)
         if length_size is not None:
             length = int.from_bytes(info[pos : pos + length_size], "little")
             self.pos = pos + length_size + length
         elif form in (0x09, 0x18):  # block, exprloc
-            length, pos = _uleb(info, pos)
+            length, pos = read_uleb128(info, pos)
             self.pos = pos + length
         else:
             raise ValueError(f"DWARF form {form:#x}")
@@ -117,18 +107,18 @@ class _Abbrevs:
     def __getitem__(self, code: int) -> tuple[int, list[tuple[int, int, int]]]:
         data, pos = self.data, self.pos
         while code not in self.table:
-            found, pos = _uleb(data, pos)
+            found, pos = read_uleb128(data, pos)
             if found == 0:
                 raise KeyError(code)
-            tag, pos = _uleb(data, pos)
+            tag, pos = read_uleb128(data, pos)
             pos += 1  # has_children
             specs = []
             while True:
-                attr, pos = _uleb(data, pos)
-                form, pos = _uleb(data, pos)
+                attr, pos = read_uleb128(data, pos)
+                form, pos = read_uleb128(data, pos)
                 const = 0
                 if form == 0x21:  # implicit_const (signed; only its length matters here)
-                    const, pos = _uleb(data, pos)
+                    const, pos = read_uleb128(data, pos)
                 if attr == 0 and form == 0:
                     break
                 specs.append((attr, form, const))
