@@ -225,11 +225,6 @@ def python_elf() -> bytes:
     return tiny_elf(PY_FUNCTIONS, PY_BUILD_ID)
 
 
-def rich_recording() -> Recording:
-    """The fuzz tests' seed with every version 2 column filled: the sample itself holds
-    them all (JIT bucket ranges, a CPython process's code objects, Python stacks)."""
-    return sample_recording()
-
 def main() -> None:
     """Write the sample file."""
     size = codec.write(sample_recording(), SAMPLE)

@@ -55,14 +55,13 @@ def one_input(data: bytes) -> None:
 
 
 def seed(folder: Path) -> None:
-    """Write seeds: the sample and the rich sample as version 2 bodies, and sample-v1."""
+    """Write seeds: the sample as a version 2 body, and sample-v1."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository
-    from formats.make_sample import SAMPLE_V1, rich_recording, sample_recording
+    from formats.make_sample import SAMPLE_V1, sample_recording
 
     folder.mkdir(parents=True, exist_ok=True)
-    for name, rec in (("sample", sample_recording()), ("rich", rich_recording())):
-        raw = codec.encode(rec, compress=False)
-        (folder / name).write_bytes(b"\x01" + raw[codec.PREAMBLE_SIZE:])
+    raw = codec.encode(sample_recording(), compress=False)
+    (folder / "sample").write_bytes(b"\x01" + raw[codec.PREAMBLE_SIZE:])
     v1 = zlib.decompress(SAMPLE_V1.read_bytes()[codec.PREAMBLE_SIZE:])  # written compressed
     (folder / "sample-v1").write_bytes(b"\x02" + v1)
 

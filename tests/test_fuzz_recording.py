@@ -19,15 +19,13 @@ from bee_contract import codec
 from bee_contract.errors import BeeError, RecordingFormatError
 from bee_report.report import ReportOptions, render
 from bee_report.symbolize import Symbolizer
-from formats.make_sample import rich_recording, sample_recording
+from formats.make_sample import sample_recording
 
 SAMPLE = codec.encode(sample_recording(), compress=False)
 BODY = msgpack.unpackb(SAMPLE[codec.PREAMBLE_SIZE:])
-RICH = codec.encode(rich_recording(), compress=False)
-RICH_BODY = msgpack.unpackb(RICH[codec.PREAMBLE_SIZE:])
-#: The rich sample's process with JIT rows and its CPython process (indices into processes).
-JIT_PROC = next(i for i, p in enumerate(RICH_BODY["processes"]) if p[8])
-PY_PROC = next(i for i, p in enumerate(RICH_BODY["processes"]) if len(p) > 9 and p[9])
+#: The sample's process with JIT rows and its CPython process (indices into processes).
+JIT_PROC = next(i for i, p in enumerate(BODY["processes"]) if p[8])
+PY_PROC = next(i for i, p in enumerate(BODY["processes"]) if len(p) > 9 and p[9])
 FUZZ = settings(max_examples=300, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -66,12 +64,12 @@ def test_random_bytes_after_a_valid_preamble(tmp_path_factory: Any, data: bytes)
 
 
 @FUZZ
-@given(base=st.sampled_from([SAMPLE, RICH]),
+@given(base=st.just(SAMPLE),
        flips=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(1, 255)),
                       min_size=1, max_size=8))
 def test_byte_flips_with_a_valid_checksum(tmp_path_factory: Any, base: bytes,
                                           flips: list[tuple[float, int]]) -> None:
-    # GIVEN a sample's body (the rich one has JIT buckets and Python stacks) with bytes
+    # GIVEN the sample's body (it has JIT buckets and Python stacks) with bytes
     # flipped and the checksum recomputed, so the damage reaches the decoder and validator
     body = bytearray(base[codec.PREAMBLE_SIZE:])
     for where, mask in flips:
@@ -86,9 +84,9 @@ _tree = st.recursive(_leaf, lambda c: st.lists(c, max_size=5) | st.dictionaries(
 
 
 @FUZZ
-@given(key=st.sampled_from(sorted(RICH_BODY)), value=_tree)
+@given(key=st.sampled_from(sorted(BODY)), value=_tree)
 def test_any_table_replaced_by_any_value(tmp_path_factory: Any, key: str, value: Any) -> None:
-    body = dict(RICH_BODY)
+    body = dict(BODY)
     body[key] = value
     raw = msgpack.packb(body, use_bin_type=True)
     _read_and_report(_file(tmp_path_factory.mktemp("t"), raw))
@@ -100,9 +98,9 @@ def test_any_table_replaced_by_any_value(tmp_path_factory: Any, key: str, value:
        row=st.integers(0, 3), col=st.integers(0, 10), value=_leaf)
 def test_any_cell_replaced(tmp_path_factory: Any, table: str, row: int, col: int,
                            value: Any) -> None:
-    # GIVEN the rich sample with one cell of a table replaced; "jit" and "python" are the
+    # GIVEN the sample with one cell of a table replaced; "jit" and "python" are the
     # JIT process's symbols (with their bucket columns) and the CPython process's column
-    body = msgpack.unpackb(RICH[codec.PREAMBLE_SIZE:])
+    body = msgpack.unpackb(SAMPLE[codec.PREAMBLE_SIZE:])
     jit, py = body["processes"][JIT_PROC], body["processes"][PY_PROC]
     rows = {"jit": jit[8], "python": [py[9], *py[9][1]]}.get(table) or body[table]
     if row < len(rows) and isinstance(rows[row], list) and col < len(rows[row]):
@@ -134,13 +132,13 @@ def test_huge_string_claim_is_refused_before_allocation(tmp_path: Path) -> None:
 
 
 @FUZZ
-@given(order=st.permutations(sorted(RICH_BODY)), compress=st.booleans(),
+@given(order=st.permutations(sorted(BODY)), compress=st.booleans(),
        extra_samples=st.integers(0, 40), depth=st.integers(0, 300))
 def test_streamed_decoding_is_independent_of_key_order(
         tmp_path_factory: Any, order: list[str], compress: bool, extra_samples: int,
         depth: int) -> None:
     # GIVEN the sample with more samples and a deeper stack, its top-level keys in any order
-    body = msgpack.unpackb(RICH[codec.PREAMBLE_SIZE:])
+    body = msgpack.unpackb(SAMPLE[codec.PREAMBLE_SIZE:])
     body["stacks"][0] = [i % len(body["addresses"]) for i in range(depth + 1)]
     body["samples"] += [[PY_PROC, 5000 + i, 0, 0, 0, -1, 1, 1, 0, i % 10, i % 2 - 1]
                         for i in range(extra_samples)]
@@ -151,8 +149,8 @@ def test_streamed_decoding_is_independent_of_key_order(
     assert got == want
     assert len(got.samples) == len(sample_recording().samples) + extra_samples
     assert len(got.stacks[0]) == depth + 1
-    assert got.python_stacks == rich_recording().python_stacks
-    assert got.processes[JIT_PROC].jit == rich_recording().processes[JIT_PROC].jit
+    assert got.python_stacks == sample_recording().python_stacks
+    assert got.processes[JIT_PROC].jit == sample_recording().processes[JIT_PROC].jit
     assert got.processes[JIT_PROC].jit
 
 
@@ -163,7 +161,7 @@ def test_streamed_decoding_is_independent_of_key_order(
 def test_any_declared_table_length(tmp_path_factory: Any, table: str, declared: int,
                                    tail: bytes) -> None:
     # GIVEN a table whose array header declares any length, followed by anything
-    body = dict(RICH_BODY)
+    body = dict(BODY)
     body.pop(table)
     raw = msgpack.packb(body)
     n = len(body) + 1
