@@ -37,7 +37,7 @@ from bee_report.find.locate import Locator
 from bee_report.jit import JitIndex
 from bee_report.profile import Frame, FrameKind, Profile, StackSample
 from bee_report.progress import Progress
-from bee_report.python.frames import merge, python_frames
+from bee_report.python.frames import PythonNamer, merge
 
 if TYPE_CHECKING:  # the loading sequence imports its modules when a binary is found
     from bee_report.dwarf.lines import DebugInfo
@@ -125,6 +125,9 @@ class _ProcessMaps:
         self.maps = sorted(proc.maps, key=lambda m: m.start)
         self.starts = [m.start for m in self.maps]
         self.jit = JitIndex(proc.jit)
+        self.python = PythonNamer(proc.python) if proc.python is not None else None
+        #: (address, leaf, time bucket) -> its frames: each distinct frame resolved once
+        self.frames: dict[tuple[int, bool, int], tuple[Frame, ...]] = {}
 
 
 class _Kernel:
@@ -261,10 +264,15 @@ class Symbolizer:
                 if addrs[depth] == TRUNCATED_FRAME:  # the unwinder stopped short of a root
                     frames.append(Frame(TRUNCATED, FrameKind.USER))
                     continue
-                frames.extend(self._user(rec, procs[pidx], addrs[depth], depth == 0, bucket))
-        info = rec.processes[pidx].python
-        if pystack >= 0 and info is not None:
-            frames = merge(frames, python_frames(info, rec.python_stacks[pystack]))
+                pm = procs[pidx]
+                key = (addrs[depth], depth == 0, bucket)
+                hit = pm.frames.get(key)
+                if hit is None:
+                    hit = pm.frames[key] = self._user(rec, pm, addrs[depth], depth == 0, bucket)
+                frames.extend(hit)
+        namer = procs[pidx].python
+        if pystack >= 0 and namer is not None:
+            frames = merge(frames, namer.groups(rec.python_stacks[pystack]))
         elif pystack == LOST_STACK:
             frames.insert(0, Frame("[lost Python stack]", FrameKind.PYTHON))
         if kstack == LOST_STACK:

@@ -20,7 +20,7 @@ from bee_record.python.layout import TABLES
 from bee_record.python.memory import ProcessMemory
 from bee_report.profile import Frame, FrameKind
 from bee_report.python.frames import EVAL_FUNCTION, merge, python_frames
-from bee_report.python.lines import line_of, ranges_311
+from bee_report.python.lines import LineIndex, line_of, ranges_311
 
 FIXTURES = Path(__file__).parent / "fixtures" / "python"
 INTERPRETERS = sorted(
@@ -38,10 +38,13 @@ def test_lines_match_co_lines(python: str) -> None:
     checked = 0
     for code in data["codes"]:
         table = bytes.fromhex(code["table"])
+        index = LineIndex(data["version"], table, code["first"])
         for start, end, line in code["lines"]:
             for offset in range(start, end, 2):
-                # THEN bee's parser gives the same line for every instruction
+                # THEN bee's parser gives the same line for every instruction, walking the
+                # table or from the table decoded once
                 assert line_of(data["version"], table, code["first"], offset // 2) == line
+                assert index.line(offset // 2) == line
                 checked += 1
     assert checked > 10000
 
@@ -55,6 +58,20 @@ def test_hostile_line_tables_never_raise(table: bytes, first: int, index: int,
     got = line_of(version, table, first, index)
     assert got is None or isinstance(got, int)
     assert sum(1 for _ in ranges_311(table, first)) <= len(table)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=512), st.integers(-5, 1 << 31),
+       st.lists(st.integers(-5, 4096), min_size=1, max_size=20),
+       st.sampled_from([0x030A0000, 0x030B0000, 0x030C0000, 0x030D0000]))
+def test_line_index_answers_as_line_of(table: bytes, first: int, indexes: list[int],
+                                       version: int) -> None:
+    # GIVEN any bytes as a line table, decoded once into an index
+    index = LineIndex(version, table, first)
+    # WHEN instructions are looked up in it
+    # THEN each line is the one the table's own walk gives
+    assert [index.line(i) for i in indexes] == [line_of(version, table, first, i)
+                                               for i in indexes]
 
 
 def _memory_with(data: bytes) -> tuple[ProcessMemory, int, ctypes.Array[ctypes.c_char]]:

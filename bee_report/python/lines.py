@@ -8,22 +8,35 @@ never raises, and an instruction past the end has no known line (None).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterator
 
 _NO_LINE = -128  # 3.10: a range without a line number
+
+
+def _is_310(version: int) -> bool:
+    return (version >> 16) & 0xFF == 10 and version >> 24 == 3
 
 
 def line_of(version: int, linetable: bytes, firstlineno: int, index: int) -> int | None:
     """Line of the instruction at `index` (in code units) of a code object, or None."""
     if index < 0:
         return None
-    if (version >> 16) & 0xFF == 10 and version >> 24 == 3:
+    if _is_310(version):
         return line_310(linetable, firstlineno, index * 2)
     return line_311(linetable, firstlineno, index)
 
 
 def line_310(table: bytes, firstlineno: int, offset: int) -> int | None:
     """3.10: line of the instruction at byte `offset`."""
+    for start, end, line in ranges_310(table, firstlineno):
+        if start <= offset < end:
+            return line
+    return None
+
+
+def ranges_310(table: bytes, firstlineno: int) -> Iterator[tuple[int, int, int | None]]:
+    """3.10: (start, end, line) ranges in bytes, in order (some may be empty)."""
     line = firstlineno
     end = 0
     for i in range(0, len(table) - 1, 2):
@@ -35,9 +48,7 @@ def line_310(table: bytes, firstlineno: int, offset: int) -> int | None:
         else:
             line += delta
             current = line
-        if start <= offset < end:
-            return current
-    return None
+        yield start, end, current
 
 
 def _varint(table: bytes, pos: int) -> tuple[int, int]:
@@ -102,3 +113,30 @@ def line_311(table: bytes, firstlineno: int, index: int) -> int | None:
         if start > index:
             break
     return None
+
+
+class LineIndex:
+    """One code object's line table decoded once, for many lookups (by bisection).
+
+    Answers exactly as :func:`line_of` does: ranges are contiguous from 0, so the first
+    range whose end lies past an instruction is the one holding it (empty 3.10 ranges
+    never are).
+    """
+
+    __slots__ = ("_ends", "_lines", "_scale")
+
+    def __init__(self, version: int, linetable: bytes, firstlineno: int) -> None:
+        self._scale = 2 if _is_310(version) else 1  # 3.10 tables count bytes
+        ranges = (ranges_310 if self._scale == 2 else ranges_311)(linetable, firstlineno)
+        self._ends: list[int] = []
+        self._lines: list[int | None] = []
+        for _, end, line in ranges:
+            self._ends.append(end)
+            self._lines.append(line)
+
+    def line(self, index: int) -> int | None:
+        """Line of the instruction at `index` (in code units), or None."""
+        if index < 0:
+            return None
+        i = bisect.bisect_right(self._ends, index * self._scale)
+        return self._lines[i] if i < len(self._ends) else None
