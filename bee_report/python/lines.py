@@ -116,27 +116,34 @@ def line_311(table: bytes, firstlineno: int, index: int) -> int | None:
 
 
 class LineIndex:
-    """One code object's line table decoded once, for many lookups (by bisection).
+    """One code object's line table, decoded at most once, for many lookups (by bisection).
 
-    Answers exactly as :func:`line_of` does: ranges are contiguous from 0, so the first
-    range whose end lies past an instruction is the one holding it (empty 3.10 ranges
-    never are).
+    Ranges are decoded lazily, only as far as the highest instruction asked for, and answer
+    exactly as :func:`line_of` does: ranges are contiguous from 0, so the first range whose
+    end lies past an instruction is the one holding it (empty 3.10 ranges never are).
     """
 
-    __slots__ = ("_ends", "_lines", "_scale")
+    __slots__ = ("_ends", "_lines", "_more", "_scale")
 
     def __init__(self, version: int, linetable: bytes, firstlineno: int) -> None:
         self._scale = 2 if _is_310(version) else 1  # 3.10 tables count bytes
-        ranges = (ranges_310 if self._scale == 2 else ranges_311)(linetable, firstlineno)
+        self._more: Iterator[tuple[int, int, int | None]] | None = (
+            (ranges_310 if self._scale == 2 else ranges_311)(linetable, firstlineno))
         self._ends: list[int] = []
         self._lines: list[int | None] = []
-        for _, end, line in ranges:
-            self._ends.append(end)
-            self._lines.append(line)
 
     def line(self, index: int) -> int | None:
         """Line of the instruction at `index` (in code units), or None."""
         if index < 0:
             return None
-        i = bisect.bisect_right(self._ends, index * self._scale)
-        return self._lines[i] if i < len(self._ends) else None
+        at = index * self._scale
+        ends = self._ends
+        while self._more is not None and (not ends or ends[-1] <= at):
+            entry = next(self._more, None)
+            if entry is None:
+                self._more = None
+                break
+            ends.append(entry[1])
+            self._lines.append(entry[2])
+        i = bisect.bisect_right(ends, at)
+        return self._lines[i] if i < len(ends) else None

@@ -6,29 +6,54 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from bee_report.profile import FrameKind, Profile, StackSample, folded_name, grouped
+from bee_report.profile import Frame, FrameKind, Profile, StackSample, folded_name, grouped
 from bee_report.reporters.options import RenderOptions
 
 
-def folded_stack(sample: StackSample, lines: bool = False) -> tuple[str, ...]:
+class FoldedText:
+    """`Frame.folded(lines)` of each distinct frame object, computed once.
+
+    The symbolizer shares frame objects between the stacks they appear in, so the memo is
+    keyed by identity (it keeps the frame alive, so the identity stays unique).
+    """
+
+    def __init__(self, lines: bool) -> None:
+        self.lines = lines
+        self._memo: dict[int, tuple[Frame, str]] = {}
+
+    def __call__(self, frame: Frame) -> str:
+        """The frame's folded text."""
+        hit = self._memo.get(id(frame))
+        if hit is None:
+            hit = self._memo[id(frame)] = (frame, frame.folded(self.lines))
+        return hit[1]
+
+
+def folded_stack(sample: StackSample, lines: bool = False,
+                 text: FoldedText | None = None) -> tuple[str, ...]:
     """The folded frames of one sample, root first.
 
     Grouping frames (`cpu_3`, `pid_42`, from `--per-cpu` and the like) come first, then
-    the process name, then the stack's frames from the outermost to the leaf.
+    the process name, then the stack's frames from the outermost to the leaf. `text`, when
+    given, formats the frames (its `lines` wins over `lines`).
     """
     frames = sample.frames
     n = 0
     while n < len(frames) and frames[n].kind is FrameKind.ROOT:
         n += 1
-    return (*(folded_name(f.name) for f in frames[:n]), folded_name(sample.comm or "[unknown]"),
-            *(f.folded(lines) for f in frames[n:]))
+    head = (*(folded_name(f.name) for f in frames[:n]),
+            folded_name(sample.comm or "[unknown]"))
+    if text is None:
+        return (*head, *(f.folded(lines) for f in frames[n:]))
+    return (*head, *map(text, frames[n:]))
 
 
 def fold(profile: Profile, lines: bool = False) -> Counter[tuple[str, ...]]:
     """Weights summed per folded stack."""
     out: Counter[tuple[str, ...]] = Counter()
+    text = FoldedText(lines)
     for s, weight, _ in grouped(profile, lambda s: s.comm):
-        out[folded_stack(s, lines)] += weight
+        out[folded_stack(s, lines, text)] += weight
     return out
 
 
