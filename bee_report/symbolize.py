@@ -14,8 +14,8 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # the loading sequence imports its modules when a binary is f
     from bee_report.dwarf.lines import DebugInfo
     from bee_report.elf.symbols import FunctionTable
     from bee_report.find.debuginfod import Debuginfod
+    from bee_report.frame_cache import FrameCache, Resolved
 
 KERNEL_MODULE = "[kernel.kallsyms]"
 UNKNOWN = "[unknown]"
@@ -71,7 +72,8 @@ class Image:
     elf: ElfFile
     functions: FunctionTable
     debug: DebugInfo | None = None
-    cache: dict[int, tuple[Frame, ...]] = field(default_factory=dict)
+    #: False when its DWARF could not be read (a warning said so): nothing of it is saved
+    complete: bool = True
 
 
 def debuginfod_client(opts: SymbolizeOptions) -> Debuginfod | None:
@@ -84,21 +86,26 @@ def debuginfod_client(opts: SymbolizeOptions) -> Debuginfod | None:
                                        offline=opts.offline)
 
 
-def load_image(elf: ElfFile, path: Path, recorded_path: str, build_id: str | None,
-               opts: SymbolizeOptions, debuginfod: Debuginfod | None) -> Image:
-    """The one debug-info loading sequence: the debug file (build-id trees, debuglink,
-    debuginfod), the best function table (cached per build-id), DWARF when asked for.
-
-    `elf` is the located binary at `path`; `recorded_path` its path on the target and
-    `build_id` the recorded one (None: the file's own).
-    """
-    from bee_report.elf import symtab_cache
-    from bee_report.find.debuginfo import best_symbol_source, find_debug_file
+def find_debug(elf: ElfFile, path: Path, recorded_path: str, build_id: str | None,
+               opts: SymbolizeOptions, debuginfod: Debuginfod | None
+               ) -> tuple[Path | None, str | None]:
+    """The debug file of the located binary `elf` at `path` (build-id trees, debuglink,
+    debuginfod), or None, and the key of the files its tables are read from
+    (:func:`bee_report.find.cachedir.source_key`; None when they cannot be examined)."""
+    from bee_report.find.debuginfo import find_debug_file
 
     debug_path = find_debug_file(path, elf, recorded_path, build_id, opts.symbol_dirs,
                                  None if elf.has_debug_info else debuginfod)
+    return debug_path, source_key(path, debug_path)
+
+
+def load_tables(elf: ElfFile, path: Path, debug_path: Path | None, files: str | None,
+                recorded_path: str, build_id: str | None, opts: SymbolizeOptions) -> Image:
+    """The best function table (cached per build-id and `files`) and DWARF when asked for."""
+    from bee_report.elf import symtab_cache
+    from bee_report.find.debuginfo import best_symbol_source
+
     bid = build_id or elf.build_id
-    files = source_key(path, debug_path)  # the cache answers for these files only
     functions = symtab_cache.load(opts.cache_dir, bid, files)
     if functions is None:
         source = best_symbol_source(elf, debug_path)
@@ -107,6 +114,7 @@ def load_image(elf: ElfFile, path: Path, recorded_path: str, build_id: str | Non
         functions = source.functions
         symtab_cache.store(opts.cache_dir, bid, files, source.origin, functions)
     debug = None
+    complete = True
     dwarf_file = debug_path or (path if elf.has_debug_info else None)
     if opts.dwarf and dwarf_file is not None:
         from bee_report.dwarf.lines import DebugInfo
@@ -115,7 +123,57 @@ def load_image(elf: ElfFile, path: Path, recorded_path: str, build_id: str | Non
             debug = DebugInfo.load(dwarf_file, bid, opts.cache_dir)
         except BeeError as exc:
             warn(f"{exc}; no source lines or inlined frames for {recorded_path}")
-    return Image(elf, functions, debug)
+            complete = False
+    return Image(elf, functions, debug, complete)
+
+
+def load_image(elf: ElfFile, path: Path, recorded_path: str, build_id: str | None,
+               opts: SymbolizeOptions, debuginfod: Debuginfod | None) -> Image:
+    """The one debug-info loading sequence: the debug file (build-id trees, debuglink,
+    debuginfod), the best function table (cached per build-id), DWARF when asked for.
+
+    `elf` is the located binary at `path`; `recorded_path` its path on the target and
+    `build_id` the recorded one (None: the file's own).
+    """
+    debug_path, files = find_debug(elf, path, recorded_path, build_id, opts, debuginfod)
+    return load_tables(elf, path, debug_path, files, recorded_path, build_id, opts)
+
+
+class _Binary:
+    """A binary of a report: its ELF at once; its symbol and DWARF tables only for the
+    first address its saved frames (:mod:`bee_report.frame_cache`) do not hold."""
+
+    def __init__(self, elf: ElfFile, load: Callable[[], Image],
+                 saved: FrameCache | None) -> None:
+        self.elf = elf
+        self.saved = saved
+        self._load = load
+        self._tables: Image | None = None
+        #: ELF virtual address -> its frames in this report
+        self.frames: dict[int, tuple[Frame, ...]] = {}
+
+    def tables(self) -> Image:
+        """The symbol and DWARF tables, loaded on first use."""
+        if self._tables is None:
+            self._tables = self._load()
+            if not self._tables.complete:
+                self.saved = None  # a report from it repeats the warning, so it is not saved
+        return self._tables
+
+    def resolve(self, vaddr: int) -> Resolved:
+        """What `vaddr` resolves to: saved, or from the tables (and then saved)."""
+        saved = self.saved
+        hit = saved.get(vaddr) if saved is not None else None
+        if hit is not None:
+            return hit
+        img = self.tables()
+        sym = img.functions.lookup(vaddr)
+        chain = img.debug.lookup(vaddr) if img.debug is not None else ()
+        hit = (demangle(sym.name) if sym is not None else None,
+               tuple((sf.function, sf.inlined, sf.file, sf.line) for sf in reversed(chain)))
+        if self.saved is not None:
+            self.saved.add(vaddr, hit)
+        return hit
 
 
 class _ProcessMaps:
@@ -153,7 +211,7 @@ class Symbolizer:
     def __init__(self, opts: SymbolizeOptions | None = None) -> None:
         self.opts = opts or SymbolizeOptions()
         self.locator = Locator(self.opts.symbol_dirs, self.opts.use_original_paths)
-        self._images: dict[tuple[str, str | None], Image | None] = {}
+        self._images: dict[tuple[str, str | None], _Binary | None] = {}
         self._debuginfod = debuginfod_client(self.opts)
         self._progress: Progress | None = None
         self._cut_stacks = 0
@@ -190,6 +248,9 @@ class Symbolizer:
                 out.lost += rec.total_lost
         finally:
             self._progress.close()
+        for img in self._images.values():
+            if img is not None and img.saved is not None:
+                img.saved.save()
         if self._cut_stacks:
             warn(f"{self._cut_stacks} stacks deeper than {MAX_STACK_FRAMES} frames were cut to "
                  "their innermost frames")
@@ -207,6 +268,8 @@ class Symbolizer:
 
     def _capped(self, frames: list[Frame]) -> tuple[Frame, ...]:
         """`frames` with over-long names shortened."""
+        if max(map(len, [f.name for f in frames]), default=0) <= MAX_NAME_CHARS:
+            return tuple(frames)
         return tuple(f if len(f.name) <= MAX_NAME_CHARS
                      else dataclasses.replace(f, name=self._short(f.name)) for f in frames)
 
@@ -306,30 +369,30 @@ class Symbolizer:
         if img is None or vaddr is None:
             return (Frame(f"{module}+0x{offset:x}", FrameKind.USER, module, address=addr,
                           path=m.path, build_id=bid),)
-        hit = img.cache.get(vaddr)
+        hit = img.frames.get(vaddr)
         if hit is None:
-            hit = img.cache[vaddr] = self._lookup(img, vaddr, module, offset, addr, m.path, bid)
+            hit = img.frames[vaddr] = self._lookup(img, vaddr, module, offset, addr, m.path,
+                                                   bid)
         return hit
 
-    def _lookup(self, img: Image, vaddr: int, module: str, offset: int, addr: int,
+    def _lookup(self, img: _Binary, vaddr: int, module: str, offset: int, addr: int,
                 path: str, bid: str | None) -> tuple[Frame, ...]:
         """Frames of one ELF address, outermost first (inlined callees after it)."""
         if self._progress is not None:
             self._progress.advance()
-        sym = img.functions.lookup(vaddr)
-        fallback = demangle(sym.name) if sym is not None else f"{module}+0x{offset:x}"
-        chain = img.debug.lookup(vaddr) if img.debug is not None else ()
+        symbol, chain = img.resolve(vaddr)
+        fallback = symbol if symbol is not None else f"{module}+0x{offset:x}"
         if not chain:
             return (Frame(fallback, FrameKind.USER, module, address=addr, path=path,
                           build_id=bid),)
         return tuple(
-            Frame(sf.function or (fallback if not sf.inlined else "[inlined]"),
-                  FrameKind.INLINED if sf.inlined else FrameKind.USER, module, sf.file,
-                  sf.line, addr, path, bid)
-            for sf in reversed(chain)
+            Frame(function or (fallback if not inlined else "[inlined]"),
+                  FrameKind.INLINED if inlined else FrameKind.USER, module, file, line, addr,
+                  path, bid)
+            for function, inlined, file, line in chain
         )
 
-    def _vdso(self, image: bytes) -> Image | None:
+    def _vdso(self, image: bytes) -> _Binary | None:
         """The recorded vDSO image, opened once per distinct image."""
         key = ("[vdso]", str(hash(image)))
         if key not in self._images:
@@ -337,13 +400,14 @@ class Symbolizer:
             if image:
                 try:
                     elf = ElfFile.from_bytes(image, "[vdso]")
-                    img = Image(elf, elf.functions())
+                    tables = Image(elf, elf.functions())
+                    img = _Binary(elf, lambda: tables, None)
                 except BeeError as exc:
                     warn(str(exc))
             self._images[key] = img
         return self._images[key]
 
-    def _image(self, binary: Binary) -> Image | None:
+    def _image(self, binary: Binary) -> _Binary | None:
         key = (binary.path, binary.build_id)
         if key in self._images:
             return self._images[key]
@@ -362,10 +426,18 @@ class Symbolizer:
         self._images[key] = img
         return img
 
-    def _load(self, path: Path, binary: Binary) -> Image | None:
+    def _load(self, path: Path, binary: Binary) -> _Binary | None:
+        from bee_report.frame_cache import FrameCache
+
         try:
             elf = ElfFile.open(path)
         except BeeError as exc:
             warn(str(exc))
             return None
-        return load_image(elf, path, binary.path, binary.build_id, self.opts, self._debuginfod)
+        opts = self.opts
+        debug_path, files = find_debug(elf, path, binary.path, binary.build_id, opts,
+                                       self._debuginfod)
+        saved = FrameCache.open(opts.cache_dir, binary.build_id or elf.build_id, files,
+                                opts.dwarf)
+        return _Binary(elf, lambda: load_tables(elf, path, debug_path, files, binary.path,
+                                                binary.build_id, opts), saved)

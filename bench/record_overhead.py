@@ -119,6 +119,20 @@ def run(ctx: dict[str, Any]) -> dict[str, Any]:
             "iters": iters, "threads": threads, "load_after": load_average()}
 
 
+def recordings(ctx: dict[str, Any]) -> dict[str, Any]:
+    """One bee and one perf recording of the workload at the highest frequency, shaped as
+    :func:`run`'s results: the inputs of section 4 when section 1 is not selected."""
+    freq = max(ctx["freqs"])
+    results: list[dict[str, Any]] = []
+    for tool in ("bee", "perf"):
+        m = measure(tool, freq, ctx["workload"], ctx["iters"], ctx["threads"], ctx["work"],
+                    "r0", ctx["buildid_dir"])
+        m["run"] = 0
+        results.append(m)
+        ctx["log"](f"  recorded {freq} Hz {tool}: {m['bytes']:,} B")
+    return {"measurements": results, "errors": [], "tools": ["bee", "perf"]}
+
+
 def _series(ms: list[dict[str, Any]], tool: str, freq: int, key: str, runs: int) -> list[Any]:
     by_run = {m["run"]: m.get(key) for m in ms if m["tool"] == tool and m["freq"] == freq}
     return [by_run.get(r) for r in range(runs)]

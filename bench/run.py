@@ -9,8 +9,9 @@ Sections: overhead (record overhead), startup, size (file size), report, symboli
 timeline (the timeline page of a 1-hour series in Chromium), python (what Python
 frames cost: bench/python_cost.py), unwind (the .eh_frame unwinder: bench/unwind.py;
 both short runs here, run them alone for longer ones). The
-size and report sections use the recordings of the overhead section (they make it run
-when it is not selected). Each section's raw numbers are kept in ``bench/work/`` (ignored
+size and report sections use the recordings of the overhead section (size makes it run
+when it is not selected; report alone records the workload once with bee and once with
+perf at the highest frequency). Each section's raw numbers are kept in ``bench/work/`` (ignored
 by git) so that ``--only`` re-renders ``results.md`` with the other sections' last results.
 Needs root (BPF, perf system-wide). Standard library only; bee's modules are used through
 ``bench/bee_helper.py`` run with the venv's python.
@@ -146,19 +147,25 @@ def main(argv: list[str]) -> int:
     try:
         compile_bee()
         ctx["workload"] = build_workload(work)
+        recorded: dict[str, Any] = {}
         if {"overhead", "size", "report"} & set(selected):
             ctx["iters"] = calibrate(ctx["workload"], args.duration, NCPU)
-            log(f"section overhead: {ctx['iters']} iterations \u00d7 {NCPU} threads")
-            results["overhead"] = record_overhead.run(ctx)
+            if {"overhead", "size"} & set(selected):
+                log(f"section overhead: {ctx['iters']} iterations \u00d7 {NCPU} threads")
+                recorded = results["overhead"] = record_overhead.run(ctx)
+            else:  # section 4 alone: one bee and one perf recording are its inputs
+                log(f"recordings for section report: {ctx['iters']} iterations \u00d7 "
+                    f"{NCPU} threads")
+                recorded = record_overhead.recordings(ctx)
         if "startup" in selected:
             log("section startup")
             results["startup"] = startup.run(ctx)
         if "size" in selected:
             log("section size")
-            results["size"] = filesize.run(ctx, results["overhead"])
+            results["size"] = filesize.run(ctx, recorded)
         if "report" in selected:
             log("section report")
-            results["report"] = report_time.run(ctx, results["overhead"])
+            results["report"] = report_time.run(ctx, recorded)
         if "symbolize" in selected:
             log("section symbolize")
             results["symbolize"] = symbolization.run(ctx)

@@ -4,7 +4,7 @@ speedscope read, and the intermediate the SVG flame graphs are drawn from."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from bee_report.profile import Frame, FrameKind, Profile, StackSample, folded_name, grouped
 from bee_report.reporters.options import RenderOptions
@@ -14,19 +14,25 @@ class FoldedText:
     """`Frame.folded(lines)` of each distinct frame object, computed once.
 
     The symbolizer shares frame objects between the stacks they appear in, so the memo is
-    keyed by identity (it keeps the frame alive, so the identity stays unique).
+    keyed by identity (it keeps the frames alive, so each identity stays unique).
     """
 
     def __init__(self, lines: bool) -> None:
         self.lines = lines
-        self._memo: dict[int, tuple[Frame, str]] = {}
+        self._text: dict[int, str] = {}
+        self._alive: list[Frame] = []
 
-    def __call__(self, frame: Frame) -> str:
-        """The frame's folded text."""
-        hit = self._memo.get(id(frame))
-        if hit is None:
-            hit = self._memo[id(frame)] = (frame, frame.folded(self.lines))
-        return hit[1]
+    def many(self, frames: Sequence[Frame]) -> list[str]:
+        """The folded text of each frame."""
+        text = self._text
+        try:
+            return [text[id(f)] for f in frames]
+        except KeyError:
+            for f in frames:
+                if id(f) not in text:
+                    self._alive.append(f)
+                    text[id(f)] = f.folded(self.lines)
+            return [text[id(f)] for f in frames]
 
 
 def folded_stack(sample: StackSample, lines: bool = False,
@@ -45,7 +51,7 @@ def folded_stack(sample: StackSample, lines: bool = False,
             folded_name(sample.comm or "[unknown]"))
     if text is None:
         return (*head, *(f.folded(lines) for f in frames[n:]))
-    return (*head, *map(text, frames[n:]))
+    return (*head, *text.many(frames[n:]))
 
 
 def fold(profile: Profile, lines: bool = False) -> Counter[tuple[str, ...]]:
