@@ -19,6 +19,8 @@ binary.
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -99,11 +101,22 @@ class FrameCache:
 
     def _read(self) -> dict[int, Any]:
         try:
-            with open_regular(self.path, follow=False, max_size=MAX_FILE_BYTES) as f:
-                raw = f.read(MAX_FILE_BYTES + 1)
+            st = os.lstat(self.path)
         except FileNotFoundError:
             return {}
-        except (OSError, BeeError):  # refused (too large, not a regular file): left alone
+        except OSError:
+            self._writable = False
+            return {}
+        if not stat.S_ISREG(st.st_mode):  # a link, a FIFO...: not bee's, left alone
+            self._writable = False
+            return {}
+        if st.st_size > MAX_FILE_BYTES:  # not written by bee: replaced
+            self._dirty = True
+            return {}
+        try:
+            with open_regular(self.path, follow=False, max_size=MAX_FILE_BYTES) as f:
+                raw = f.read(MAX_FILE_BYTES + 1)
+        except (OSError, BeeError):  # replaced meanwhile by something else: left alone
             self._writable = False
             return {}
         try:
