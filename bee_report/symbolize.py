@@ -184,8 +184,11 @@ class _ProcessMaps:
         self.starts = [m.start for m in self.maps]
         self.jit = JitIndex(proc.jit)
         self.python = PythonNamer(proc.python) if proc.python is not None else None
-        #: (address, leaf, time bucket) -> its frames: each distinct frame resolved once
-        self.frames: dict[tuple[int, bool, int], tuple[Frame, ...]] = {}
+        #: time bucket -> address * 2 + leaf -> its frames: each distinct frame resolved once
+        #: (the bucket matters only for JIT code whose names change over time, else it is 0)
+        self.frames: dict[int, dict[int, tuple[Frame, ...]]] = {}
+        #: Python stack -> its frames in groups (see PythonNamer.groups)
+        self.python_groups: dict[int, list[list[Frame]]] = {}
 
 
 class _Kernel:
@@ -194,8 +197,17 @@ class _Kernel:
     def __init__(self, info: KernelInfo) -> None:
         self.symbols = info.symbols
         self.starts = [s.address for s in info.symbols]
+        self._frames: dict[int, Frame] = {}  # address * 2 + leaf -> its frame
 
     def frame(self, addr: int, leaf: bool) -> Frame:
+        """The frame of a kernel address (a return address unless `leaf`)."""
+        key = addr * 2 + leaf
+        hit = self._frames.get(key)
+        if hit is None:
+            hit = self._frames[key] = self._name(addr, leaf)
+        return hit
+
+    def _name(self, addr: int, leaf: bool) -> Frame:
         look = addr if leaf else addr - 1
         i = bisect.bisect_right(self.starts, look) - 1
         if i < 0:
@@ -323,19 +335,26 @@ class Symbolizer:
             frames.append(Frame("[lost user stack]", FrameKind.USER))
         elif ustack >= 0:
             addrs = self._innermost(rec.stacks[ustack], FrameKind.USER, frames)
+            pm = procs[pidx]
+            memo = pm.frames.get(bucket)
+            if memo is None:
+                memo = pm.frames[bucket] = {}
             for depth in range(len(addrs) - 1, -1, -1):
-                if addrs[depth] == TRUNCATED_FRAME:  # the unwinder stopped short of a root
+                addr = addrs[depth]
+                if addr == TRUNCATED_FRAME:  # the unwinder stopped short of a root
                     frames.append(Frame(TRUNCATED, FrameKind.USER))
                     continue
-                pm = procs[pidx]
-                key = (addrs[depth], depth == 0, bucket)
-                hit = pm.frames.get(key)
+                key = addr * 2 + (depth == 0)
+                hit = memo.get(key)
                 if hit is None:
-                    hit = pm.frames[key] = self._user(rec, pm, addrs[depth], depth == 0, bucket)
+                    hit = memo[key] = self._user(rec, pm, addr, depth == 0, bucket)
                 frames.extend(hit)
-        namer = procs[pidx].python
-        if pystack >= 0 and namer is not None:
-            frames = merge(frames, namer.groups(rec.python_stacks[pystack]))
+        pm = procs[pidx]
+        if pystack >= 0 and pm.python is not None:
+            groups = pm.python_groups.get(pystack)
+            if groups is None:
+                groups = pm.python_groups[pystack] = pm.python.groups(rec.python_stacks[pystack])
+            frames = merge(frames, groups)
         elif pystack == LOST_STACK:
             frames.insert(0, Frame("[lost Python stack]", FrameKind.PYTHON))
         if kstack == LOST_STACK:

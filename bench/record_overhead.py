@@ -130,7 +130,9 @@ def recordings(ctx: dict[str, Any]) -> dict[str, Any]:
         m["run"] = 0
         results.append(m)
         ctx["log"](f"  recorded {freq} Hz {tool}: {m['bytes']:,} B")
-    return {"measurements": results, "errors": [], "tools": ["bee", "perf"]}
+    return {"measurements": results, "errors": [], "tools": ["bee", "perf"],
+            "inputs": "recorded for this section alone (`--only report`), one bee and one perf "
+                      "run"}
 
 
 def _series(ms: list[dict[str, Any]], tool: str, freq: int, key: str, runs: int) -> list[Any]:

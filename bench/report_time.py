@@ -23,6 +23,7 @@ from common import (
     BenchError,
     fmt_spread,
     import_times,
+    load_average,
     ratios,
     rotated,
     run_timed,
@@ -121,7 +122,8 @@ def run(ctx: dict[str, Any], overhead: dict[str, Any]) -> dict[str, Any]:
                                 work / "imports.out", ctx["buildid_dir"])[0],
                           dict(os.environ, XDG_CACHE_HOME=str(warm)))
     return {"measurements": ms, "errors": errors, "freq": freq, "breakdown": breakdown,
-            "imports": imports,
+            "imports": imports, "load_average": load_average(),
+            "inputs": overhead.get("inputs", "of section 1, run 0"),
             "bee_bytes": files["bee"].stat().st_size,
             "perf_bytes": files["perf"].stat().st_size}
 
@@ -171,8 +173,11 @@ def summarize(res: dict[str, Any], runs: int) -> tuple[str, dict[str, Any]]:
                        "report-breakdown`, median of the runs): "
                        + ", ".join(f"{n} {v:.3f} s" for n, v in parts) + ".")
     md = [
-        f"One recording of section 1 at {res['freq']} Hz (bee file {res['bee_bytes']:,} B, "
-        f"perf.data {res['perf_bytes']:,} B, same workload). Wall and CPU (whole process "
+        f"One system-wide recording of the workload at {res['freq']} Hz, "
+        f"{res.get('inputs', 'of section 1, run 0')} (bee file {res['bee_bytes']:,} B, "
+        f"perf.data {res['perf_bytes']:,} B, same workload, with whatever else ran on the "
+        "machine then)" + (f"; load average after the runs {res['load_average']}"
+                           if res.get("load_average") else "") + ". Wall and CPU (whole process "
         "tree) median [min\u2013max]; output to a file. bee: `bee report FILE --format folded "
         "[--lines]`; perf: `perf script [-F +srcline]`, `perf report --stdio [-F "
         "overhead,sym,srcline]`. The source-line rows are restricted to the workload's "
