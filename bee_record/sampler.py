@@ -1,7 +1,5 @@
-"""Load `bpf/profile.c` through bcc, attach it, and drain its maps.
-
-This is the only module that imports bcc, and it does so lazily, so that the recording
-model and codec (and the whole report side) work on machines without BPF.
+"""Load `bpf/profile.c` (through `bee_record.bpf_load`: bcc, or its cache), attach it, and
+drain its maps.
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ from typing import Any
 
 from bee_contract.errors import RecordError
 from bee_contract.recording import LOST_STACK, NO_STACK, Unwinder
+from bee_record import bpf_load
 from bee_record.probes import Probe, attach
 from bee_record.python.detect import PyRuntime
 from bee_record.python.layout import MODEL_CSTACK_SHIM
@@ -36,6 +35,10 @@ LOST_HINTS = {
     "announcements_lost": "--perf-buffer-pages",
     "python_stacks_full": "--python-stacks-size or a shorter --drain-interval",
 }
+#: Program type of the tail-called programs of each kind of attachment.
+_KINDS = {"perf": bpf_load.PROG_PERF_EVENT, "tp": bpf_load.PROG_TRACEPOINT,
+          "kp": bpf_load.PROG_KPROBE}
+_ANNOUNCE = struct.Struct("<II")
 _CAP_PERFMON = 38
 _CAP_BPF = 39
 _CAP_SYS_ADMIN = 21
@@ -63,6 +66,7 @@ class SamplerOptions:
     cgroup: tuple[int, int] | None = None  # (cgroup v2 id, level) to restrict to
     python: bool = True  # walk the Python frames of CPython processes (bpf/python.c)
     python_stacks_size: int = 2048
+    bpf_cache: bool = True  # load the compiled program from bee's cache when it is there
     unwinder: str = Unwinder.DWARF  # an Unwinder: .eh_frame tables in BPF, or frame pointers
     unwind_rows: int = 1 << 20  # capacity of the shared unwind-row table (8 bytes each)
     time_resolution_ns: int = 100_000_000  # width of the time buckets counts are kept per
@@ -150,16 +154,16 @@ class Sampler:
         self._lost_announcements = 0
         self._announced: list[tuple[int, int]] = []
         self._buf = 0
-        _check_kernel_headers()
         _ensure_tracefs()
         try:
-            from bcc import BPF, PerfSWConfig, PerfType
+            bpf_load.import_bcc()
         except ImportError:
             raise RecordError(
                 "bcc's Python module is not importable: install python3-bpfcc and run bee "
                 "from the system python3 (or a venv made with --system-site-packages)"
             ) from None
-        self._perf_type, self._perf_config = PerfType.SOFTWARE, PerfSWConfig.CPU_CLOCK
+        self._perf_type = bpf_load.PERF_TYPE_SOFTWARE
+        self._perf_config = bpf_load.PERF_COUNT_SW_CPU_CLOCK
         bpf_dir = resources.files("bee_record.bpf")
         src = bpf_dir.joinpath("profile.c").read_text()
         dwarf = opts.unwinder == Unwinder.DWARF and opts.user_stacks
@@ -203,9 +207,15 @@ class Sampler:
                        f"-DBEE_MAX_BLOCK_NS={opts.max_block_ns}ULL",
                        f"-DBEE_OFFSTACK_SIZE={opts.stack_storage_size}"]
         try:
-            self.bpf: Any = BPF(text=src, cflags=cflags)
+            loaded = bpf_load.load(src, cflags, self._programs(opts, dwarf), opts.bpf_cache,
+                                   before_compile=_check_kernel_headers)
+        except RecordError:
+            raise
         except Exception as exc:  # bcc raises bare Exception on compile/load failure
             raise RecordError(f"cannot load the BPF program: {_one_line(exc)}") from None
+        self.bpf: Any = loaded.bpf
+        #: True when the program came from bee's cache (no clang); `bpf_note` says why not
+        self.bpf_from_cache, self.bpf_note = loaded.from_cache, loaded.note
         self.dwarf = dwarf
         self.unwind: UnwindLoader | None = None
         if dwarf:
@@ -240,6 +250,22 @@ class Sampler:
                 self._on_python_stack, page_cnt=opts.perf_buffer_pages,
                 lost_cb=self._on_python_lost)
 
+    @classmethod
+    def _programs(cls, opts: SamplerOptions, dwarf: bool) -> dict[str, int]:
+        """Every function this sampler loads, with its BPF program type (bcc also loads
+        the `tracepoint__` functions itself)."""
+        out = {}
+        if opts.on_cpu:
+            out["bee_on_cpu"] = bpf_load.PROG_PERF_EVENT
+        for i, p in enumerate(opts.probes):
+            out[f"bee_on_event_{i}"] = (bpf_load.PROG_TRACEPOINT if p.kind == "tracepoint"
+                                        else bpf_load.PROG_KPROBE)
+        for t in cls._program_types(opts):
+            names = ((["bee_unwind_{t}"] if dwarf else [])
+                     + (["bee_py_link_{t}", "bee_py_store_{t}"] if opts.python else []))
+            out.update({n.format(t=t): _KINDS[t] for n in names})
+        return out
+
     @staticmethod
     def _program_types(opts: SamplerOptions) -> list[str]:
         """Program types that need tail-called programs: perf, tp (tracepoint), kp."""
@@ -255,12 +281,10 @@ class Sampler:
     def _load_chains(self, opts: SamplerOptions, what: str,
                      programs: tuple[tuple[str, int, str], ...]) -> None:
         """Load tail-called programs, per program type: (array, index, function) patterns."""
-        from bcc import BPF
-        kinds = {"perf": BPF.PERF_EVENT, "tp": BPF.TRACEPOINT, "kp": BPF.KPROBE}
         try:
             for t in self._program_types(opts):
                 for array_name, index, fn_name in programs:
-                    fn = self.bpf.load_func(fn_name.format(t=t), kinds[t])
+                    fn = self.bpf.load_func(fn_name.format(t=t), _KINDS[t])
                     array = self.bpf[array_name.format(t=t)]
                     array[ctypes.c_int(index)] = ctypes.c_int(fn.fd)
         except Exception as exc:
@@ -436,8 +460,8 @@ class Sampler:
         return got
 
     def _on_announce(self, cpu: int, data: Any, size: int) -> None:
-        ev = self.bpf["announce"].event(data)
-        self._announced.append((int(ev.pid), int(ev.gen)))
+        if size >= _ANNOUNCE.size:  # struct bee_announce: u32 pid, u32 gen
+            self._announced.append(_ANNOUNCE.unpack(ctypes.string_at(data, _ANNOUNCE.size)))
 
     def _on_lost(self, count: int) -> None:
         self._lost_announcements += count
