@@ -265,6 +265,8 @@ def extract(module: int) -> Entry:
         if name is None or fd < 0:
             raise EntryError("a map without a descriptor (extern or pinned)")
         index_of_fd[fd] = i
+        if lib.bpf_table_type_id(module, i) not in _table_classes():
+            raise EntryError(f"map {name.decode()}: its type is not cached")
         maps.append(MapDef(
             name.decode(), lib.bpf_table_type_id(module, i),
             lib.bpf_table_key_size_id(module, i), lib.bpf_table_leaf_size_id(module, i),
@@ -339,7 +341,7 @@ def load_program(name: str, prog_type: int, insns: bytes, license: str,
 
 @dataclass(frozen=True, slots=True)
 class Loaded:
-    """A loaded program: the bcc.BPF object and how it was loaded (for -v and tests)."""
+    """A loaded program: the bcc.BPF object and how it was loaded (for tests and checks)."""
 
     bpf: Any
     from_cache: bool
@@ -384,17 +386,24 @@ def load(src: str, cflags: Sequence[str], programs: Mapping[str, int],
 
 
 @functools.cache
+def _table_classes() -> dict[int, Any]:
+    """bcc's table class of each map type a cache entry may hold."""
+    from bcc import table as T
+
+    return {T.BPF_MAP_TYPE_HASH: T.HashTable, T.BPF_MAP_TYPE_ARRAY: T.Array,
+            T.BPF_MAP_TYPE_PROG_ARRAY: T.ProgArray,
+            T.BPF_MAP_TYPE_PERF_EVENT_ARRAY: T.PerfEventArray,
+            T.BPF_MAP_TYPE_PERCPU_HASH: T.PerCpuHash, T.BPF_MAP_TYPE_PERCPU_ARRAY: T.PerCpuArray,
+            T.BPF_MAP_TYPE_STACK_TRACE: T.StackTrace, T.BPF_MAP_TYPE_LRU_HASH: T.LruHash,
+            T.BPF_MAP_TYPE_LRU_PERCPU_HASH: T.LruPerCpuHash}
+
+
+@functools.cache
 def _cached_bpf(bcc: Any) -> Any:
     """The bcc.BPF subclass built on maps and programs loaded from a cache entry."""
     from bcc import table as T
 
-    by_type = {T.BPF_MAP_TYPE_HASH: T.HashTable, T.BPF_MAP_TYPE_ARRAY: T.Array,
-               T.BPF_MAP_TYPE_PROG_ARRAY: T.ProgArray,
-               T.BPF_MAP_TYPE_PERF_EVENT_ARRAY: T.PerfEventArray,
-               T.BPF_MAP_TYPE_PERCPU_HASH: T.PerCpuHash,
-               T.BPF_MAP_TYPE_PERCPU_ARRAY: T.PerCpuArray,
-               T.BPF_MAP_TYPE_STACK_TRACE: T.StackTrace, T.BPF_MAP_TYPE_LRU_HASH: T.LruHash,
-               T.BPF_MAP_TYPE_LRU_PERCPU_HASH: T.LruPerCpuHash}
+    by_type = _table_classes()
     BPF = bcc.BPF
 
     class CachedBPF(BPF):  # type: ignore[misc, valid-type]
