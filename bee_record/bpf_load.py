@@ -229,6 +229,13 @@ def import_bcc() -> Any:
     return bcc
 
 
+def lookup_and_delete_batch() -> Any:
+    """bcc's binding of libbpf's `bpf_map_lookup_and_delete_batch` (for batch drains)."""
+    from bcc.libbcc import lib
+
+    return lib.bpf_lookup_and_delete_batch
+
+
 def _libbcc() -> Any:
     """libbcc with the module accessors bcc's Python binding does not declare."""
     lib = ct.CDLL("libbcc.so.0", use_errno=True)
@@ -506,4 +513,5 @@ def _cached_bpf(bcc: Any) -> Any:
 
 
 __all__ = ["Entry", "EntryError", "Loaded", "MapDef", "cache_key", "decode", "encode",
-           "extract", "import_bcc", "indices_to_maps", "load", "maps_to_indices"]
+           "extract", "import_bcc", "indices_to_maps", "load", "lookup_and_delete_batch",
+           "maps_to_indices"]

@@ -213,7 +213,8 @@ def sample_briefly(opts: Any) -> tuple[Any, int]:
         time.sleep(0.4)
         got: list[Any] = []
         s.drain(got.append)
-        return (s.bpf_from_cache, s.bpf_note), sum(c.count for c in got if c.pid == spin.pid)
+        return (s.bpf_from_cache, s.bpf_note), sum(n for c in got if c.pid == spin.pid
+                                                   for _, n, _ in c.counts)
     finally:
         spin.kill()
         spin.wait()
