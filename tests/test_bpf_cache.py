@@ -7,6 +7,7 @@ samples, and that a damaged entry falls back to a compile that still records.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 import subprocess
@@ -16,7 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bee_contract import codec
 from bee_record import bpf_load, cachedir
@@ -105,6 +109,60 @@ def test_an_entry_naming_a_missing_map_is_refused() -> None:
     bad = Entry(entry().maps, {"prog": ld_map(3) + EXIT}, "GPL", 0)
     with pytest.raises(EntryError, match="names no map"):
         bpf_load.decode(bpf_load.encode("k", bad), "k")
+
+
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**63, 2**64 - 1) | st.text(max_size=20)
+    | st.binary(max_size=40),
+    lambda inner: st.lists(inner, max_size=9) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=6),
+    max_leaves=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=st.dictionaries(st.sampled_from(["key", "license", "kern_version", "maps",
+                                            "funcs", "x"]), _VALUES, max_size=6),
+       keep_key=st.booleans())
+def test_any_well_checksummed_body_decodes_or_is_refused(doc: dict[str, Any],
+                                                         keep_key: bool) -> None:
+    # GIVEN any msgpack body under a valid checksum (a cache entry written by a bug)
+    if keep_key:
+        doc["key"] = "k"
+    body = msgpack.packb(doc, use_bin_type=True)
+    data = b"BEEBPF1\0" + hashlib.blake2b(body, digest_size=16).digest() + body
+    # THEN decoding gives an entry or refuses it (EntryError), never another exception
+    try:
+        e = bpf_load.decode(data, "k")
+    except EntryError:
+        return
+    assert all(isinstance(v, bytes) for v in e.funcs.values())
+
+
+@settings(max_examples=300, deadline=None)
+@given(where=st.sampled_from(["map", "func", "funcs", "license", "kern_version"]),
+       field=st.integers(0, 7), value=_VALUES)
+def test_a_good_entry_with_one_value_changed_decodes_or_is_refused(where: str, field: int,
+                                                                  value: Any) -> None:
+    # GIVEN a valid entry's body with one value replaced by anything, checksummed anew
+    doc = msgpack.unpackb(bpf_load.encode("k", entry())[24:], raw=False)
+    if where == "map":
+        doc["maps"][0][field] = value
+    elif where == "func":
+        doc["funcs"]["prog"] = value
+    else:
+        doc[where] = value
+    body = msgpack.packb(doc, use_bin_type=True)
+    data = b"BEEBPF1\0" + hashlib.blake2b(body, digest_size=16).digest() + body
+    # THEN it decodes to a consistent entry or is refused, never another exception
+    try:
+        e = bpf_load.decode(data, "k")
+    except EntryError:
+        return
+    assert all(len(code) % 8 == 0 for code in e.funcs.values())
+    assert all(isinstance(m.name, str) and isinstance(m.key_desc, str)
+               and isinstance(m.leaf_desc, str) and m.key_size >= 0 and m.flags >= 0
+               for m in e.maps)
+    assert isinstance(e.license, str) and 0 <= e.kern_version < 1 << 32
 
 
 def test_cache_key_follows_source_and_cflags() -> None:
