@@ -152,16 +152,45 @@ class Entry:
 
 
 def cache_key(src: str, cflags: Sequence[str], bcc_version: str) -> str:
-    """The hex key of a compile: source, cflags, kernel, CPUs, bcc and bee versions."""
+    """The hex key of a compile: source, cflags, kernel, CPUs, bcc and bee versions.
+
+    Also the exact libbcc file (a rebuild against another LLVM keeps bcc's version) and
+    where the kernel headers clang reads come from.
+    """
     try:
         with open("/sys/devices/system/cpu/possible") as f:
             cpus = f.read().strip()
     except OSError:
         cpus = "?"
+    release = os.uname().release
     h = hashlib.blake2b(digest_size=20)
-    h.update(json.dumps([ENTRY_VERSION, src, list(cflags), os.uname().release, cpus,
-                         bcc_version, BEE_VERSION]).encode())
+    h.update(json.dumps([ENTRY_VERSION, src, list(cflags), release, cpus, bcc_version,
+                         BEE_VERSION, _identity(_loaded_libbcc()),
+                         os.path.realpath(f"/lib/modules/{release}/build")]).encode())
     return h.hexdigest()
+
+
+def _loaded_libbcc() -> str:
+    """Path of the libbcc this process mapped (bcc is imported), else its soname."""
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split(maxsplit=5)[5:]
+                if path and "/libbcc.so" in path[0]:
+                    return path[0].strip()
+    except OSError:
+        pass
+    return "libbcc.so.0"
+
+
+def _identity(path: str) -> str:
+    """Resolved path, size and modification time of a file ("?" when it cannot be read)."""
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except OSError:
+        return "?"
+    return f"{real}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def encode(key: str, entry: Entry) -> bytes:

@@ -165,12 +165,21 @@ def test_a_good_entry_with_one_value_changed_decodes_or_is_refused(where: str, f
     assert isinstance(e.license, str) and 0 <= e.kern_version < 1 << 32
 
 
-def test_cache_key_follows_source_and_cflags() -> None:
+def test_cache_key_follows_source_cflags_and_bcc(monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
     base = bpf_load.cache_key("int x;", ["-DA=1"], "0.26.0")
     assert base == bpf_load.cache_key("int x;", ["-DA=1"], "0.26.0")
-    assert len({base, bpf_load.cache_key("int x;", ["-DA=2"], "0.26.0"),
-                bpf_load.cache_key("int y;", ["-DA=1"], "0.26.0"),
-                bpf_load.cache_key("int x;", ["-DA=1"], "0.27.0")}) == 4
+    keys = {base, bpf_load.cache_key("int x;", ["-DA=2"], "0.26.0"),
+            bpf_load.cache_key("int y;", ["-DA=1"], "0.26.0"),
+            bpf_load.cache_key("int x;", ["-DA=1"], "0.27.0")}
+    # a libbcc file of the same version but another build (size, time) is another key
+    lib = tmp_path / "libbcc.so.0"
+    lib.write_bytes(b"one build")
+    monkeypatch.setattr(bpf_load, "_loaded_libbcc", lambda: str(lib))
+    keys.add(bpf_load.cache_key("int x;", ["-DA=1"], "0.26.0"))
+    lib.write_bytes(b"another build")
+    keys.add(bpf_load.cache_key("int x;", ["-DA=1"], "0.26.0"))
+    assert len(keys) == 6
 
 
 # -- the folder's rules ---------------------------------------------------------------
