@@ -55,8 +55,9 @@ MAX_TYPE_BYTES = 1 << 20
 KEEP_ENTRIES = 64
 SUFFIX = ".bpf"
 
-# bpf(2), x86-64
-_SYS_BPF = 321
+#: bpf(2)'s number per architecture; elsewhere the cache is not used (bcc compiles).
+_SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361,
+            "s390x": 351}.get(os.uname().machine)
 _BPF_MAP_CREATE = 0
 _BPF_PROG_LOAD = 5
 _LD_IMM64 = 0x18
@@ -331,6 +332,8 @@ def _bpf(cmd: int, attr: ct.Array[ct.c_char]) -> int:
     """bpf(2); retries once with RLIMIT_MEMLOCK lifted on EPERM, as bcc does."""
     global _raised_memlock
     while True:
+        if _SYS_BPF is None:
+            raise OSError(38, "bpf(2) number unknown on this architecture")  # ENOSYS
         fd = int(_libc.syscall(_SYS_BPF, cmd, attr, len(attr)))
         err = ct.get_errno()
         if fd >= 0:
@@ -397,6 +400,8 @@ def load(src: str, cflags: Sequence[str], programs: Mapping[str, int],
     key = cache_key(src, cflags, bcc.__version__)
     path = cachedir.cache_dir("bpf") / f"{key}{SUFFIX}"
     note = "compiled: cache bypassed"
+    if _SYS_BPF is None:
+        use_cache, note = False, f"compiled: no cache on {os.uname().machine}"
     if use_cache:
         why = cachedir.why_unusable(path, MAX_ENTRY_BYTES)
         data = cachedir.read_entry(path, MAX_ENTRY_BYTES) if why is None else None
