@@ -31,7 +31,7 @@ from bee_record.python.codeobj import CodeTable
 from bee_record.sampler import RawCount
 
 
-@dataclass
+@dataclass(slots=True)
 class _Acc:
     count: int = 0
     weight: int = 0
@@ -45,9 +45,9 @@ class Collector:
         self.table = table
         self.clock = clock
         self.stacks: dict[tuple[int, ...], int] = {}
-        #: (process, tid, cpu, comm, user stack, kernel stack, event, python stack, time
-        #: bucket since the sampler's start) -> counts
-        self.samples: dict[tuple[int, int, int, str, int, int, int, int, int], _Acc] = {}
+        #: (process, tid, cpu, comm, user stack, kernel stack, event, python stack) -> time
+        #: bucket since the sampler's start -> counts
+        self.samples: dict[tuple[int, int, int, str, int, int, int, int], dict[int, _Acc]] = {}
         #: Python stacks as (code index, info) pairs, and each CPython process's code table.
         self.py_stacks: dict[tuple[tuple[int, int], ...], int] = {}
         self.codes: dict[int, CodeTable] = {}
@@ -79,8 +79,11 @@ class Collector:
         return idx
 
     def add(self, raw: RawCount) -> None:
-        """Account one drained count (capturing its process if not seen yet)."""
-        if (raw.pid, raw.generation) in self.skip:
+        """Account the counts of one drained key (capturing its process if not seen yet).
+
+        Everything but the time bucket is resolved once for all the key's buckets.
+        """
+        if (raw.pid, raw.generation) in self.skip or not raw.counts:
             return
         proc = self.table.index_of(raw.pid, raw.generation, raw.comm)
         user = self._stack(raw.user_stack)
@@ -93,15 +96,22 @@ class Collector:
             if jit:
                 pending = self.jit_pending.setdefault(proc, {})
                 for a in jit:
-                    pending.setdefault(a, set()).add(raw.bucket)
-        self._last_bucket = max(self._last_bucket, raw.bucket)
+                    pending.setdefault(a, set()).update(b for b, _, _ in raw.counts)
         key = (proc, raw.tid, raw.cpu, raw.comm, user, self._stack(raw.kernel_stack),
-               raw.event, self._python_stack(proc, raw.python_stack), raw.bucket)
-        acc = self.samples.get(key)
-        if acc is None:
-            acc = self.samples[key] = _Acc()
-        acc.count += raw.count
-        acc.weight += raw.weight
+               raw.event, self._python_stack(proc, raw.python_stack))
+        buckets = self.samples.get(key)
+        if buckets is None:
+            buckets = self.samples[key] = {}
+        last = self._last_bucket
+        for bucket, count, weight in raw.counts:
+            last = max(last, bucket)
+            acc = buckets.get(bucket)
+            if acc is None:
+                buckets[bucket] = _Acc(count, weight)
+            else:
+                acc.count += count
+                acc.weight += weight
+        self._last_bucket = last
 
     def _python_stack(self, proc: int, value: tuple[tuple[int, int], ...] | int) -> int:
         """Intern a Python stack, naming its code objects (read once per process)."""
@@ -248,27 +258,25 @@ class Collector:
         in_vdso = any(m.path == "[vdso]" and any(m.start <= a < m.end for a in stacks[u])
                       for p, u in {(k[0], k[4]) for k in self.samples} if u >= 0
                       for m in self.table.processes[p].maps)
-        rows = self.samples
-        if first_bucket or any(k[8] > last for k in rows):  # else already in the file's span
-            rows = {}
-            for (p, tid, cpu, comm, u, k, ev, py, b), acc in self.samples.items():
-                key = (p, tid, cpu, comm, u, k, ev, py, in_file(b))
-                row = rows.get(key)
-                if row is None:
-                    rows[key] = _Acc(acc.count, acc.weight)
-                else:
-                    row.count += acc.count
-                    row.weight += acc.weight
-        samples = tuple(
-            Sample(process=proc_map[p], tid=tid, cpu=cpu, comm=comm, user_stack=u,
-                   kernel_stack=k, count=acc.count, weight=acc.weight, event=ev,
-                   python_stack=py, bucket=b)
-            for (p, tid, cpu, comm, u, k, ev, py, b), acc in sorted(rows.items(),
-                                                                    key=lambda kv: kv[0])
-        )
+        samples: list[Sample] = []
+        for (p, tid, cpu, comm, u, k, ev, py), buckets in sorted(self.samples.items(),
+                                                                 key=lambda kv: kv[0]):
+            rows = buckets
+            if first_bucket or max(buckets) > last:  # else already in the file's span
+                rows = {}
+                for b, acc in buckets.items():
+                    row = rows.get(in_file(b))
+                    if row is None:
+                        rows[in_file(b)] = _Acc(acc.count, acc.weight)
+                    else:
+                        row.count += acc.count
+                        row.weight += acc.weight
+            samples.extend(
+                Sample(proc_map[p], tid, cpu, comm, u, k, acc.count, acc.weight, ev, py, b)
+                for b, acc in sorted(rows.items()))
         return Recording(
             header=header, binaries=tuple(binaries), processes=tuple(procs),
-            stacks=tuple(stacks), samples=samples,
+            stacks=tuple(stacks), samples=tuple(samples),
             kernel=kernel_info(kernel_addrs, with_vdso=in_vdso),
             lost=dict(lost), python_stacks=tuple(self.py_stacks),
         )

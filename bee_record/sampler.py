@@ -1,7 +1,5 @@
-"""Load `bpf/profile.c` through bcc, attach it, and drain its maps.
-
-This is the only module that imports bcc, and it does so lazily, so that the recording
-model and codec (and the whole report side) work on machines without BPF.
+"""Load `bpf/profile.c` (through `bee_record.bpf_load`: bcc, or its cache), attach it, and
+drain its maps.
 """
 
 from __future__ import annotations
@@ -18,6 +16,8 @@ from typing import Any
 
 from bee_contract.errors import RecordError
 from bee_contract.recording import LOST_STACK, NO_STACK, Unwinder
+from bee_record import bpf_load
+from bee_record.mapdrain import BatchDrain
 from bee_record.probes import Probe, attach
 from bee_record.python.detect import PyRuntime
 from bee_record.python.layout import MODEL_CSTACK_SHIM
@@ -36,6 +36,10 @@ LOST_HINTS = {
     "announcements_lost": "--perf-buffer-pages",
     "python_stacks_full": "--python-stacks-size or a shorter --drain-interval",
 }
+#: Program type of the tail-called programs of each kind of attachment.
+_KINDS = {"perf": bpf_load.PROG_PERF_EVENT, "tp": bpf_load.PROG_TRACEPOINT,
+          "kp": bpf_load.PROG_KPROBE}
+_ANNOUNCE = struct.Struct("<II")
 _CAP_PERFMON = 38
 _CAP_BPF = 39
 _CAP_SYS_ADMIN = 21
@@ -63,6 +67,7 @@ class SamplerOptions:
     cgroup: tuple[int, int] | None = None  # (cgroup v2 id, level) to restrict to
     python: bool = True  # walk the Python frames of CPython processes (bpf/python.c)
     python_stacks_size: int = 2048
+    bpf_cache: bool = True  # load the compiled program from bee's cache when it is there
     unwinder: str = Unwinder.DWARF  # an Unwinder: .eh_frame tables in BPF, or frame pointers
     unwind_rows: int = 1 << 20  # capacity of the shared unwind-row table (8 bytes each)
     time_resolution_ns: int = 100_000_000  # width of the time buckets counts are kept per
@@ -70,10 +75,11 @@ class SamplerOptions:
 
 @dataclass(slots=True)
 class RawCount:
-    """One drained count: the key fields and the stacks already read from the kernel.
+    """The counts of one drained key, all time buckets together, with its stacks read.
 
-    Not frozen: a drain makes one per kernel key (one per time bucket), and a frozen
-    dataclass's __init__ costs several times more. Nothing changes it after the drain.
+    Kernel keys that differ only by time bucket share everything else, so a drain makes
+    one of these per such group, and the collector resolves the group once. Not frozen:
+    a frozen dataclass's __init__ costs several times more.
     """
 
     pid: int
@@ -84,12 +90,20 @@ class RawCount:
     comm: str
     user_stack: tuple[int, ...] | int  # addresses, or NO_STACK / LOST_STACK
     kernel_stack: tuple[int, ...] | int
-    count: int
-    weight: int
     #: Python frames leaf first as (code object address, info), or NO_STACK / LOST_STACK;
     #: a last frame (0, 0) marks a stack cut at the walker's bound.
-    python_stack: tuple[tuple[int, int], ...] | int = NO_STACK
-    bucket: int = 0  # time bucket since Sampler.start_ns, in time_resolution_ns units
+    python_stack: tuple[tuple[int, int], ...] | int
+    #: (time bucket since Sampler.start_ns in time_resolution_ns units, count, weight)
+    counts: list[tuple[int, int, int]]
+
+
+#: `struct bee_key` (bpf/profile.c), and the same without its `bucket` field: the part
+#: of a key that the counts of one group of time buckets share.
+_KEY = struct.Struct("<5I2iIq16s")
+_IDENT = struct.Struct("<5I2iq16s")
+_BUCKET_AT = 28
+#: `struct bee_val`: count, weight
+_VAL = struct.Struct("<QQ")
 
 
 def check_privileges(status: str = "/proc/self/status") -> None:
@@ -142,6 +156,15 @@ def _ensure_tracefs() -> None:
         raise RecordError(f"tracefs is not mounted and mounting it failed: {os.strerror(err)}")
 
 
+@dataclass(frozen=True, slots=True)
+class _Readers:
+    """One batch reader per shape of the maps a drain empties (buffers 0 and 1 share)."""
+
+    counts: BatchDrain
+    ustacks: BatchDrain | None
+    py: BatchDrain | None
+
+
 class Sampler:
     """A loaded and attached instance of the on-CPU sampling program."""
 
@@ -150,16 +173,16 @@ class Sampler:
         self._lost_announcements = 0
         self._announced: list[tuple[int, int]] = []
         self._buf = 0
-        _check_kernel_headers()
         _ensure_tracefs()
         try:
-            from bcc import BPF, PerfSWConfig, PerfType
+            bpf_load.import_bcc()
         except ImportError:
             raise RecordError(
                 "bcc's Python module is not importable: install python3-bpfcc and run bee "
                 "from the system python3 (or a venv made with --system-site-packages)"
             ) from None
-        self._perf_type, self._perf_config = PerfType.SOFTWARE, PerfSWConfig.CPU_CLOCK
+        self._perf_type = bpf_load.PERF_TYPE_SOFTWARE
+        self._perf_config = bpf_load.PERF_COUNT_SW_CPU_CLOCK
         bpf_dir = resources.files("bee_record.bpf")
         src = bpf_dir.joinpath("profile.c").read_text()
         dwarf = opts.unwinder == Unwinder.DWARF and opts.user_stacks
@@ -203,9 +226,15 @@ class Sampler:
                        f"-DBEE_MAX_BLOCK_NS={opts.max_block_ns}ULL",
                        f"-DBEE_OFFSTACK_SIZE={opts.stack_storage_size}"]
         try:
-            self.bpf: Any = BPF(text=src, cflags=cflags)
+            loaded = bpf_load.load(src, cflags, self._programs(opts, dwarf), opts.bpf_cache,
+                                   before_compile=_check_kernel_headers)
+        except RecordError:
+            raise
         except Exception as exc:  # bcc raises bare Exception on compile/load failure
             raise RecordError(f"cannot load the BPF program: {_one_line(exc)}") from None
+        self.bpf: Any = loaded.bpf
+        #: True when the program came from bee's cache (no clang); `bpf_note` says why not
+        self.bpf_from_cache, self.bpf_note = loaded.from_cache, loaded.note
         self.dwarf = dwarf
         self.unwind: UnwindLoader | None = None
         if dwarf:
@@ -228,6 +257,8 @@ class Sampler:
         self._py_stacks = (self.bpf["py_stacks0"], self.bpf["py_stacks1"]) if opts.python else None
         self._offpystacks = self.bpf["offpystacks"] if opts.python and opts.off_cpu else None
         self._offpycache: dict[int, tuple[tuple[int, int], ...]] = {}
+        self._drains = self._readers()
+        self._py_layout = PyStackLayout.of(self._py_stacks[0].Leaf) if self._py_stacks else None
         self.bpf["announce"].open_perf_buffer(
             self._on_announce, page_cnt=opts.perf_buffer_pages, lost_cb=self._on_lost
         )
@@ -239,6 +270,33 @@ class Sampler:
             self.bpf["py_new"].open_perf_buffer(
                 self._on_python_stack, page_cnt=opts.perf_buffer_pages,
                 lost_cb=self._on_python_lost)
+
+    @classmethod
+    def _programs(cls, opts: SamplerOptions, dwarf: bool) -> dict[str, int]:
+        """Every function this sampler loads, with its BPF program type (bcc also loads
+        the `tracepoint__` functions itself)."""
+        out = {}
+        if opts.on_cpu:
+            out["bee_on_cpu"] = bpf_load.PROG_PERF_EVENT
+        for i, p in enumerate(opts.probes):
+            out[f"bee_on_event_{i}"] = (bpf_load.PROG_TRACEPOINT if p.kind == "tracepoint"
+                                        else bpf_load.PROG_KPROBE)
+        for t in cls._program_types(opts):
+            names = ((["bee_unwind_{t}"] if dwarf else [])
+                     + (["bee_py_link_{t}", "bee_py_store_{t}"] if opts.python else []))
+            out.update({n.format(t=t): _KINDS[t] for n in names})
+        return out
+
+    def _readers(self) -> _Readers:
+        """Batch readers of the maps every drain empties (their layouts checked)."""
+        batch = bpf_load.lookup_and_delete_batch()
+        key = self._counts[0].Key
+        if ctypes.sizeof(key) != _KEY.size or key.bucket.offset != _BUCKET_AT:
+            raise RecordError("bpf/profile.c's struct bee_key differs from the drain's layout")
+        return _Readers(
+            BatchDrain.for_table(self._counts[0], batch),
+            BatchDrain.for_table(self._ustacks[0], batch) if self._ustacks else None,
+            BatchDrain.for_table(self._py_stacks[0], batch) if self._py_stacks else None)
 
     @staticmethod
     def _program_types(opts: SamplerOptions) -> list[str]:
@@ -255,12 +313,10 @@ class Sampler:
     def _load_chains(self, opts: SamplerOptions, what: str,
                      programs: tuple[tuple[str, int, str], ...]) -> None:
         """Load tail-called programs, per program type: (array, index, function) patterns."""
-        from bcc import BPF
-        kinds = {"perf": BPF.PERF_EVENT, "tp": BPF.TRACEPOINT, "kp": BPF.KPROBE}
         try:
             for t in self._program_types(opts):
                 for array_name, index, fn_name in programs:
-                    fn = self.bpf.load_func(fn_name.format(t=t), kinds[t])
+                    fn = self.bpf.load_func(fn_name.format(t=t), _KINDS[t])
                     array = self.bpf[array_name.format(t=t)]
                     array[ctypes.c_int(index)] = ctypes.c_int(fn.fd)
         except Exception as exc:
@@ -322,81 +378,92 @@ class Sampler:
         self._buf = 1 - old
         self._active[self._active.Key(0)] = self._active.Leaf(self._buf)
         time.sleep(0.002)  # programs that read the old index finish within microseconds
-        counts, stacks = self._counts[old], self._stacks[old]
-        try:
-            items = counts.items_lookup_and_delete_batch()
-        except Exception:
-            items = list(counts.items())
-            counts.clear()
+        _, keys, values = self._drains.counts.drain(self._counts[old])
+        # Keys that differ only by time bucket share everything else: resolve that once.
+        groups: dict[bytes, list[tuple[int, int, int]]] = {}
+        size, at = _KEY.size, _BUCKET_AT
+        for i, (count, weight) in enumerate(_VAL.iter_unpack(values)):
+            raw = keys[i * size:(i + 1) * size]
+            ident = raw[:at] + raw[at + 4:]
+            row = (int.from_bytes(raw[at:at + 4], "little"), count, weight)
+            rows = groups.get(ident)
+            if rows is None:
+                groups[ident] = [row]
+            else:
+                rows.append(row)
+        stacks = self._stacks[old]
         cache: dict[int, tuple[int, ...]] = {}
         py = self._python_stacks(old)
-        ucache: dict[int, tuple[int, ...]] = {}
-        if self._ustacks is not None:
-            ucache = _drain_ustacks(self._ustacks[old])
-        # Keys that differ only by time bucket share everything else: resolve that once.
-        idents: dict[bytes, tuple[tuple[int, int, int, int, int, str, tuple[int, ...] | int,
-                                        tuple[int, ...] | int],
-                                  tuple[tuple[int, int], ...] | int]] = {}
-        cut = lo = hi = 0
-        for k, v in items:
-            if not cut:
-                field = type(k).bucket
-                lo, hi = field.offset, field.offset + field.size
-                cut = 1
-            raw = bytes(k)
-            ident = raw[:lo] + raw[hi:]
-            known = idents.get(ident)
-            if known is None:
-                if k.event == 1 and self._offstacks is not None:
-                    table, seen = self._offstacks, self._offcache
-                else:
-                    table, seen = stacks, cache
-                if self._ustacks is None:
-                    user = self._stack(table, k.user_stack, seen)
-                elif k.event == 1 and self._offustacks is not None:
-                    user = self._stack(self._offustacks, k.user_stack, self._offucache, True)
-                else:
-                    user = ucache.get(k.user_stack, LOST_STACK) if k.user_stack >= 0 else (
-                        NO_STACK if k.user_stack == -1 else LOST_STACK)
-                known = idents[ident] = ((
-                    k.pid, k.tid, k.cpu, k.gen, int(k.event),
-                    bytes(k.comm).split(b"\0", 1)[0].decode("utf-8", "replace"),
-                    user, self._stack(table, k.kernel_stack, seen)),
-                    self._python_stack(k, py))
-            resolve(RawCount(*known[0], v.count, v.weight, known[1],
-                             int.from_bytes(raw[lo:hi], "little")))
+        ucache = self._drain_ustacks(old)
+        for ident, rows in groups.items():
+            pid, tid, cpu, gen, event, kstack, pystack, ustack, comm = _IDENT.unpack(ident)
+            if event == 1 and self._offstacks is not None:
+                table, seen = self._offstacks, self._offcache
+            else:
+                table, seen = stacks, cache
+            user: tuple[int, ...] | int
+            if self._ustacks is None:
+                user = self._stack(table, ustack, seen)
+            elif event == 1 and self._offustacks is not None:
+                user = self._unwound(self._offustacks, ustack)
+            else:
+                user = ucache.get(ustack, LOST_STACK) if ustack >= 0 else (
+                    NO_STACK if ustack == -1 else LOST_STACK)
+            resolve(RawCount(
+                pid, tid, cpu, gen, event, comm.split(b"\0", 1)[0].decode("utf-8", "replace"),
+                user, self._stack(table, kstack, seen), self._python_stack(event, pystack, py),
+                rows))
         for sid in cache:
             with contextlib.suppress(KeyError):
                 del stacks[stacks.Key(sid)]
 
     def _python_stacks(self, buf: int) -> dict[int, tuple[tuple[int, int], ...]]:
         """Read and clear the idle Python stack table: slot -> frames."""
-        if self._py_stacks is None:
+        layout = self._py_layout
+        if self._py_stacks is None or self._drains.py is None or layout is None:
             return {}
-        table = self._py_stacks[buf]
-        try:
-            items = table.items_lookup_and_delete_batch()
-        except Exception:
-            items = list(table.items())
-            table.clear()
-        return {int(getattr(k, "value", k)): _py_frames(st) for k, st in items}
+        n, keys, values = self._drains.py.drain(self._py_stacks[buf])
+        size = self._drains.py.value_size
+        return {int.from_bytes(keys[i * 4:i * 4 + 4], "little"):
+                layout.frames(values, i * size) for i in range(n)}
 
-    def _python_stack(self, k: Any, py: dict[int, tuple[tuple[int, int], ...]]
+    def _python_stack(self, event: int, slot: int, py: dict[int, tuple[tuple[int, int], ...]]
                       ) -> tuple[tuple[int, int], ...] | int:
         """The Python stack of a drained key: from this drain's table, or (off-CPU
         blocks) from `offpystacks`, which is never cleared (a block spans drains)."""
-        slot = int(k.py_stack)
         if slot < 0:
             return NO_STACK if slot == -1 else LOST_STACK
-        if k.event != 1 or self._offpystacks is None:
+        if event != 1 or self._offpystacks is None or self._py_layout is None:
             return py.get(slot, LOST_STACK)
         got = self._offpycache.get(slot)
         if got is None:
             try:
-                got = _py_frames(self._offpystacks[self._offpystacks.Key(slot)])
+                value = bytes(self._offpystacks[self._offpystacks.Key(slot)])
             except KeyError:
                 return LOST_STACK
-            self._offpycache[slot] = got
+            got = self._offpycache[slot] = self._py_layout.frames(value, 0)
+        return got
+
+    def _drain_ustacks(self, buf: int) -> dict[int, tuple[int, ...]]:
+        """Read and clear one buffer of unwound user stacks: key -> addresses."""
+        if self._ustacks is None or self._drains.ustacks is None:
+            return {}
+        n, keys, values = self._drains.ustacks.drain(self._ustacks[buf])
+        size = self._drains.ustacks.value_size
+        return {int.from_bytes(keys[i * 8:i * 8 + 8], "little", signed=True):
+                _unwound_addresses(values, i * size, size) for i in range(n)}
+
+    def _unwound(self, table: Any, key: int) -> tuple[int, ...] | int:
+        """An off-CPU unwound user stack (kept across drains: a block spans them)."""
+        if key < 0:
+            return NO_STACK if key == -1 else LOST_STACK
+        got = self._offucache.get(key)
+        if got is None:
+            try:
+                value = bytes(table[table.Key(key)])
+            except KeyError:
+                return LOST_STACK
+            got = self._offucache[key] = _unwound_addresses(value, 0, len(value))
         return got
 
     def lost(self) -> dict[str, int]:
@@ -416,8 +483,8 @@ class Sampler:
         self.bpf.cleanup()
 
     @staticmethod
-    def _stack(table: Any, sid: int, cache: dict[int, tuple[int, ...]],
-               unwound: bool = False) -> tuple[int, ...] | int:
+    def _stack(table: Any, sid: int, cache: dict[int, tuple[int, ...]]) -> tuple[int, ...] | int:
+        """A kernel stack-trace map's stack (NO_STACK / LOST_STACK for negative ids)."""
         if sid == -1:
             return NO_STACK
         if sid < 0:
@@ -425,19 +492,15 @@ class Sampler:
         got = cache.get(sid)
         if got is None:
             try:
-                if unwound:
-                    value = table[table.Key(sid)]
-                    got = tuple(value.addrs[:min(int(value.len), len(value.addrs))])
-                else:
-                    got = tuple(table.walk(sid))
+                got = tuple(table.walk(sid))
             except KeyError:
                 return LOST_STACK
             cache[sid] = got
         return got
 
     def _on_announce(self, cpu: int, data: Any, size: int) -> None:
-        ev = self.bpf["announce"].event(data)
-        self._announced.append((int(ev.pid), int(ev.gen)))
+        if size >= _ANNOUNCE.size:  # struct bee_announce: u32 pid, u32 gen
+            self._announced.append(_ANNOUNCE.unpack(ctypes.string_at(data, _ANNOUNCE.size)))
 
     def _on_lost(self, count: int) -> None:
         self._lost_announcements += count
@@ -490,26 +553,33 @@ def python_proc(leaf: Any, generation: int, rt: PyRuntime) -> Any:
     return leaf
 
 
-def _py_frames(st: Any) -> tuple[tuple[int, int], ...]:
-    """Frames of one `struct bee_py_stack`; a last (0, 0) marks a cut stack."""
-    n = int(st.len) & 0x7FFFFFFF
-    frames = [(int(st.code[i]), int(st.info[i])) for i in range(min(n, len(st.code)))]
-    if st.len & 0x80000000:
-        frames.append((0, 0))
-    return tuple(frames)
+@dataclass(frozen=True, slots=True)
+class PyStackLayout:
+    """Where the fields of a `struct bee_py_stack` (bpf/python.c) lie in its bytes."""
+
+    code_at: int
+    info_at: int
+    slots: int
+
+    @classmethod
+    def of(cls, leaf: Any) -> PyStackLayout:
+        """The layout of bcc's ctypes type for the struct."""
+        return cls(leaf.code.offset, leaf.info.offset, leaf.code.size // 8)
+
+    def frames(self, data: bytes, at: int) -> tuple[tuple[int, int], ...]:
+        """The frames of the struct at `at`; a last (0, 0) marks a cut stack."""
+        length = int.from_bytes(data[at:at + 4], "little")
+        n = min(length & 0x7FFFFFFF, self.slots)
+        codes = struct.unpack_from(f"<{n}Q", data, at + self.code_at)
+        infos = struct.unpack_from(f"<{n}I", data, at + self.info_at)
+        frames = tuple(zip(codes, infos, strict=True))
+        return (*frames, (0, 0)) if length & 0x80000000 else frames
 
 
-def _drain_ustacks(table: Any) -> dict[int, tuple[int, ...]]:
-    """Read and clear one buffer of unwound user stacks: key -> addresses."""
-    try:
-        items = table.items_lookup_and_delete_batch()
-    except Exception:
-        items = list(table.items())
-        table.clear()
-    out = {}
-    for k, v in items:
-        out[int(getattr(k, "value", k))] = tuple(v.addrs[:min(int(v.len), len(v.addrs))])
-    return out
+def _unwound_addresses(data: bytes, at: int, size: int) -> tuple[int, ...]:
+    """The addresses of a `struct bee_ustack` (bpf/unwind.c: len, flags, addrs[])."""
+    n = min(int.from_bytes(data[at:at + 4], "little"), (size - 8) // 8)
+    return struct.unpack_from(f"<{n}Q", data, at + 8)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -6,6 +6,7 @@ import statistics
 from collections.abc import Callable
 from typing import Any
 
+import bucket_cost
 import filesize
 import record_overhead
 import report_time
@@ -24,6 +25,7 @@ TITLES = {
     "timeline": "6. Timeline page",
     "python": "7. Python frames: cost per sample and per file byte",
     "unwind": "8. The .eh_frame unwinder",
+    "buckets": "9. Time buckets: what they cost the recorder",
 }
 
 
@@ -43,6 +45,8 @@ def _summarize(name: str, res: dict[str, Any], runs: int,
         return report_time.summarize(res, runs)
     if name == "timeline":
         return timeline_open.summarize(res, runs)
+    if name == "buckets":
+        return bucket_cost.summarize(res, runs)
     if name in ("python", "unwind"):
         return str(res["markdown"]), {}
     return symbolization.summarize(res, runs)
@@ -80,6 +84,16 @@ def targets(sums: dict[str, tuple[str, dict[str, Any]]], stored: dict[str, Any],
                          f"{freq} Hz, {dur:g} s runs",
                          *_verdict(v, lambda x: x <= 0.5, "{:.2f}\u00d7",
                                    whys.get(f"cpu_total/{freq}", ""))])
+    if "buckets" in sums:
+        head = sums["buckets"][1]
+        for freq in stored["buckets"]["meta"]["freqs"]:
+            for key, what in (("after_s", "after start-up"), ("total_s", "launch to exit")):
+                v = _med(head.get(f"{key}/{freq}"))
+                rows.append([f"record CPU {what} with 100 ms buckets ≤ "
+                             f"{bucket_cost.TARGET:g}\u00d7 without (one bucket per run)",
+                             f"{freq} Hz, {bucket_cost.SECONDS} s runs",
+                             *_verdict(v, lambda x: x <= bucket_cost.TARGET, "{:.3f}\u00d7",
+                                       whys.get(f"buckets/{key}/{freq}", ""))])
     if "size" in sums:
         head = sums["size"][1]
         for freq in stored["size"]["meta"]["freqs"]:

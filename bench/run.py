@@ -8,7 +8,8 @@
 Sections: overhead (record overhead), startup, size (file size), report, symbolize,
 timeline (the timeline page of a 1-hour series in Chromium), python (what Python
 frames cost: bench/python_cost.py), unwind (the .eh_frame unwinder: bench/unwind.py;
-both short runs here, run them alone for longer ones). The
+both short runs here, run them alone for longer ones), buckets (record CPU with and
+without 100 ms time buckets: bench/bucket_cost.py). The
 size and report sections use the recordings of the overhead section (size makes it run
 when it is not selected; report alone records the workload once with bee and once with
 perf at the highest frequency). Each section's raw numbers are kept in ``bench/work/`` (ignored
@@ -33,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import bucket_cost
 import filesize
 import record_overhead
 import recorders
@@ -54,7 +56,7 @@ from common import (
 from render import render
 
 SECTIONS = ("overhead", "startup", "size", "report", "symbolize", "timeline", "python",
-            "unwind")
+            "unwind", "buckets")
 WORK = BENCH / "work"  # raw results per section, one folder per results file (git-ignored)
 
 
@@ -172,6 +174,9 @@ def main(argv: list[str]) -> int:
         if "timeline" in selected:
             log("section timeline")
             results["timeline"] = timeline_open.run(ctx)
+        if "buckets" in selected:
+            log("section buckets")
+            results["buckets"] = bucket_cost.run(ctx)
         for name, script, extra in (("python", "python_cost.py", [str(PY_SECONDS)]),
                                     ("unwind", "unwind.py", ["--seconds", str(PY_SECONDS)])):
             if name in selected:

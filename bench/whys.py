@@ -37,8 +37,9 @@ def _overhead(res: dict[str, Any], startup: dict[str, Any] | None) -> dict[str, 
             "map keys every second, then building the file (maps, kernel symbols) at exit; "
             "perf only copies its ring buffer and does a build-id pass")
         out[f"cpu_total/{freq}"] = (
-            f"start-up: bee {_s(med('bee', 'cpu_startup'))} CPU, almost all bcc's clang "
-            f"compile at every launch; perf {_s(med('perf', 'cpu_startup'))}")
+            f"start-up: bee {_s(med('bee', 'cpu_startup'))} CPU, perf "
+            f"{_s(med('perf', 'cpu_startup'))} (section 2: bee's start-up with its BPF "
+            "program cache warm and cold; these runs use the host's cache)")
     return out
 
 

@@ -21,7 +21,7 @@ RES = 100_000_000
 def _raw(bucket: int, count: int = 1) -> RawCount:
     return RawCount(pid=os.getpid(), tid=os.getpid(), cpu=0, generation=0, event=0,
                     comm="pytest", user_stack=NO_STACK, kernel_stack=(0xFFFFFFFF81000010,),
-                    count=count, weight=count, bucket=bucket)
+                    python_stack=NO_STACK, counts=[(bucket, count, count)])
 
 
 def _header(duration_ns: int) -> Header:

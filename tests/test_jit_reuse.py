@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bee_contract import codec
 from bee_contract.errors import RecordingFormatError
-from bee_contract.recording import ALL_BUCKETS, Header, JitSymbol, Sample
+from bee_contract.recording import ALL_BUCKETS, NO_STACK, Header, JitSymbol, Sample
 from bee_record import collect, perfmap
 from bee_record.collect import Collector
 from bee_record.perfmap import PerfMap
@@ -102,8 +102,8 @@ def test_a_sample_before_a_line_was_written_is_named_by_the_line_it_ran_under(
 
 def _raw(address: int, bucket: int, count: int = 1) -> RawCount:
     return RawCount(pid=40, tid=40, cpu=0, generation=0, event=0, comm="node",
-                    user_stack=(address, 0x55D0C0A00010), kernel_stack=-1, count=count,
-                    weight=count, bucket=bucket)
+                    user_stack=(address, 0x55D0C0A00010), kernel_stack=-1, python_stack=NO_STACK,
+                    counts=[(bucket, count, count)])
 
 
 def test_each_drain_names_its_samples_by_the_entry_current_then(

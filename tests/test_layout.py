@@ -82,6 +82,22 @@ def _imported_packages(folder: str) -> set[str]:
     return {m for m in found if m.startswith("bee")}
 
 
+def test_only_the_bpf_loader_imports_bcc() -> None:
+    # GIVEN the import statements of every module of bee and its stages
+    import ast
+
+    importers = set()
+    for top in ("bee", "bee_record", "bee_report", "bee_contract"):
+        for path in (REPO / top).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = ([node.module or ""] if isinstance(node, ast.ImportFrom) else
+                         [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+                if any(n.split(".")[0] == "bcc" for n in names):
+                    importers.add(str(path.relative_to(REPO)))
+    # THEN one module imports bcc: the one that loads the BPF program (compiled or cached)
+    assert importers == {"bee_record/bpf_load.py"}, importers
+
+
 def test_stages_never_import_each_other() -> None:
     # GIVEN the import statements of each stage and of the contract
     record, report, contract = (_imported_packages(f) for f in

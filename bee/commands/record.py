@@ -73,6 +73,10 @@ def record(
         "--time-resolution", metavar="MS",
         help="Width in milliseconds (10 to 10000) of the time buckets samples are counted "
         "in, for report --from/--to and the timeline.")] = 100,
+    no_bpf_cache: Annotated[bool, typer.Option(
+        "--no-bpf-cache", help="Compile the BPF program with clang even when bee's cache of "
+        "it (/var/cache/bee/bpf) holds this compile; neither read nor write the cache.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
     """Record stacks with BPF into one compact file. No symbolization happens here."""
@@ -94,7 +98,7 @@ def record(
             stack_storage_size=stack_storage_size or 0, counts_size=counts_size,
             procs_size=procs_size, perf_buffer_pages=perf_buffer_pages,
             python=not no_python and not kernel_only, python_stacks_size=python_stacks_size,
-            unwinder=unwind.value,
+            unwinder=unwind.value, bpf_cache=not no_bpf_cache,
         ),
     )
     result = run(opts)

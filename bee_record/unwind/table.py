@@ -3,11 +3,10 @@
 A table is the binary's PT_LOAD segments (to turn a process address into an ELF virtual
 address) and its rows packed as the BPF program reads them (8 bytes each, see ROW):
 `u32 pc` (ELF virtual address where the row starts), `u16 cfa_off / 8`, `u8 kind`,
-`s8 rbp_off / 8` (for KIND_PLT: the threshold). Tables are cached under
-`/var/cache/bee/unwind/` for root (`$XDG_CACHE_HOME/bee/unwind/` otherwise) as
-`BUILDID.tbl`, written atomically; a cached table is used only when its header version,
-the source file's size and a hash of its first 64 KiB, and the checksum of the payload
-all match.
+`s8 rbp_off / 8` (for KIND_PLT: the threshold). Tables are cached in the `unwind/` folder
+of `bee_record.cachedir` (`/var/cache/bee/unwind/` for root) as `BUILDID.tbl`, under that
+folder's rules; a cached table is used only when its header version, the source file's
+size and a hash of its first 64 KiB, and the checksum of the payload all match.
 """
 
 from __future__ import annotations
@@ -18,11 +17,11 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from bee_contract.atomic import write_atomic
 from bee_contract.buildid import valid_build_id
 from bee_contract.elf import PT_LOAD, SHT_NOBITS, ElfImage
-from bee_contract.errors import BeeError, ElfError
+from bee_contract.errors import ElfError
 from bee_contract.safeopen import open_regular
+from bee_record import cachedir
 from bee_record.unwind import cfi
 
 #: One row as the BPF program reads it.
@@ -36,6 +35,9 @@ _MAX_ROWS = 1 << 24
 ARCH_X86_64 = "x86_64"
 EM_X86_64 = 62
 _MAX_SECTION = 512 << 20
+_MAX_LOADS = 256
+#: The largest cache file a table can make.
+MAX_CACHE_BYTES = _HEAD.size + _MAX_LOADS * _LOAD.size + _MAX_ROWS * ROW.size
 
 
 class TableError(ValueError):
@@ -113,11 +115,8 @@ def build(path: str) -> UnwindTable:
 
 
 def cache_dir() -> Path:
-    """Where tables are cached: /var/cache/bee/unwind for root, else the XDG cache."""
-    if os.geteuid() == 0:
-        return Path("/var/cache/bee/unwind")
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "bee" / "unwind"
+    """Where tables are cached: the `unwind` folder of `bee_record.cachedir`."""
+    return cachedir.cache_dir("unwind")
 
 
 def _source_key(path: str) -> tuple[int, bytes]:
@@ -154,7 +153,7 @@ def decode(data: bytes, size: int, head_hash: bytes) -> UnwindTable | None:
     if src_size != size or src_hash != head_hash:
         return None
     payload = data[_HEAD.size:]
-    if len(payload) != nloads * _LOAD.size + nrows * ROW.size:
+    if nloads > _MAX_LOADS or len(payload) != nloads * _LOAD.size + nrows * ROW.size:
         return None
     if hashlib.blake2b(payload, digest_size=16).digest() != checksum:
         return None
@@ -174,17 +173,11 @@ def load(path: str, build_id: str | None, folder: Path | None = None) -> UnwindT
     if not valid_build_id(build_id):
         return build(path)
     cache = (folder or cache_dir()) / f"{build_id}.tbl"
-    try:
-        with open(cache, "rb") as f:
-            cached = decode(f.read(), size, head_hash)
-        if cached is not None:
-            return cached
-    except OSError:
-        pass
+    data = cachedir.read_entry(cache, MAX_CACHE_BYTES)
+    cached = decode(data, size, head_hash) if data is not None else None
+    if cached is not None:
+        return cached
     table = build(path)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        write_atomic(cache, encode(table, size, head_hash), sync=False)
-    except (OSError, BeeError):
-        pass  # a read-only or full cache only costs the next build
+    if len(table.loads) <= _MAX_LOADS:
+        cachedir.write_entry(cache, encode(table, size, head_hash))
     return table

@@ -1,0 +1,551 @@
+"""Load the BPF program through bcc: compiled by clang once, then from bee's cache.
+
+This is the only module that imports bcc, and it does so lazily, so that the recording
+model and codec (and the whole report side) work on machines without BPF.
+
+bcc 0.26 runs clang at every `BPF(text=...)` (0.7 s of CPU for bee's program, most of a
+launch). After a compile, what is needed to load the same program again without clang is
+written to the `bpf/` folder of `bee_record.cachedir` (`/var/cache/bee/bpf/KEY.bpf` for
+root), keyed by a hash of the source text, the cflags, the kernel release, the possible
+CPUs, bcc's version and bee's version: every function's instructions (a map's file
+descriptor in an `ld_imm64` replaced by the map's index), every map's definition and the
+key and leaf type descriptions bcc made from the C types, the license and the kernel
+version. A launch whose key was compiled before creates the maps itself, puts their
+descriptors back into the instructions and loads the programs (the kernel's verifier
+checks each, as always), without running clang. The object it returns is a `bcc.BPF`
+(attach, detach, perf buffers and tables are bcc's own code, working on these
+descriptors), so the sampler does not care which path loaded it.
+
+A missing, foreign, truncated or undecodable entry, or a map or program the kernel
+refuses, means a compile as before, never a failure. `use_cache=False` (`bee record
+--no-bpf-cache`) neither reads nor writes the cache.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes as ct
+import functools
+import hashlib
+import json
+import os
+import re
+import resource
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+
+from bee_contract import __version__ as BEE_VERSION
+from bee_record import cachedir
+
+#: Version of the cache entry layout; part of the key.
+ENTRY_VERSION = 1
+_MAGIC = b"BEEBPF1\0"
+_DIGEST = 16
+#: Bounds of an entry read back: file size, maps, functions, instructions per function.
+MAX_ENTRY_BYTES = 16 << 20
+MAX_TABLES = 256
+MAX_FUNCS = 256
+MAX_INSNS = 1 << 20
+MAX_TYPE_BYTES = 1 << 20
+#: Entries kept (one per distinct set of options recorded with); the oldest go first.
+KEEP_ENTRIES = 64
+SUFFIX = ".bpf"
+
+#: bpf(2)'s number per architecture; elsewhere the cache is not used (bcc compiles).
+_SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361,
+            "s390x": 351}.get(os.uname().machine)
+_BPF_MAP_CREATE = 0
+_BPF_PROG_LOAD = 5
+_LD_IMM64 = 0x18
+_PSEUDO_MAP_FD = 1
+_INSN = struct.Struct("<BBhi")
+_OBJ_NAME_LEN = 16
+_NAME_OK = re.compile(rb"[A-Za-z0-9_.]*")
+#: BPF program types (uapi bpf.h) and the cpu-clock perf event (uapi perf_event.h).
+PROG_KPROBE = 2
+PROG_TRACEPOINT = 5
+PROG_PERF_EVENT = 7
+PERF_TYPE_SOFTWARE = 1
+PERF_COUNT_SW_CPU_CLOCK = 0
+#: Prefixes of functions bcc loads and attaches itself when the module is created.
+TRACEPOINT_PREFIX = "tracepoint__"
+_AUTOLOAD = ("kprobe__", "kretprobe__", "raw_tracepoint__", "kfunc__", "kretfunc__", "lsm__",
+             "kmod_ret__", "bpf_iter__")
+
+
+class EntryError(ValueError):
+    """A cache entry that cannot be used (the caller compiles instead)."""
+
+
+# -- instructions ---------------------------------------------------------------------------
+
+def maps_to_indices(insns: bytes, index_of_fd: Mapping[int, int]) -> bytes:
+    """Replace each map descriptor loaded by an `ld_imm64` with the map's index.
+
+    Raise EntryError on a truncated program, a descriptor of no known map, or any other
+    pseudo source (map values, BTF ids, functions) the cache cannot restore.
+    """
+    return _patch(insns, lambda imm: _lookup(index_of_fd, imm, "map descriptor"))
+
+
+def indices_to_maps(insns: bytes, fds: Sequence[int]) -> bytes:
+    """Put the descriptor of map `i` back into each `ld_imm64` that names index `i`."""
+    return _patch(insns, lambda imm: _lookup(dict(enumerate(fds)), imm, "map index"))
+
+
+def _lookup(table: Mapping[int, int], key: int, what: str) -> int:
+    try:
+        return table[key]
+    except KeyError:
+        raise EntryError(f"{what} {key} names no map") from None
+
+
+def _patch(insns: bytes, swap: Any) -> bytes:
+    if len(insns) % _INSN.size:
+        raise EntryError("program length is not a whole number of instructions")
+    out = bytearray(insns)
+    n = len(insns) // _INSN.size
+    i = 0
+    while i < n:
+        code, regs, off, imm = _INSN.unpack_from(out, i * _INSN.size)
+        if code == _LD_IMM64:
+            if i + 1 >= n:
+                raise EntryError("ld_imm64 cut in half at the end of the program")
+            src = regs >> 4
+            if src == _PSEUDO_MAP_FD:
+                _INSN.pack_into(out, i * _INSN.size, code, regs, off, swap(imm))
+            elif src != 0:
+                raise EntryError(f"ld_imm64 with pseudo source {src} is not cached")
+            i += 2
+            continue
+        i += 1
+    return bytes(out)
+
+
+# -- the cache entry ------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class MapDef:
+    """One map as bcc defined it."""
+
+    name: str
+    type: int
+    key_size: int
+    leaf_size: int
+    max_entries: int
+    flags: int
+    key_desc: str
+    leaf_desc: str
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What reloads a compiled program: maps, instructions (map indices), license."""
+
+    maps: tuple[MapDef, ...]
+    funcs: dict[str, bytes]
+    license: str
+    kern_version: int
+
+
+def cache_key(src: str, cflags: Sequence[str], bcc_version: str) -> str:
+    """The hex key of a compile: source, cflags, kernel, CPUs, bcc and bee versions.
+
+    Also the exact libbcc file (a rebuild against another LLVM keeps bcc's version) and
+    where the kernel headers clang reads come from.
+    """
+    try:
+        with open("/sys/devices/system/cpu/possible") as f:
+            cpus = f.read().strip()
+    except OSError:
+        cpus = "?"
+    release = os.uname().release
+    h = hashlib.blake2b(digest_size=20)
+    h.update(json.dumps([ENTRY_VERSION, src, list(cflags), release, cpus, bcc_version,
+                         BEE_VERSION, _identity(_loaded_libbcc()),
+                         os.path.realpath(f"/lib/modules/{release}/build")]).encode())
+    return h.hexdigest()
+
+
+def _loaded_libbcc() -> str:
+    """Path of the libbcc this process mapped (bcc is imported), else its soname."""
+    try:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                path = line.split(maxsplit=5)[5:]
+                if path and "/libbcc.so" in path[0]:
+                    return path[0].strip()
+    except OSError:
+        pass
+    return "libbcc.so.0"
+
+
+def _identity(path: str) -> str:
+    """Resolved path, size and modification time of a file ("?" when it cannot be read)."""
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except OSError:
+        return "?"
+    return f"{real}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def encode(key: str, entry: Entry) -> bytes:
+    """The file of one entry: magic, checksum, then msgpack."""
+    body = msgpack.packb({
+        "key": key, "license": entry.license, "kern_version": entry.kern_version,
+        "maps": [[m.name, m.type, m.key_size, m.leaf_size, m.max_entries, m.flags,
+                  m.key_desc, m.leaf_desc] for m in entry.maps],
+        "funcs": entry.funcs,
+    }, use_bin_type=True)
+    return _MAGIC + hashlib.blake2b(body, digest_size=_DIGEST).digest() + body
+
+
+def decode(data: bytes, key: str) -> Entry:
+    """The entry in a cache file made for `key`; EntryError when anything is off."""
+    head = len(_MAGIC) + _DIGEST
+    if len(data) < head or not data.startswith(_MAGIC):
+        raise EntryError("not a bee BPF cache entry")
+    body = data[head:]
+    if hashlib.blake2b(body, digest_size=_DIGEST).digest() != data[len(_MAGIC):head]:
+        raise EntryError("checksum mismatch")
+    try:
+        doc = msgpack.unpackb(body, raw=False, max_bin_len=MAX_ENTRY_BYTES,
+                              max_str_len=MAX_ENTRY_BYTES, max_array_len=MAX_TABLES * 8,
+                              max_map_len=MAX_FUNCS)
+        if doc["key"] != key:
+            raise EntryError("made for another key")
+        maps = tuple(_map_def(m) for m in doc["maps"])
+        funcs = doc["funcs"]
+        lic, kver = doc["license"], doc["kern_version"]
+    except (ValueError, TypeError, KeyError, msgpack.UnpackException) as exc:
+        raise EntryError(f"undecodable: {exc}") from None
+    if not (isinstance(lic, str) and isinstance(kver, int) and 0 <= kver < 1 << 32):
+        raise EntryError("bad license or kernel version")
+    if len(maps) > MAX_TABLES or not isinstance(funcs, dict) or len(funcs) > MAX_FUNCS:
+        raise EntryError("too many maps or functions")
+    for name, insns in funcs.items():
+        if not (isinstance(name, str) and isinstance(insns, bytes)
+                and 0 < len(insns) <= MAX_INSNS * _INSN.size):
+            raise EntryError("bad function")
+        indices_to_maps(insns, range(len(maps)))  # every index names a map
+    return Entry(maps, funcs, lic, kver)
+
+
+def _map_def(m: Any) -> MapDef:
+    if not isinstance(m, list) or len(m) != 8:
+        raise EntryError("bad map")
+    name, mtype, ksize, lsize, entries, flags, kdesc, ldesc = m
+    if not (isinstance(name, str) and isinstance(kdesc, str) and isinstance(ldesc, str)):
+        raise EntryError("bad map")
+    for v in (mtype, ksize, lsize, entries, flags):
+        if not isinstance(v, int) or not 0 <= v < 1 << 32:
+            raise EntryError("bad map")
+    if ksize > MAX_TYPE_BYTES or lsize > MAX_TYPE_BYTES:
+        raise EntryError("bad map")
+    return MapDef(name, mtype, ksize, lsize, entries, flags, kdesc, ldesc)
+
+
+# -- bcc ------------------------------------------------------------------------------------
+
+def import_bcc() -> Any:
+    """bcc's module, or ImportError."""
+    import bcc
+
+    return bcc
+
+
+def lookup_and_delete_batch() -> Any:
+    """bcc's binding of libbpf's `bpf_map_lookup_and_delete_batch` (for batch drains)."""
+    from bcc.libbcc import lib
+
+    return lib.bpf_lookup_and_delete_batch
+
+
+def _libbcc() -> Any:
+    """libbcc with the module accessors bcc's Python binding does not declare."""
+    lib = ct.CDLL("libbcc.so.0", use_errno=True)
+    for name, res, args in (
+            ("bpf_num_tables", ct.c_size_t, [ct.c_void_p]),
+            ("bpf_table_name", ct.c_char_p, [ct.c_void_p, ct.c_size_t]),
+            ("bpf_table_fd", ct.c_int, [ct.c_void_p, ct.c_char_p]),
+            ("bpf_table_type_id", ct.c_int, [ct.c_void_p, ct.c_size_t]),
+            ("bpf_table_max_entries_id", ct.c_size_t, [ct.c_void_p, ct.c_size_t]),
+            ("bpf_table_flags_id", ct.c_int, [ct.c_void_p, ct.c_size_t]),
+            ("bpf_table_key_size_id", ct.c_size_t, [ct.c_void_p, ct.c_size_t]),
+            ("bpf_table_leaf_size_id", ct.c_size_t, [ct.c_void_p, ct.c_size_t]),
+            ("bpf_table_key_desc_id", ct.c_char_p, [ct.c_void_p, ct.c_size_t]),
+            ("bpf_table_leaf_desc_id", ct.c_char_p, [ct.c_void_p, ct.c_size_t]),
+            ("bpf_num_functions", ct.c_size_t, [ct.c_void_p]),
+            ("bpf_function_name", ct.c_char_p, [ct.c_void_p, ct.c_size_t]),
+            ("bpf_function_start", ct.c_void_p, [ct.c_void_p, ct.c_char_p]),
+            ("bpf_function_size", ct.c_size_t, [ct.c_void_p, ct.c_char_p]),
+            ("bpf_module_license", ct.c_char_p, [ct.c_void_p]),
+            ("bpf_module_kern_version", ct.c_uint, [ct.c_void_p])):
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = res, args
+    return lib
+
+
+def extract(module: int) -> Entry:
+    """What reloads a freshly compiled bcc module (EntryError when it cannot be cached)."""
+    lib = _libbcc()
+    maps = []
+    index_of_fd = {}
+    for i in range(lib.bpf_num_tables(module)):
+        name = lib.bpf_table_name(module, i)
+        fd = lib.bpf_table_fd(module, name)
+        if name is None or fd < 0:
+            raise EntryError("a map without a descriptor (extern or pinned)")
+        index_of_fd[fd] = i
+        if lib.bpf_table_type_id(module, i) not in _table_classes():
+            raise EntryError(f"map {name.decode()}: its type is not cached")
+        maps.append(MapDef(
+            name.decode(), lib.bpf_table_type_id(module, i),
+            lib.bpf_table_key_size_id(module, i), lib.bpf_table_leaf_size_id(module, i),
+            lib.bpf_table_max_entries_id(module, i), lib.bpf_table_flags_id(module, i),
+            (lib.bpf_table_key_desc_id(module, i) or b"").decode(),
+            (lib.bpf_table_leaf_desc_id(module, i) or b"").decode()))
+    funcs = {}
+    for i in range(lib.bpf_num_functions(module)):
+        raw = lib.bpf_function_name(module, i)
+        name = raw.decode()
+        if name.startswith(_AUTOLOAD):
+            raise EntryError(f"{name}: bcc would attach it itself; only tracepoints are cached")
+        start, size = lib.bpf_function_start(module, raw), lib.bpf_function_size(module, raw)
+        funcs[name] = maps_to_indices(ct.string_at(start, size), index_of_fd)
+    return Entry(tuple(maps), funcs, (lib.bpf_module_license(module) or b"GPL").decode(),
+                 lib.bpf_module_kern_version(module))
+
+
+# -- bpf(2) ---------------------------------------------------------------------------------
+
+_libc = ct.CDLL(None, use_errno=True)
+_raised_memlock = False
+
+
+def _bpf(cmd: int, attr: ct.Array[ct.c_char]) -> int:
+    """bpf(2); retries once with RLIMIT_MEMLOCK lifted on EPERM, as bcc does."""
+    global _raised_memlock
+    while True:
+        if _SYS_BPF is None:
+            raise OSError(38, "bpf(2) number unknown on this architecture")  # ENOSYS
+        fd = int(_libc.syscall(_SYS_BPF, cmd, attr, len(attr)))
+        err = ct.get_errno()
+        if fd >= 0:
+            return fd
+        if err == 1 and not _raised_memlock:  # EPERM: old kernels charge RLIMIT_MEMLOCK
+            _raised_memlock = True
+            try:
+                resource.setrlimit(resource.RLIMIT_MEMLOCK,
+                                   (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            except (ValueError, OSError):
+                raise OSError(err, os.strerror(err)) from None
+            continue
+        raise OSError(err, os.strerror(err))
+
+
+def _obj_name(name: str) -> bytes:
+    raw = name.encode()[:_OBJ_NAME_LEN - 1]
+    return raw if _NAME_OK.fullmatch(raw) else b""
+
+
+def create_map(m: MapDef) -> int:
+    """A new map with bcc's definition; its descriptor."""
+    attr = ct.create_string_buffer(48)
+    struct.pack_into("<IIIIIII16sI", attr, 0, m.type, m.key_size, m.leaf_size,
+                     m.max_entries, m.flags, 0, 0, _obj_name(m.name), 0)
+    return _bpf(_BPF_MAP_CREATE, attr)
+
+
+def load_program(name: str, prog_type: int, insns: bytes, license: str,
+                 kern_version: int) -> int:
+    """A verified program (the kernel's verifier runs); its descriptor."""
+    code = ct.create_string_buffer(insns, len(insns))
+    lic = ct.create_string_buffer(license.encode())
+    if name.startswith(TRACEPOINT_PREFIX):
+        name = name[len(TRACEPOINT_PREFIX):]
+    attr = ct.create_string_buffer(72)
+    struct.pack_into("<IIQQIIQII16s", attr, 0, prog_type, len(insns) // _INSN.size,
+                     ct.addressof(code), ct.addressof(lic), 0, 0, 0, kern_version, 0,
+                     _obj_name(name))
+    return _bpf(_BPF_PROG_LOAD, attr)
+
+
+# -- the two paths --------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A loaded program: the bcc.BPF object and how it was loaded (for tests and checks)."""
+
+    bpf: Any
+    from_cache: bool
+    note: str  # "cache hit", "compiled: no entry", "compiled: <why the entry was refused>"
+
+
+def load(src: str, cflags: Sequence[str], programs: Mapping[str, int],
+         use_cache: bool = True, before_compile: Callable[[], None] | None = None) -> Loaded:
+    """Load the program: from the cache when an entry for this compile loads, else by bcc.
+
+    `programs` (function name -> BPF program type) are the functions the caller will load;
+    a cached program loads them all now, so that a refused one still falls back to a
+    compile. `before_compile` runs before clang does (checks only a compile needs). bcc
+    errors (compile or load) propagate as bcc raises them.
+    """
+    bcc = import_bcc()
+    key = cache_key(src, cflags, bcc.__version__)
+    path = cachedir.cache_dir("bpf") / f"{key}{SUFFIX}"
+    note = "compiled: cache bypassed"
+    if _SYS_BPF is None:
+        use_cache, note = False, f"compiled: no cache on {os.uname().machine}"
+    if use_cache:
+        why = cachedir.why_unusable(path, MAX_ENTRY_BYTES)
+        data = cachedir.read_entry(path, MAX_ENTRY_BYTES) if why is None else None
+        if data is None:
+            note = f"compiled: {why or 'entry unreadable'}"
+        else:
+            try:
+                return Loaded(_cached_bpf(bcc)(decode(data, key), programs), True, "cache hit")
+            except (EntryError, OSError) as exc:
+                note = f"compiled: cache entry refused: {exc}"
+    if before_compile is not None:
+        before_compile()
+    b = bcc.BPF(text=src, cflags=list(cflags))
+    if use_cache:
+        try:
+            entry = extract(b.module)
+        except EntryError as exc:
+            note += f" (not cacheable: {exc})"
+        else:
+            if cachedir.write_entry(path, encode(key, entry)):
+                cachedir.prune(path.parent, SUFFIX, KEEP_ENTRIES)
+    return Loaded(b, False, note)
+
+
+@functools.cache
+def _table_classes() -> dict[int, Any]:
+    """bcc's table class of each map type a cache entry may hold."""
+    from bcc import table as T
+
+    return {T.BPF_MAP_TYPE_HASH: T.HashTable, T.BPF_MAP_TYPE_ARRAY: T.Array,
+            T.BPF_MAP_TYPE_PROG_ARRAY: T.ProgArray,
+            T.BPF_MAP_TYPE_PERF_EVENT_ARRAY: T.PerfEventArray,
+            T.BPF_MAP_TYPE_PERCPU_HASH: T.PerCpuHash, T.BPF_MAP_TYPE_PERCPU_ARRAY: T.PerCpuArray,
+            T.BPF_MAP_TYPE_STACK_TRACE: T.StackTrace, T.BPF_MAP_TYPE_LRU_HASH: T.LruHash,
+            T.BPF_MAP_TYPE_LRU_PERCPU_HASH: T.LruPerCpuHash}
+
+
+@functools.cache
+def _cached_bpf(bcc: Any) -> Any:
+    """The bcc.BPF subclass built on maps and programs loaded from a cache entry."""
+    from bcc import table as T
+
+    by_type = _table_classes()
+    BPF = bcc.BPF
+
+    class CachedBPF(BPF):  # type: ignore[misc, valid-type]
+        """A bcc.BPF whose maps and programs come from a cache entry, not from clang."""
+
+        def __init__(self, entry: Entry, programs: Mapping[str, int]) -> None:
+            # what BPF.__init__ sets up, minus the module (bcc's accessors accept NULL)
+            self.kprobe_fds: dict[Any, Any] = {}
+            self.uprobe_fds: dict[Any, Any] = {}
+            self.tracepoint_fds: dict[Any, Any] = {}
+            self.raw_tracepoint_fds: dict[Any, Any] = {}
+            self.kfunc_entry_fds: dict[Any, Any] = {}
+            self.kfunc_exit_fds: dict[Any, Any] = {}
+            self.lsm_fds: dict[Any, Any] = {}
+            self.perf_buffers: dict[Any, Any] = {}
+            self.open_perf_events: dict[Any, Any] = {}
+            self._ringbuf_manager = None
+            self.tracefile = None
+            self.debug = 0
+            self.funcs: dict[bytes, Any] = {}
+            self.tables: dict[Any, Any] = {}
+            self.module = None
+            self._entry = entry
+            self._map_fds: list[int] = []
+            try:
+                types = [self._types(m) for m in entry.maps]
+                for m in entry.maps:
+                    self._map_fds.append(create_map(m))
+                self._insns = {name.encode(): indices_to_maps(code, self._map_fds)
+                               for name, code in entry.funcs.items()}
+                for i, (m, (key, leaf)) in enumerate(zip(entry.maps, types, strict=True)):
+                    self.tables[m.name] = self._table(i, m, key, leaf)
+                for name, prog_type in programs.items():
+                    self.load_func(name, prog_type)
+                atexit.register(self.cleanup)
+                for raw in self._insns:
+                    if raw.startswith(TRACEPOINT_PREFIX.encode()):
+                        fn = self.load_func(raw, PROG_TRACEPOINT)
+                        tp = fn.name[len(TRACEPOINT_PREFIX):].replace(b"__", b":")
+                        self.attach_tracepoint(tp=tp, fn_name=fn.name)
+            except BaseException as exc:
+                self.cleanup()
+                if isinstance(exc, Exception) and not isinstance(exc, (EntryError, OSError)):
+                    lines = str(exc).strip().splitlines()
+                    raise EntryError(lines[-1] if lines else repr(exc)) from None
+                raise
+
+        @staticmethod
+        def _types(m: MapDef) -> tuple[Any, Any]:
+            key, leaf = (BPF._decode_table_type(json.loads(d)) for d in (m.key_desc,
+                                                                          m.leaf_desc))
+            if ct.sizeof(key) != m.key_size or ct.sizeof(leaf) != m.leaf_size:
+                raise EntryError(f"map {m.name}: types do not match its sizes")
+            return key, leaf
+
+        def _table(self, i: int, m: MapDef, key: Any, leaf: Any) -> Any:
+            cls = by_type.get(m.type)
+            if cls is None:
+                raise EntryError(f"map {m.name}: type {m.type} is not cached")
+            name = m.name.encode()
+            t = (cls(self, i, self._map_fds[i], key, leaf, name)
+                 if cls is T.PerfEventArray else cls(self, i, self._map_fds[i], key, leaf))
+            # bcc reads these from the module, which a cached program does not have
+            t.ttype, t.flags, t.max_entries = m.type, m.flags, m.max_entries
+            return t
+
+        def load_func(self, func_name: Any, prog_type: int, device: Any = None,
+                      attach_type: int = -1) -> Any:
+            name = func_name.encode() if isinstance(func_name, str) else bytes(func_name)
+            fn = self.funcs.get(name)
+            if fn is not None:
+                return fn
+            insns = self._insns.get(name)
+            if insns is None:
+                raise EntryError(f"no program {name.decode()} in the entry")
+            fd = load_program(name.decode(), prog_type, insns, self._entry.license,
+                              self._entry.kern_version)
+            fn = self.funcs[name] = BPF.Function(self, name, fd)
+            return fn
+
+        def get_table(self, name: Any, keytype: Any = None, leaftype: Any = None,
+                      reducer: Any = None) -> Any:
+            # every table was made with the object, named by str (BPF.__getitem__ looks
+            # there first); bcc's cleanup drops the perf buffers' tables, then gone
+            text = name.decode() if isinstance(name, bytes) else name
+            if text in self.tables:
+                return self.tables[text]
+            raise KeyError(name)
+
+        def close(self) -> None:
+            for fn in list(self.funcs.values()):
+                os.close(fn.fd)
+            self.funcs.clear()
+            self.tables.clear()  # tables first: a perf buffer's table deletes its entries
+            for fd in self._map_fds:
+                os.close(fd)
+            self._map_fds = []
+
+    return CachedBPF
+
+
+__all__ = ["Entry", "EntryError", "Loaded", "MapDef", "cache_key", "decode", "encode",
+           "extract", "import_bcc", "indices_to_maps", "load", "lookup_and_delete_batch",
+           "maps_to_indices"]
