@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # the loading sequence imports its modules when a binary is f
     from bee_report.dwarf.lines import DebugInfo
     from bee_report.elf.symbols import FunctionTable
     from bee_report.find.debuginfod import Debuginfod
-    from bee_report.frame_cache import FrameCache, Resolved
+    from bee_report.find.frame_cache import FrameCache, Resolved
 
 KERNEL_MODULE = "[kernel.kallsyms]"
 UNKNOWN = "[unknown]"
@@ -141,7 +141,7 @@ def load_image(elf: ElfFile, path: Path, recorded_path: str, build_id: str | Non
 
 class _Binary:
     """A binary of a report: its ELF at once; its symbol and DWARF tables only for the
-    first address its saved frames (:mod:`bee_report.frame_cache`) do not hold."""
+    first address its saved frames (:mod:`bee_report.find.frame_cache`) do not hold."""
 
     def __init__(self, elf: ElfFile, load: Callable[[], Image],
                  saved: FrameCache | None) -> None:
@@ -446,7 +446,7 @@ class Symbolizer:
         return img
 
     def _load(self, path: Path, binary: Binary) -> _Binary | None:
-        from bee_report.frame_cache import FrameCache
+        from bee_report.find.frame_cache import FrameCache
 
         try:
             elf = ElfFile.open(path)

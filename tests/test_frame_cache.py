@@ -1,4 +1,4 @@
-"""Saved frames (`bee_report.frame_cache`): a warm report answers from them, byte for byte
+"""Saved frames (`bee_report.find.frame_cache`): a warm report answers from them, byte for byte
 as a report without cache, and a damaged, foreign or hostile cache file never crashes or
 misleads it."""
 
@@ -21,7 +21,7 @@ from bee_contract import codec
 from bee_contract.buildid import build_id_of_path
 from bee_contract.recording import Binary, Mapping, Process, Sample
 from bee_report import symbolize
-from bee_report.frame_cache import FrameCache
+from bee_report.find.frame_cache import FrameCache
 from bee_report.report import build_profile
 from bee_report.reporters.folded import render
 from bee_report.symbolize import SymbolizeOptions
