@@ -633,6 +633,29 @@ class _Decoder:
         )
 
     def sample(self, r: list[Any], what: str) -> Sample:
+        """One sample row: checked in one expression, and field by field (for the error
+        message) only when that fails. Rows are most of a file."""
+        v2 = self.version >= 2
+        n = len(r)
+        bucket = r[9] if v2 and n > 9 else 0
+        py = r[10 if v2 else 9] if n > (10 if v2 else 9) else NO_STACK
+        p, tid, cpu, comm, user, kernel, count, weight, event = r[:9]
+        top = self.n_stacks - 1
+        if (type(p) is int and 0 <= p < self.n_processes and type(tid) is int
+                and 0 <= tid <= 1 << 32 and type(cpu) is int and 0 <= cpu <= 1 << 20
+                and type(comm) is int and 0 <= comm < len(self.strings)
+                and type(user) is int and LOST_STACK <= user <= top
+                and type(kernel) is int and LOST_STACK <= kernel <= top
+                and type(count) is int and 0 <= count < 1 << 64
+                and type(weight) is int and 0 <= weight < 1 << 64
+                and type(event) is int and 0 <= event < self.n_events
+                and type(bucket) is int and 0 <= bucket <= self.max_bucket
+                and type(py) is int and LOST_STACK <= py < len(self.python_stacks)):
+            return Sample(p, tid, cpu, self.strings[comm], user, kernel, count, weight, event,
+                          py, bucket)
+        return self._sample_checked(r, what)
+
+    def _sample_checked(self, r: list[Any], what: str) -> Sample:
         def stack(v: Any, name: str) -> int:
             return self.int_(v, f"{what}.{name}", LOST_STACK, self.n_stacks - 1)
 
