@@ -111,12 +111,7 @@ def encode(rec: Recording, compress: bool = True) -> bytes:
         ],
         "addresses": addresses,
         "stacks": [[addr_index[a] for a in stack] for stack in rec.stacks],
-        "samples": [
-            [x.process, x.tid, x.cpu, s(x.comm), x.user_stack, x.kernel_stack,
-             x.count, x.weight, x.event, x.bucket,
-             *((x.python_stack,) if rec.python_stacks else ())]
-            for x in rec.samples
-        ],
+        "samples": _sample_rows(rec, s),
         "kernel": {
             "release": rec.kernel.release,
             "build_id": rec.kernel.build_id,
@@ -135,6 +130,16 @@ def encode(rec: Recording, compress: bool = True) -> bytes:
         compression = COMPRESSION_ZLIB
     pre = _PREAMBLE.pack(MAGIC, FORMAT_VERSION, compression, 0, len(raw), zlib.crc32(raw))
     return pre + raw
+
+
+def _sample_rows(rec: Recording, s: Callable[[str], int]) -> list[list[Any]]:
+    """The samples table: most of a file's rows, so each is built in one expression."""
+    comms = {c: s(c) for c in dict.fromkeys(x.comm for x in rec.samples)}
+    if rec.python_stacks:
+        return [[x.process, x.tid, x.cpu, comms[x.comm], x.user_stack, x.kernel_stack,
+                 x.count, x.weight, x.event, x.bucket, x.python_stack] for x in rec.samples]
+    return [[x.process, x.tid, x.cpu, comms[x.comm], x.user_stack, x.kernel_stack,
+             x.count, x.weight, x.event, x.bucket] for x in rec.samples]
 
 
 def _python_column(p: Process, s: Callable[[str], int]) -> list[Any]:

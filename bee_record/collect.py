@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from bee_contract.recording import (
     LOST_STACK,
@@ -31,12 +31,6 @@ from bee_record.python.codeobj import CodeTable
 from bee_record.sampler import RawCount
 
 
-@dataclass(slots=True)
-class _Acc:
-    count: int = 0
-    weight: int = 0
-
-
 class Collector:
     """Turns drained counts into the recording's tables."""
 
@@ -46,8 +40,9 @@ class Collector:
         self.clock = clock
         self.stacks: dict[tuple[int, ...], int] = {}
         #: (process, tid, cpu, comm, user stack, kernel stack, event, python stack) -> time
-        #: bucket since the sampler's start -> counts
-        self.samples: dict[tuple[int, int, int, str, int, int, int, int], dict[int, _Acc]] = {}
+        #: bucket since the sampler's start -> [count, weight]
+        self.samples: dict[tuple[int, int, int, str, int, int, int, int],
+                           dict[int, list[int]]] = {}
         #: Python stacks as (code index, info) pairs, and each CPython process's code table.
         self.py_stacks: dict[tuple[tuple[int, int], ...], int] = {}
         self.codes: dict[int, CodeTable] = {}
@@ -107,10 +102,10 @@ class Collector:
             last = max(last, bucket)
             acc = buckets.get(bucket)
             if acc is None:
-                buckets[bucket] = _Acc(count, weight)
+                buckets[bucket] = [count, weight]
             else:
-                acc.count += count
-                acc.weight += weight
+                acc[0] += count
+                acc[1] += weight
         self._last_bucket = last
 
     def _python_stack(self, proc: int, value: tuple[tuple[int, int], ...] | int) -> int:
@@ -175,7 +170,8 @@ class Collector:
             return  # one read per bucket tells all there is to know
         self._watched = bucket
         for perf_map in self._perf_maps.values():
-            perf_map.update(bucket)
+            if perf_map.found:  # one not written yet is looked for at the drains only
+                perf_map.update(bucket)
 
     def end_drain(self, final: bool = False) -> None:
         """Name the JIT addresses drained since the last call from their perf maps.
@@ -195,6 +191,10 @@ class Collector:
                 p = self.table.processes[proc]
                 perf_map = self._perf_maps[proc] = PerfMap(perf_map_paths(p.pid, p.ns_pid))
             perf_map.update(bucket)
+            if not perf_map.lines:  # nothing to name them with (yet): none would be found
+                if final:
+                    del self.jit_pending[proc]
+                continue
             used = self.jit_used.setdefault(proc, {})
             for a, buckets in list(pending.items()):
                 for b in list(buckets):
@@ -264,16 +264,16 @@ class Collector:
             rows = buckets
             if first_bucket or max(buckets) > last:  # else already in the file's span
                 rows = {}
-                for b, acc in buckets.items():
+                for b, (count, weight) in buckets.items():
                     row = rows.get(in_file(b))
                     if row is None:
-                        rows[in_file(b)] = _Acc(acc.count, acc.weight)
+                        rows[in_file(b)] = [count, weight]
                     else:
-                        row.count += acc.count
-                        row.weight += acc.weight
+                        row[0] += count
+                        row[1] += weight
             samples.extend(
-                Sample(proc_map[p], tid, cpu, comm, u, k, acc.count, acc.weight, ev, py, b)
-                for b, acc in sorted(rows.items()))
+                Sample(proc_map[p], tid, cpu, comm, u, k, count, weight, ev, py, b)
+                for b, (count, weight) in sorted(rows.items()))
         return Recording(
             header=header, binaries=tuple(binaries), processes=tuple(procs),
             stacks=tuple(stacks), samples=tuple(samples),

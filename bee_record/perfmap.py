@@ -80,6 +80,7 @@ class PerfMap:
     def __init__(self, paths: tuple[str, ...], max_bytes: int = MAX_BYTES) -> None:
         self.paths = paths
         self.max_bytes = max_bytes
+        self.found = False  # whether the last update could read the file
         self._file: tuple[int, int] | None = None  # (st_dev, st_ino) of the file read
         self._reset()
 
@@ -119,9 +120,11 @@ class PerfMap:
                         data = f.read(want)
                         self.offset += len(data)
                         self._feed(data, after)
+                    self.found = True
                     return True
             except OSError:
                 continue
+        self.found = False
         return False
 
     def lookup(self, address: int) -> PerfMapEntry | None:

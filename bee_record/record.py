@@ -7,12 +7,15 @@ seconds. At the end it adds the needed kallsyms entries and writes the file atom
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import shutil
 import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -246,15 +249,29 @@ class _Writer:
         first = max(0, file_start_ns - sampler.start_ns) // res
         start_wall = sampler.start_wall_ns + first * res
         duration = max(0, end_ns - sampler.start_ns - first * res)
-        rec = self.collector.build(_header(self.opts, start_wall, duration, seq), delta, first)
-        path = Path(rotated_path(self.output, seq)) if seq else self.output
-        self.size += codec.write(rec, path)
+        with _gc_paused():  # every object made here lives until the file is written
+            rec = self.collector.build(_header(self.opts, start_wall, duration, seq), delta,
+                                       first)
+            path = Path(rotated_path(self.output, seq)) if seq else self.output
+            self.size += codec.write(rec, path)
         self.files.append(path)
         self.samples += rec.total_samples
         self.lost += rec.total_lost
         self.processes.update(p.pid for p in rec.processes)
         self.hints.update(LOST_HINTS[k] for k, v in delta.items() if v and k in LOST_HINTS)
         self.collector.reset()
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No garbage collection within: for a burst of allocations that all stay alive."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def check_ranges(opts: RecordOptions) -> None:
@@ -333,6 +350,9 @@ def record(opts: RecordOptions) -> RecordResult:
             collector.skip.add((child, 0))
         stop.install()
         sampler.start()
+        # What start-up made (bcc, the program, unwind tables) lives as long as the
+        # recording: keep the collector from scanning it again at every full collection.
+        gc.freeze()
         start = time.monotonic()
         file_start = sampler.start_ns
         if child is not None:

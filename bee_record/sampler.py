@@ -97,11 +97,13 @@ class RawCount:
     counts: list[tuple[int, int, int]]
 
 
-#: `struct bee_key` (bpf/profile.c), and the same without its `bucket` field: the part
-#: of a key that the counts of one group of time buckets share.
+#: `struct bee_key` (bpf/profile.c); cut around its `bucket` field, the two other parts
+#: are what the counts of one group of time buckets share.
 _KEY = struct.Struct("<5I2iIq16s")
-_IDENT = struct.Struct("<5I2iq16s")
 _BUCKET_AT = 28
+_SPLIT = struct.Struct(f"<{_BUCKET_AT}sI{_KEY.size - _BUCKET_AT - 4}s")
+_HEAD = struct.Struct("<5I2i")
+_TAIL = struct.Struct("<q16s")
 #: `struct bee_val`: count, weight
 _VAL = struct.Struct("<QQ")
 
@@ -380,23 +382,21 @@ class Sampler:
         time.sleep(0.002)  # programs that read the old index finish within microseconds
         _, keys, values = self._drains.counts.drain(self._counts[old])
         # Keys that differ only by time bucket share everything else: resolve that once.
-        groups: dict[bytes, list[tuple[int, int, int]]] = {}
-        size, at = _KEY.size, _BUCKET_AT
-        for i, (count, weight) in enumerate(_VAL.iter_unpack(values)):
-            raw = keys[i * size:(i + 1) * size]
-            ident = raw[:at] + raw[at + 4:]
-            row = (int.from_bytes(raw[at:at + 4], "little"), count, weight)
-            rows = groups.get(ident)
+        groups: dict[tuple[bytes, bytes], list[tuple[int, int, int]]] = {}
+        for (head, bucket, tail), (count, weight) in zip(
+                _SPLIT.iter_unpack(keys), _VAL.iter_unpack(values), strict=True):
+            rows = groups.get((head, tail))
             if rows is None:
-                groups[ident] = [row]
+                groups[head, tail] = [(bucket, count, weight)]
             else:
-                rows.append(row)
+                rows.append((bucket, count, weight))
         stacks = self._stacks[old]
         cache: dict[int, tuple[int, ...]] = {}
         py = self._python_stacks(old)
         ucache = self._drain_ustacks(old)
-        for ident, rows in groups.items():
-            pid, tid, cpu, gen, event, kstack, pystack, ustack, comm = _IDENT.unpack(ident)
+        for (head, tail), rows in groups.items():
+            pid, tid, cpu, gen, event, kstack, pystack = _HEAD.unpack(head)
+            ustack, comm = _TAIL.unpack(tail)
             if event == 1 and self._offstacks is not None:
                 table, seen = self._offstacks, self._offcache
             else:
