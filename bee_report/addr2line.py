@@ -13,7 +13,7 @@ from pathlib import Path
 from bee_contract.errors import ReportError
 from bee_report.demangle.binutils import demangle
 from bee_report.elf.elffile import ElfFile
-from bee_report.symbolize import SymbolizeOptions, debuginfod_client, load_image
+from bee_report.find.images import SymbolizeOptions, debuginfod_client, load_image
 
 
 def parse_address(text: str) -> int:

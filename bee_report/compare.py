@@ -13,9 +13,9 @@ from pathlib import Path
 from bee_contract.atomic import check_not_input
 from bee_contract.errors import ReportError
 from bee_report.filters import Filters, apply, validate
+from bee_report.find.images import SymbolizeOptions
 from bee_report.report import build_profile, emit
 from bee_report.reporters.options import Correction, FlameOptions, Share, TopBy
-from bee_report.symbolize import SymbolizeOptions
 
 
 class DiffFormat(StrEnum):

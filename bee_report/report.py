@@ -14,10 +14,11 @@ from bee_contract.atomic import check_not_input, write_atomic
 from bee_contract.errors import ReportError
 from bee_contract.recording import Recording
 from bee_report.filters import Filters, apply, validate
+from bee_report.find.images import SymbolizeOptions
 from bee_report.profile import Profile
 from bee_report.reporters.options import RenderOptions
 from bee_report.reporters.registry import REPORTERS, Reporter, reporter
-from bee_report.symbolize import SymbolizeOptions, Symbolizer
+from bee_report.symbolize import Symbolizer
 
 
 @dataclass(frozen=True, slots=True)

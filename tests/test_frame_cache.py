@@ -22,9 +22,9 @@ from bee_contract.buildid import build_id_of_path
 from bee_contract.recording import Binary, Mapping, Process, Sample
 from bee_report import symbolize
 from bee_report.find.frame_cache import FrameCache
+from bee_report.find.images import SymbolizeOptions
 from bee_report.report import build_profile
 from bee_report.reporters.folded import render
-from bee_report.symbolize import SymbolizeOptions
 from formats.make_sample import sample_recording
 
 BASE = 0x555555554000

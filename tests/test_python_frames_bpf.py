@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from bee_contract import codec
+from bee_report.find.images import SymbolizeOptions
 from bee_report.profile import FrameKind
-from bee_report.symbolize import SymbolizeOptions, Symbolizer
+from bee_report.symbolize import Symbolizer
 from tests.conftest import SRC, run_bee
 
 INTERPRETERS = sorted(

@@ -11,7 +11,7 @@ from bee.commands.choices import choice
 from bee_report.reporters.options import Renderer
 
 if TYPE_CHECKING:
-    from bee_report.symbolize import SymbolizeOptions
+    from bee_report.find.images import SymbolizeOptions
 
 
 NoCacheOpt = Annotated[bool, typer.Option(
@@ -24,7 +24,7 @@ def symbolize_options(symbols: list[Path] | None, no_cache: bool, offline: bool,
                        dwarf: bool = True) -> SymbolizeOptions:
     """Symbolization options from the shared CLI flags (archives unpacked once)."""
     from bee_report.find.cachedir import default_cache_dir
-    from bee_report.symbolize import SymbolizeOptions
+    from bee_report.find.images import SymbolizeOptions
 
     cache = default_cache_dir()
     dirs = tuple(symbols or ())
