@@ -128,14 +128,21 @@ def test_any_well_checksummed_body_decodes_or_is_refused(doc: dict[str, Any],
     # GIVEN any msgpack body under a valid checksum (a cache entry written by a bug)
     if keep_key:
         doc["key"] = "k"
-    body = msgpack.packb(doc, use_bin_type=True)
-    data = b"BEEBPF1\0" + hashlib.blake2b(body, digest_size=16).digest() + body
     # THEN decoding gives an entry or refuses it (EntryError), never another exception
-    try:
-        e = bpf_load.decode(data, "k")
-    except EntryError:
+    e = _decode_checksummed(doc)
+    if e is None:
         return
     assert all(isinstance(v, bytes) for v in e.funcs.values())
+
+
+def _decode_checksummed(doc: dict[str, Any]) -> bpf_load.Entry | None:
+    """`doc` as an entry body under a valid checksum, decoded; None when it is refused."""
+    body = msgpack.packb(doc, use_bin_type=True)
+    data = b"BEEBPF1\0" + hashlib.blake2b(body, digest_size=16).digest() + body
+    try:
+        return bpf_load.decode(data, "k")
+    except EntryError:
+        return None
 
 
 @settings(max_examples=300, deadline=None)
@@ -151,12 +158,9 @@ def test_a_good_entry_with_one_value_changed_decodes_or_is_refused(where: str, f
         doc["funcs"]["prog"] = value
     else:
         doc[where] = value
-    body = msgpack.packb(doc, use_bin_type=True)
-    data = b"BEEBPF1\0" + hashlib.blake2b(body, digest_size=16).digest() + body
     # THEN it decodes to a consistent entry or is refused, never another exception
-    try:
-        e = bpf_load.decode(data, "k")
-    except EntryError:
+    e = _decode_checksummed(doc)
+    if e is None:
         return
     assert all(len(code) % 8 == 0 for code in e.funcs.values())
     assert all(isinstance(m.name, str) and isinstance(m.key_desc, str)
