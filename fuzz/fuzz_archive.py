@@ -9,11 +9,11 @@ or a file written outside the extraction folder, is a finding.
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import atheris
+from atheris_main import run
 
 with atheris.instrument_imports():
     from bee_contract.errors import BeeError
@@ -38,11 +38,5 @@ def one_input(data: bytes) -> None:
         shutil.rmtree(cache, ignore_errors=True)
 
 
-def main() -> None:
-    """Entry point for atheris."""
-    atheris.Setup(sys.argv, one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    run(one_input)

@@ -10,11 +10,11 @@ Anything but a BeeError escaping is a finding.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
 import atheris
+from atheris_main import run
 
 with atheris.instrument_imports():
     from bee_contract.errors import BeeError
@@ -48,11 +48,5 @@ def one_input(data: bytes) -> None:
     _incomplete(_PATH, None)  # a reason or None, never an exception
 
 
-def main() -> None:
-    """Entry point for atheris."""
-    atheris.Setup(sys.argv, one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    run(one_input)

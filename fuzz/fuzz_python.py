@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import ctypes
 import os
-import sys
 
 import atheris
+from atheris_main import run
 
 with atheris.instrument_imports():
     from bee_contract.recording import PY_ENTRY, PY_TRUNCATED, PythonCode, PythonInfo
@@ -64,11 +64,5 @@ def one_input(data: bytes) -> None:
     assert ident is not None or (got.qualname, got.filename) == ("", "")
 
 
-def main() -> None:
-    """Entry point for atheris."""
-    atheris.Setup(sys.argv, one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    run(one_input)

@@ -22,6 +22,7 @@ import zlib
 from pathlib import Path
 
 import atheris
+from atheris_main import run
 
 with atheris.instrument_imports():
     from bee_contract import codec
@@ -66,14 +67,5 @@ def seed(folder: Path) -> None:
     (folder / "sample-v1").write_bytes(b"\x02" + v1)
 
 
-def main() -> None:
-    """Entry point for atheris (or `seed DIR`)."""
-    if sys.argv[1:2] == ["seed"]:
-        seed(Path(sys.argv[2]))
-        return
-    atheris.Setup(sys.argv, one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    run(one_input, seed)

@@ -14,10 +14,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import struct
-import sys
 from pathlib import Path
 
 import atheris
+from atheris_main import run
 
 with atheris.instrument_imports():
     from bee_contract.elf import ElfImage
@@ -64,14 +64,5 @@ def seed(folder: Path) -> None:
     (folder / "cache").write_bytes(b"\2" + table.encode(small, _SIZE, _HASH))
 
 
-def main() -> None:
-    """Entry point for atheris (or `seed DIR`)."""
-    if sys.argv[1:2] == ["seed"]:
-        seed(Path(sys.argv[2]))
-        return
-    atheris.Setup(sys.argv, one_input)
-    atheris.Fuzz()
-
-
 if __name__ == "__main__":
-    main()
+    run(one_input, seed)
