@@ -9,11 +9,11 @@ in terminal text, is a finding.
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
 import atheris
+from atheris_main import run
 
 with atheris.instrument_imports():
     from bee_contract.safeopen import pseudo_devices
@@ -38,5 +38,4 @@ def one_input(data: bytes) -> None:
 
 
 if __name__ == "__main__":
-    atheris.Setup(sys.argv, one_input)
-    atheris.Fuzz()
+    run(one_input)
