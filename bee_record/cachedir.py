@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bee_contract.atomic import write_atomic
 from bee_contract.errors import BeeError
+from bee_contract.safeopen import open_regular
 
 #: Environment variable that replaces the cache root.
 ENV = "BEE_RECORD_CACHE_DIR"
@@ -69,16 +70,12 @@ def read_entry(path: Path, max_bytes: int) -> bytes | None:
     if why_unusable(path, max_bytes) is not None:
         return None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as f:
-        try:
-            if not _trusted(os.fstat(fd), folder=False):  # replaced since the check
+        with open_regular(path, follow=False, max_size=max_bytes) as f:
+            if not _trusted(os.fstat(f.fileno()), folder=False):  # replaced since the check
                 return None
             data = f.read(max_bytes + 1)
-        except OSError:
-            return None
+    except OSError:
+        return None
     return data if len(data) <= max_bytes else None
 
 
