@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 #: bcc's `lib.bpf_lookup_and_delete_batch(fd, in_batch, out_batch, keys, values, count)`
@@ -94,9 +94,4 @@ class BatchDrain:
         return n, bytes(keys), bytes(values)
 
 
-def entries(n: int, size: int, data: bytes) -> Iterator[bytes]:
-    """The `n` entries of `size` bytes packed in `data`."""
-    return (data[i:i + size] for i in range(0, n * size, size))
-
-
-__all__ = ["CHUNK_ENTRIES", "BatchDrain", "BatchFunc", "entries"]
+__all__ = ["CHUNK_ENTRIES", "BatchDrain", "BatchFunc"]

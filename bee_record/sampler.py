@@ -422,10 +422,10 @@ class Sampler:
         layout = self._py_layout
         if self._py_stacks is None or self._drains.py is None or layout is None:
             return {}
-        n, keys, values = self._drains.py.drain(self._py_stacks[buf])
+        _, keys, values = self._drains.py.drain(self._py_stacks[buf])
         size = self._drains.py.value_size
-        return {int.from_bytes(keys[i * 4:i * 4 + 4], "little"):
-                layout.frames(values, i * size) for i in range(n)}
+        return {slot: layout.frames(values, i * size)
+                for i, (slot,) in enumerate(struct.iter_unpack("<I", keys))}
 
     def _python_stack(self, event: int, slot: int, py: dict[int, tuple[tuple[int, int], ...]]
                       ) -> tuple[tuple[int, int], ...] | int:
@@ -448,10 +448,10 @@ class Sampler:
         """Read and clear one buffer of unwound user stacks: key -> addresses."""
         if self._ustacks is None or self._drains.ustacks is None:
             return {}
-        n, keys, values = self._drains.ustacks.drain(self._ustacks[buf])
+        _, keys, values = self._drains.ustacks.drain(self._ustacks[buf])
         size = self._drains.ustacks.value_size
-        return {int.from_bytes(keys[i * 8:i * 8 + 8], "little", signed=True):
-                _unwound_addresses(values, i * size, size) for i in range(n)}
+        return {key: _unwound_addresses(values, i * size, size)
+                for i, (key,) in enumerate(struct.iter_unpack("<q", keys))}
 
     def _unwound(self, table: Any, key: int) -> tuple[int, ...] | int:
         """An off-CPU unwound user stack (kept across drains: a block spans them)."""
