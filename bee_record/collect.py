@@ -53,7 +53,7 @@ class Collector:
         self.skip: set[tuple[int, int]] = set()
         #: JIT, per process index: its perf map as read so far (kept across the files of a
         #: series), the user addresses outside file mappings drained since the last
-        #: `end_drain` with the [first, last] time buckets of their samples, and the
+        #: `end_drain` with the time buckets of their samples, and the
         #: perf-map lines that named samples of the current file, with their buckets.
         #: Perf maps are read while the process lives (its /tmp may be a private mount
         #: that disappears with it).
