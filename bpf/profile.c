@@ -35,6 +35,12 @@
 
 #define TASK_COMM_LEN 16
 
+// bpf_probe_read_user under a name of bee's own: at every call site of the helper by its
+// own name, bcc 0.26's front end parses all of /proc/kallsyms (a check meant for kernels
+// older than 5.5), about 70 ms of CPU each. unwind.c and python.c read user memory with it.
+static long (*bee_read_user)(void *dst, u32 size, const void *unsafe_ptr) =
+    (void *)BPF_FUNC_probe_read_user;
+
 // The user registers as saved on kernel entry on x86-64 (uapi asm/ptrace.h layout).
 struct bee_regs {
     unsigned long r15, r14, r13, r12, bp, bx, r11, r10, r9, r8;

@@ -140,7 +140,7 @@ static __always_inline void bee_py_lost(int slot)
 
 static __always_inline u64 bee_py_u64(struct bee_py_scratch *s, u64 addr)
 {
-    if (bpf_probe_read_user(&s->word, sizeof(s->word), (void *)addr) != 0)
+    if (bee_read_user(&s->word, sizeof(s->word), (void *)addr) != 0)
         return 0;
     return s->word;
 }
@@ -233,7 +233,7 @@ static __always_inline void bee_py_walk(struct bee_py_proc *p, struct bee_py_scr
     for (int i = 0; i < BEE_PY_FRAMES_PER_LINK; i++) {
         if (!frame)
             break;
-        if (bpf_probe_read_user(s->chunk, p->frame_read & (BEE_PY_CHUNK - 1),
+        if (bee_read_user(s->chunk, p->frame_read & (BEE_PY_CHUNK - 1),
                                 (void *)frame) != 0) {
             bee_py_lost(PY_LOST_READ);
             frame = 0;

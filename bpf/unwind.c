@@ -168,7 +168,7 @@ static __always_inline int bee_task_regs(struct bee_regs *out)
 
 static __always_inline int bee_read(u64 *out, u64 addr)
 {
-    return bpf_probe_read_user(out, sizeof(*out), (void *)addr) == 0;
+    return bee_read_user(out, sizeof(*out), (void *)addr) == 0;
 }
 
 // 1 when a <= b, without a branch (both below 2^63).
@@ -285,7 +285,7 @@ static __always_inline int bee_step(struct bee_ustate *st, struct bee_uproc *um)
             // uprobe, most often at a function's entry, where the return address is
             // still at RSP and RBP is the caller's (as the kernel assumes there).
             u8 insn = 0;
-            if (bpf_probe_read_user(&insn, 1, (void *)pc) == 0 && insn == 0xcc) {
+            if (bee_read_user(&insn, 1, (void *)pc) == 0 && insn == 0xcc) {
                 cfa = sp + 8;
                 break;
             }

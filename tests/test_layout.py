@@ -141,3 +141,19 @@ def test_bpf_source_and_format_spec_are_package_data() -> None:
     assert "BPF_" in resources.files("bee_record.bpf").joinpath("profile.c").read_text()
     spec = resources.files("bee_contract.formats").joinpath("recording-v1.md").read_text()
     assert spec.startswith("#")
+
+
+def test_bpf_sources_avoid_what_makes_bcc_compile_slow() -> None:
+    """No kernel header (seconds of clang per launch) and no call of bpf_probe_read_user by
+    that name (bcc parses /proc/kallsyms at each such call site): see bpf/profile.c."""
+    import re
+    from importlib import resources
+
+    bpf = resources.files("bee_record.bpf")
+    sources = {n: bpf.joinpath(n).read_text() for n in ("profile.c", "unwind.c", "python.c")}
+    for name, text in sources.items():
+        code = "\n".join(line for line in text.splitlines()
+                         if not line.lstrip().startswith("//"))
+        assert not re.search(r"^\s*#\s*include\b", code, re.M), name
+        assert not re.search(r"\bbpf_probe_read_user(_str)?\s*\(", code), name
+    assert "(void *)BPF_FUNC_probe_read_user" in sources["profile.c"]
