@@ -255,16 +255,25 @@ class Symbolizer:
             pm = procs[pidx]
             memo = pm.frames.get(bucket)
             if memo is None:
-                memo = pm.frames[bucket] = {}
-            for depth in range(len(addrs) - 1, -1, -1):
+                # the unwinder's mark of a stack stopped short of a root, as a caller frame
+                memo = pm.frames[bucket] = {TRUNCATED_FRAME * 2: (Frame(TRUNCATED,
+                                                                        FrameKind.USER),)}
+            # callers first (keyed addr * 2), outermost to innermost, then the leaf
+            # (addr * 2 + 1): the leaf is looked up at its own address, callers one before
+            get = memo.get
+            for depth in range(len(addrs) - 1, 0, -1):
                 addr = addrs[depth]
-                if addr == TRUNCATED_FRAME:  # the unwinder stopped short of a root
-                    frames.append(Frame(TRUNCATED, FrameKind.USER))
-                    continue
-                key = addr * 2 + (depth == 0)
-                hit = memo.get(key)
+                hit = get(addr * 2)
                 if hit is None:
-                    hit = memo[key] = self._user(rec, pm, addr, depth == 0, bucket)
+                    hit = memo[addr * 2] = self._user(rec, pm, addr, False, bucket)
+                frames.extend(hit)
+            if addrs:
+                addr = addrs[0]
+                hit = get(addr * 2 + 1)
+                if hit is None:
+                    hit = memo[addr * 2 + 1] = (
+                        (Frame(TRUNCATED, FrameKind.USER),) if addr == TRUNCATED_FRAME
+                        else self._user(rec, pm, addr, True, bucket))
                 frames.extend(hit)
         pm = procs[pidx]
         if pystack >= 0 and pm.python is not None:
