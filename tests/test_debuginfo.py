@@ -273,6 +273,48 @@ def test_dynsym_table_is_cached_for_its_own_files_only(prog: Split, tmp_path: Pa
     assert symtab_cache.load(cache, bid, source_key(stripped, prog.debug)) is None
 
 
+@pytest.mark.parametrize("kind", ["symlink", "fifo", "oversized"])
+def test_cached_tables_that_are_not_bee_files_are_not_read(prog: Split, tmp_path: Path,
+                                                           kind: str) -> None:
+    import os
+
+    from bee_report.dwarf import tables as dwarf_tables
+    from bee_report.elf import symtab_cache
+    from bee_report.find.cachedir import source_key
+
+    # GIVEN the symbol-table and DWARF cache paths of a binary holding a link to a valid
+    # entry elsewhere, a FIFO, or a file larger than any table bee writes
+    cache = tmp_path / "cache"
+    with ElfFile.open(prog.binary) as elf:
+        bid = elf.build_id
+        src = best_symbol_source(elf, None)
+    key = source_key(prog.binary, None)
+    assert bid is not None and key is not None
+    symtab_cache.store(cache, bid, key, src.origin, src.functions)
+    assert symtab_cache.load(cache, bid, key) is not None  # a valid entry, followed below
+    saved = next((cache / "symtab").iterdir())
+    elsewhere = tmp_path / "elsewhere"
+    saved.rename(elsewhere)
+    paths = [saved, dwarf_tables.cache_file(cache, bid, key)]
+    paths[1].parent.mkdir(parents=True)
+    for path in paths:
+        if kind == "symlink":
+            path.symlink_to(elsewhere)
+        elif kind == "fifo":
+            os.mkfifo(path)
+        else:
+            with open(path, "wb") as f:
+                f.truncate(symtab_cache.MAX_FILE_BYTES + 1)
+    # WHEN they are loaded THEN neither answers, and nothing blocks on the FIFO
+    results: list[object] = []
+    worker = threading.Thread(target=lambda: results.extend(
+        [symtab_cache.load(cache, bid, key), dwarf_tables.load(cache, bid, key)]), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "a cache read blocked"
+    assert results == [None, None]
+
+
 def test_merge_function_tables_keeps_union_and_first_on_ties() -> None:
     a = FunctionTable(array("Q", [0x10, 0x30]), array("Q", [0x10, 0x10]), ["a1", "a3"])
     b = FunctionTable(array("Q", [0x10, 0x20]), array("Q", [0x10, 0x10]), ["b1", "b2"])

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from bee_contract.atomic import write_atomic
 from bee_contract.errors import BeeError
+from bee_contract.safeopen import open_regular
 
 FORMAT_VERSION = 1
 MAGIC = b"BEEDWRF\x00"
@@ -159,10 +160,10 @@ def deserialize(data: memoryview, build_id: str) -> Tables | None:
 def load(cache_dir: Path, build_id: str, source: str) -> Tables | None:
     """The cached tables of ``build_id`` from ``source``, or None when absent, foreign or
     damaged."""
-    try:
-        with cache_file(cache_dir, build_id, source).open("rb") as f:
+    try:  # a link, FIFO or device in the cache folder is not bee's: not followed, no block
+        with open_regular(cache_file(cache_dir, build_id, source), follow=False) as f:
             mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError):
+    except (OSError, ValueError, BeeError):
         return None
     return deserialize(memoryview(mapped), build_id)
 

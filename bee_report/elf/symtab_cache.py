@@ -20,9 +20,12 @@ import msgpack
 from bee_contract.atomic import write_atomic
 from bee_contract.buildid import valid_build_id
 from bee_contract.errors import BeeError
+from bee_contract.safeopen import open_regular
 from bee_report.elf.symbols import FunctionTable
 
 VERSION = 3  # 2: keyed by source, with its origin; 3: PLT stubs named (name@plt)
+#: A larger file was not written by bee (a table of a million functions takes ~40 MB).
+MAX_FILE_BYTES = 256 << 20
 
 
 def _path(cache_dir: Path, build_id: str, source: str) -> Path:
@@ -36,7 +39,13 @@ def load(cache_dir: Path | None, build_id: str | None,
     if cache_dir is None or build_id is None or not valid_build_id(build_id) or not source:
         return None
     try:
-        raw = _path(cache_dir, build_id, source).read_bytes()
+        # a link, FIFO or device in the cache folder is not bee's: not followed, never
+        # blocks (as the frame cache), and a read is bounded
+        with open_regular(_path(cache_dir, build_id, source), follow=False,
+                          max_size=MAX_FILE_BYTES) as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            return None
         data = msgpack.unpackb(raw, raw=False)
         if (not isinstance(data, dict) or data.get("build_id") != build_id
                 or data.get("source") != source):
