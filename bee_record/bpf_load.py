@@ -16,15 +16,25 @@ checks each, as always), without running clang. The object it returns is a `bcc.
 (attach, detach, perf buffers and tables are bcc's own code, working on these
 descriptors), so the sampler does not care which path loaded it.
 
+A host's first launch finds no entry. For the option sets a first launch most often has
+(`bee record` of the whole system, or of a command or pids, at the default frequency and
+mode), bee ships the compiled program with its package: `bpf/prebuilt/KEY.bpf`, entries of
+the same layout whose key covers only the source text and the cflags. The program
+declares every layout it uses and reads no kernel header, so its instructions do not
+depend on the host; the one host fact in a map definition, the possible CPUs a perf
+buffer holds, is set when it loads. `scripts/build_bpf_objects.py` writes them, and a
+test fails when one differs from a compile of the current source.
+
 A missing, foreign, truncated or undecodable entry, or a map or program the kernel
 refuses, means a compile as before, never a failure. `use_cache=False` (`bee record
---no-bpf-cache`) neither reads nor writes the cache.
+--no-bpf-cache`) neither reads nor writes the cache, nor uses a shipped program.
 """
 
 from __future__ import annotations
 
 import atexit
 import ctypes as ct
+import dataclasses
 import functools
 import hashlib
 import json
@@ -34,6 +44,8 @@ import resource
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import msgpack
@@ -54,6 +66,9 @@ MAX_TYPE_BYTES = 1 << 20
 #: Entries kept (one per distinct set of options recorded with); the oldest go first.
 KEEP_ENTRIES = 64
 SUFFIX = ".bpf"
+#: Names another folder of shipped programs in place of the package's ("": none).
+SHIPPED_ENV = "BEE_RECORD_SHIPPED_BPF"
+_PERF_EVENT_ARRAY = 4
 
 #: bpf(2)'s number per architecture; elsewhere the cache is not used (bcc compiles).
 _SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361,
@@ -169,6 +184,36 @@ def cache_key(src: str, cflags: Sequence[str], bcc_version: str) -> str:
                          BEE_VERSION, _identity(_loaded_libbcc()),
                          os.path.realpath(f"/lib/modules/{release}/build")]).encode())
     return h.hexdigest()
+
+
+def shipped_key(src: str, cflags: Sequence[str]) -> str:
+    """The hex key of a shipped program: the source text and the cflags, nothing of the
+    host (see the module doc)."""
+    h = hashlib.blake2b(digest_size=20)
+    h.update(json.dumps([ENTRY_VERSION, "shipped", src, list(cflags)]).encode())
+    return h.hexdigest()
+
+
+def shipped_entry(src: str, cflags: Sequence[str], possible_cpus: int) -> Entry | None:
+    """The shipped program of this compile, fitted to a host with `possible_cpus`; None
+    when bee ships none. EntryError when the shipped file is damaged."""
+    key = shipped_key(src, cflags)
+    folder = os.environ.get(SHIPPED_ENV)
+    if folder == "":
+        return None
+    base: Any = (resources.files("bee_record.bpf").joinpath("prebuilt") if folder is None
+                 else Path(folder))
+    entry = base.joinpath(f"{key}{SUFFIX}")
+    if not entry.is_file():
+        return None
+    with entry.open("rb") as f:
+        data = f.read(MAX_ENTRY_BYTES + 1)
+    if len(data) > MAX_ENTRY_BYTES:
+        raise EntryError("shipped program too large")
+    found = decode(data, key)
+    maps = tuple(dataclasses.replace(m, max_entries=possible_cpus)
+                 if m.type == _PERF_EVENT_ARRAY else m for m in found.maps)
+    return dataclasses.replace(found, maps=maps)
 
 
 def _loaded_libbcc() -> str:
@@ -412,6 +457,12 @@ def load(src: str, cflags: Sequence[str], programs: Mapping[str, int],
                 return Loaded(_cached_bpf(bcc)(decode(data, key), programs), True, "cache hit")
             except (EntryError, OSError) as exc:
                 note = f"compiled: cache entry refused: {exc}"
+        try:
+            shipped = shipped_entry(src, cflags, _possible_cpus())
+            if shipped is not None:
+                return Loaded(_cached_bpf(bcc)(shipped, programs), True, "shipped program")
+        except (EntryError, OSError) as exc:
+            note += f"; shipped program refused: {exc}"
     if before_compile is not None:
         before_compile()
     b = bcc.BPF(text=src, cflags=list(cflags))
@@ -424,6 +475,13 @@ def load(src: str, cflags: Sequence[str], programs: Mapping[str, int],
             if cachedir.write_entry(path, encode(key, entry)):
                 cachedir.prune(path.parent, SUFFIX, KEEP_ENTRIES)
     return Loaded(b, False, note)
+
+
+def _possible_cpus() -> int:
+    """How many CPUs the kernel may bring up (what bcc sizes a perf buffer's map to)."""
+    from bcc.utils import get_possible_cpus
+
+    return max(1, len(get_possible_cpus()))
 
 
 @functools.cache
@@ -548,4 +606,4 @@ def _cached_bpf(bcc: Any) -> Any:
 
 __all__ = ["Entry", "EntryError", "Loaded", "MapDef", "cache_key", "decode", "encode",
            "extract", "import_bcc", "indices_to_maps", "load", "lookup_and_delete_batch",
-           "maps_to_indices"]
+           "maps_to_indices", "shipped_entry", "shipped_key"]

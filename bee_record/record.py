@@ -224,6 +224,13 @@ def _sampler_options(opts: RecordOptions, filter_pids: bool) -> SamplerOptions:
     )
 
 
+def shipped_sampler_options() -> list[SamplerOptions]:
+    """The sampler options bee ships a compiled BPF program for (`bee_record.bpf_load`):
+    `bee record` of the whole system, and of a command or pids, every other option at its
+    default: what a host's first launch most often asks for."""
+    return [_sampler_options(RecordOptions(), filter_pids) for filter_pids in (False, True)]
+
+
 class _Writer:
     """Writes the recording, or each file of a --rotate series."""
 

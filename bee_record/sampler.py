@@ -167,6 +167,83 @@ class _Readers:
     py: BatchDrain | None
 
 
+def program_text(opts: SamplerOptions) -> tuple[str, list[str]]:
+    """The C text (profile.c, then unwind.c and python.c when used) and the cflags that
+    configure it for `opts`: what bcc compiles, and what names a compiled program."""
+    bpf_dir = resources.files("bee_record.bpf")
+    src = bpf_dir.joinpath("profile.c").read_text()
+    dwarf = opts.unwinder == Unwinder.DWARF and opts.user_stacks
+    if dwarf:
+        src += "\n" + bpf_dir.joinpath("unwind.c").read_text()
+    if opts.python:
+        src += "\n" + bpf_dir.joinpath("python.c").read_text()
+    cflags = [
+        f"-DBEE_STACK_SIZE={opts.stack_storage_size}",
+        f"-DBEE_COUNTS_SIZE={opts.counts_size}",
+        f"-DBEE_PROCS_SIZE={opts.procs_size}",
+        f"-DBEE_RESOLUTION_NS={opts.time_resolution_ns}ULL",
+    ]
+    if opts.filter_pids:
+        cflags.append("-DBEE_FILTER_PIDS")
+    if opts.user_stacks:
+        cflags.append("-DBEE_USER_STACKS")
+    if opts.kernel_stacks:
+        cflags.append("-DBEE_KERNEL_STACKS")
+    if opts.include_idle:
+        cflags.append("-DBEE_INCLUDE_IDLE")
+    if opts.on_cpu:
+        cflags += ["-DBEE_ON_CPU", f"-DBEE_CPU_WEIGHT={opts.cpu_weight}ULL"]
+    if opts.probes:
+        cflags.append(f"-DBEE_EVENTS={len(opts.probes)}")
+    if opts.python:
+        cflags += ["-DBEE_PYTHON", f"-DBEE_PY_STACKS={opts.python_stacks_size}"]
+        cflags += [f"-DBEE_PY_{t.upper()}" for t in program_types(opts)]
+    if dwarf:
+        cflags += ["-DBEE_DWARF", f"-DBEE_UNWIND_ROWS={opts.unwind_rows}",
+                   f"-DBEE_USTACK_SIZE={max(1024, opts.stack_storage_size // 4)}"]
+        cflags += [f"-DBEE_UNWIND_{t.upper()}" for t in program_types(opts)]
+    if dwarf or opts.python:
+        cflags += [f"-DBEE_EVENT_KIND_{i}={1 if p.kind == 'tracepoint' else 2}"
+                   for i, p in enumerate(opts.probes)]
+    if opts.cgroup is not None:
+        cflags += [f"-DBEE_CGROUP_ID={opts.cgroup[0]}ULL",
+                   f"-DBEE_CGROUP_LEVEL={opts.cgroup[1]}"]
+    if opts.off_cpu:
+        cflags += ["-DBEE_OFFCPU", f"-DBEE_MIN_BLOCK_NS={opts.min_block_ns}ULL",
+                   f"-DBEE_MAX_BLOCK_NS={opts.max_block_ns}ULL",
+                   f"-DBEE_OFFSTACK_SIZE={opts.stack_storage_size}"]
+    return src, cflags
+
+
+def program_functions(opts: SamplerOptions) -> dict[str, int]:
+    """Every function a sampler for `opts` loads, with its BPF program type (bcc also
+    loads the `tracepoint__` functions itself)."""
+    dwarf = opts.unwinder == Unwinder.DWARF and opts.user_stacks
+    out = {}
+    if opts.on_cpu:
+        out["bee_on_cpu"] = bpf_load.PROG_PERF_EVENT
+    for i, p in enumerate(opts.probes):
+        out[f"bee_on_event_{i}"] = (bpf_load.PROG_TRACEPOINT if p.kind == "tracepoint"
+                                    else bpf_load.PROG_KPROBE)
+    for t in program_types(opts):
+        names = ((["bee_unwind_{t}"] if dwarf else [])
+                 + (["bee_py_link_{t}", "bee_py_store_{t}"] if opts.python else []))
+        out.update({n.format(t=t): _KINDS[t] for n in names})
+    return out
+
+
+def program_types(opts: SamplerOptions) -> list[str]:
+    """Program types that need tail-called programs: perf, tp (tracepoint), kp."""
+    types = []
+    if opts.on_cpu:
+        types.append("perf")
+    if opts.off_cpu or any(p.kind == "tracepoint" for p in opts.probes):
+        types.append("tp")
+    if any(p.kind != "tracepoint" for p in opts.probes):
+        types.append("kp")
+    return types
+
+
 class Sampler:
     """A loaded and attached instance of the on-CPU sampling program."""
 
@@ -185,50 +262,10 @@ class Sampler:
             ) from None
         self._perf_type = bpf_load.PERF_TYPE_SOFTWARE
         self._perf_config = bpf_load.PERF_COUNT_SW_CPU_CLOCK
-        bpf_dir = resources.files("bee_record.bpf")
-        src = bpf_dir.joinpath("profile.c").read_text()
+        src, cflags = program_text(opts)
         dwarf = opts.unwinder == Unwinder.DWARF and opts.user_stacks
-        if dwarf:
-            src += "\n" + bpf_dir.joinpath("unwind.c").read_text()
-        if opts.python:
-            src += "\n" + bpf_dir.joinpath("python.c").read_text()
-        cflags = [
-            f"-DBEE_STACK_SIZE={opts.stack_storage_size}",
-            f"-DBEE_COUNTS_SIZE={opts.counts_size}",
-            f"-DBEE_PROCS_SIZE={opts.procs_size}",
-            f"-DBEE_RESOLUTION_NS={opts.time_resolution_ns}ULL",
-        ]
-        if opts.filter_pids:
-            cflags.append("-DBEE_FILTER_PIDS")
-        if opts.user_stacks:
-            cflags.append("-DBEE_USER_STACKS")
-        if opts.kernel_stacks:
-            cflags.append("-DBEE_KERNEL_STACKS")
-        if opts.include_idle:
-            cflags.append("-DBEE_INCLUDE_IDLE")
-        if opts.on_cpu:
-            cflags += ["-DBEE_ON_CPU", f"-DBEE_CPU_WEIGHT={opts.cpu_weight}ULL"]
-        if opts.probes:
-            cflags.append(f"-DBEE_EVENTS={len(opts.probes)}")
-        if opts.python:
-            cflags += ["-DBEE_PYTHON", f"-DBEE_PY_STACKS={opts.python_stacks_size}"]
-            cflags += [f"-DBEE_PY_{t.upper()}" for t in self._program_types(opts)]
-        if dwarf:
-            cflags += ["-DBEE_DWARF", f"-DBEE_UNWIND_ROWS={opts.unwind_rows}",
-                       f"-DBEE_USTACK_SIZE={max(1024, opts.stack_storage_size // 4)}"]
-            cflags += [f"-DBEE_UNWIND_{t.upper()}" for t in self._program_types(opts)]
-        if dwarf or opts.python:
-            cflags += [f"-DBEE_EVENT_KIND_{i}={1 if p.kind == 'tracepoint' else 2}"
-                       for i, p in enumerate(opts.probes)]
-        if opts.cgroup is not None:
-            cflags += [f"-DBEE_CGROUP_ID={opts.cgroup[0]}ULL",
-                       f"-DBEE_CGROUP_LEVEL={opts.cgroup[1]}"]
-        if opts.off_cpu:
-            cflags += ["-DBEE_OFFCPU", f"-DBEE_MIN_BLOCK_NS={opts.min_block_ns}ULL",
-                       f"-DBEE_MAX_BLOCK_NS={opts.max_block_ns}ULL",
-                       f"-DBEE_OFFSTACK_SIZE={opts.stack_storage_size}"]
         try:
-            loaded = bpf_load.load(src, cflags, self._programs(opts, dwarf), opts.bpf_cache,
+            loaded = bpf_load.load(src, cflags, program_functions(opts), opts.bpf_cache,
                                    before_compile=_check_kernel_headers)
         except RecordError:
             raise
@@ -273,22 +310,6 @@ class Sampler:
                 self._on_python_stack, page_cnt=opts.perf_buffer_pages,
                 lost_cb=self._on_python_lost)
 
-    @classmethod
-    def _programs(cls, opts: SamplerOptions, dwarf: bool) -> dict[str, int]:
-        """Every function this sampler loads, with its BPF program type (bcc also loads
-        the `tracepoint__` functions itself)."""
-        out = {}
-        if opts.on_cpu:
-            out["bee_on_cpu"] = bpf_load.PROG_PERF_EVENT
-        for i, p in enumerate(opts.probes):
-            out[f"bee_on_event_{i}"] = (bpf_load.PROG_TRACEPOINT if p.kind == "tracepoint"
-                                        else bpf_load.PROG_KPROBE)
-        for t in cls._program_types(opts):
-            names = ((["bee_unwind_{t}"] if dwarf else [])
-                     + (["bee_py_link_{t}", "bee_py_store_{t}"] if opts.python else []))
-            out.update({n.format(t=t): _KINDS[t] for n in names})
-        return out
-
     def _readers(self) -> _Readers:
         """Batch readers of the maps every drain empties (their layouts checked)."""
         batch = bpf_load.lookup_and_delete_batch()
@@ -300,23 +321,11 @@ class Sampler:
             BatchDrain.for_table(self._ustacks[0], batch) if self._ustacks else None,
             BatchDrain.for_table(self._py_stacks[0], batch) if self._py_stacks else None)
 
-    @staticmethod
-    def _program_types(opts: SamplerOptions) -> list[str]:
-        """Program types that need tail-called programs: perf, tp (tracepoint), kp."""
-        types = []
-        if opts.on_cpu:
-            types.append("perf")
-        if opts.off_cpu or any(p.kind == "tracepoint" for p in opts.probes):
-            types.append("tp")
-        if any(p.kind != "tracepoint" for p in opts.probes):
-            types.append("kp")
-        return types
-
     def _load_chains(self, opts: SamplerOptions, what: str,
                      programs: tuple[tuple[str, int, str], ...]) -> None:
         """Load tail-called programs, per program type: (array, index, function) patterns."""
         try:
-            for t in self._program_types(opts):
+            for t in program_types(opts):
                 for array_name, index, fn_name in programs:
                     fn = self.bpf.load_func(fn_name.format(t=t), _KINDS[t])
                     array = self.bpf[array_name.format(t=t)]

@@ -13,11 +13,14 @@ stays free for the recorder). Per run, in rotated order:
   ``bench/bee_helper.py phases``: ``import bcc``, ``import bee_record``, compile+load
   (``Sampler``: bcc's clang compile, or bee's cache of it), attach.
 
-bee's rows are measured twice: *warm*, with bee's cache of the compiled BPF program
-holding this compile (the normal case after a host's first launch: no clang), and *cold*,
-its cache folder emptied before each run (clang compiles, as at a host's first launch).
-Both use cache folders of their own under the bench's work folder
-(``BEE_RECORD_CACHE_DIR``), never the host's; the warm one is filled once before the runs.
+bee's rows are measured three times: *warm*, with bee's cache of the compiled BPF program
+holding this compile (the normal case after a host's first launch: no clang); *first*,
+its cache folder emptied before each run, so the program bee ships for these options loads
+(a host's first launch with default options: no clang); and *cold*, the cache emptied and
+the shipped programs turned off (``BEE_RECORD_SHIPPED_BPF=""``), so clang compiles (a
+host's first launch with options bee ships no program for). Each uses a cache folder of
+its own under the bench's work folder (``BEE_RECORD_CACHE_DIR``), never the host's; the
+warm one is filled once before the runs.
 """
 
 from __future__ import annotations
@@ -50,9 +53,13 @@ from common import (
 )
 
 FREQ = 99
-#: bee_record.cachedir's environment variable naming the cache root.
+#: bee_record.cachedir's environment variable naming the cache root, and bpf_load's naming
+#: the folder of shipped programs ("" for none).
 CACHE_ENV = "BEE_RECORD_CACHE_DIR"
-COLD = " cold"
+SHIPPED_ENV = "BEE_RECORD_SHIPPED_BPF"
+#: Tool-name suffix of each start-up case: (cache emptied before each run, shipped programs).
+VARIANTS = {"": (False, True), " first": (True, True), " cold": (True, False)}
+LABELS = {"": "warm", " first": "first", " cold": "cold"}
 #: A Python process that loads an empty bcc program, then says so (issue 13's baseline).
 EMPTY_BCC = ("import sys\nfrom bcc import BPF\nb = BPF(text='int x(void *c){return 0;}')\n"
              "print('loaded', file=sys.stderr, flush=True)\nsys.stdin.read()\n")
@@ -76,29 +83,41 @@ def _first_perf_sample(data: Path, buildid_dir: Path) -> float | None:
 
 
 @contextlib.contextmanager
-def _cache_root(root: Path, empty: bool) -> Iterator[None]:
-    """bee's cache root for the processes started in the body (emptied first if asked)."""
+def _cache_root(root: Path, empty: bool, shipped: bool) -> Iterator[None]:
+    """bee's cache root for the processes started in the body (emptied first if asked),
+    with or without the programs bee ships."""
     if empty:
         shutil.rmtree(root, ignore_errors=True)
-    old = os.environ.get(CACHE_ENV)
+    old = {k: os.environ.get(k) for k in (CACHE_ENV, SHIPPED_ENV)}
     os.environ[CACHE_ENV] = str(root)
+    if shipped:
+        os.environ.pop(SHIPPED_ENV, None)
+    else:
+        os.environ[SHIPPED_ENV] = ""
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop(CACHE_ENV, None)
-        else:
-            os.environ[CACHE_ENV] = old
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _variant(tool: str) -> str:
+    return next((v for v in VARIANTS if v and tool.endswith(v)), "")
 
 
 def measure(tool: str, work: Path, tag: str, buildid_dir: Path) -> dict[str, Any]:
     """Launch-to-sampling seconds of one recorder launch (plus its CPU by then).
 
-    A tool ending in " cold" is the same measurement with bee's cache emptied first.
+    A tool ending in " first" or " cold" is the same measurement in that case of
+    `VARIANTS` (the module doc).
     """
-    cold = tool.endswith(COLD)
-    with _cache_root(work / ("bee-cache-cold" if cold else "bee-cache-warm"), empty=cold):
-        return _measure(tool.removesuffix(COLD), work, tag, buildid_dir)
+    v = _variant(tool)
+    empty, shipped = VARIANTS[v]
+    with _cache_root(work / f"bee-cache-{LABELS[v]}", empty=empty, shipped=shipped):
+        return _measure(tool.removesuffix(v), work, tag, buildid_dir)
 
 
 def _measure(tool: str, work: Path, tag: str, buildid_dir: Path) -> dict[str, Any]:
@@ -156,9 +175,11 @@ def _empty_bcc_launch() -> float:
 
 def run(ctx: dict[str, Any]) -> dict[str, Any]:
     """Run section 2."""
-    tools = ["bee", "bee cold", "perf"] + (["bcc"] if recorders.profile_bpfcc() else [])
-    tools += ["bee --help", "import bee.cli", "bee phases", "bee phases cold", "empty bcc",
-              "compile empty", "compile bee", "compile bee cold"]
+    tools = ["bee", "bee first", "bee cold", "perf"] + (
+        ["bcc"] if recorders.profile_bpfcc() else [])
+    tools += ["bee --help", "import bee.cli", "bee phases", "bee phases first",
+              "bee phases cold", "empty bcc", "compile empty", "compile bee",
+              "compile bee first", "compile bee cold"]
     bg = track(subprocess.Popen([str(ctx["workload"]), "0", "1"], stdout=subprocess.DEVNULL,
                                 start_new_session=True))
     ms: list[dict[str, Any]] = []
@@ -205,8 +226,10 @@ def summarize(res: dict[str, Any], runs: int) -> tuple[str, dict[str, Any]]:
     """Markdown for section 2."""
     ms = res["measurements"]
     rows = []
-    names = {"bee": "bee (BPF cache warm)", "bee cold": "bee (BPF cache cold)"}
-    for tool in ("bee", "bee cold", "perf", "bcc", "empty bcc", "bee --help", "import bee.cli"):
+    names = {"bee": "bee (BPF cache warm)", "bee first": "bee (first launch: shipped program)",
+             "bee cold": "bee (cold: clang compiles)"}
+    for tool in ("bee", "bee first", "bee cold", "perf", "bcc", "empty bcc", "bee --help",
+                 "import bee.cli"):
         if tool in res["tools"]:
             cpu = _series(ms, tool, "cpu_startup", runs)
             rows.append([names.get(tool, tool),
@@ -217,11 +240,11 @@ def summarize(res: dict[str, Any], runs: int) -> tuple[str, dict[str, Any]]:
     head: dict[str, Any] = {}
     for peer in ("perf", "bcc"):
         if peer in res["tools"]:
-            for tool, label in (("bee", "warm"), ("bee cold", "cold")):
-                r = ratios(_series(ms, tool, "startup_s", runs),
+            for v, label in LABELS.items():
+                r = ratios(_series(ms, "bee" + v, "startup_s", runs),
                            _series(ms, peer, "startup_s", runs))
                 ratio_rows.append([f"bee ({label}) / {peer}", fmt_spread(r, 3)])
-                head[peer if label == "warm" else f"{peer}_cold"] = r
+                head[peer if label == "warm" else f"{peer}_{label}"] = r
     keys = ["import_bcc", "import_bee_record", "compile_load", "attach", "detach_close",
             "read_kallsyms"]
     labels = {"import_bcc": "`import bcc`", "import_bee_record": "import bee_record",
@@ -230,24 +253,24 @@ def summarize(res: dict[str, Any], runs: int) -> tuple[str, dict[str, Any]]:
               "read_kallsyms": "read /proc/kallsyms (at exit)"}
     phase_rows = []
     for k in keys:
-        cells = [fmt_spread(_series(ms, t, k, runs), 3, unit=" s")
-                 for t in ("bee phases", "bee phases cold")]
+        cells = [fmt_spread(_series(ms, "bee phases" + v, k, runs), 3, unit=" s")
+                 for v in LABELS]
         if any(c != "n/a" for c in cells):
             phase_rows.append([labels[k], *cells])
     phase_rows.append(["sum of the start-up phases (first four)", *(
         fmt_spread([sum(m.get(k, 0) for k in keys[:4]) for m in ms if m["tool"] == t], 3,
-                   unit=" s") for t in ("bee phases", "bee phases cold"))])
-    # issue 13 item 5: compile + load CPU (best of the runs) and launch ratios, warm and cold
+                   unit=" s") for t in ("bee phases" + v for v in LABELS))])
+    # issue 13 item 5: compile + load CPU (best of the runs) and launch ratios, per case
     best = {t: min((m["cpu_s"] for m in ms if m["tool"] == t and "cpu_s" in m), default=None)
-            for t in ("compile empty", "compile bee", "compile bee cold")}
+            for t in ("compile empty", *("compile bee" + v for v in LABELS))}
     target_rows = []
-    for label, compile_tool, launch_tool in (("warm", "compile bee", "bee"),
-                                             ("cold", "compile bee cold", "bee cold")):
+    for v, label in LABELS.items():
+        compile_tool, launch_tool = "compile bee" + v, "bee" + v
         num, den = best[compile_tool], best["compile empty"]
         cr = num / den if num and den else None
         launch = ratios(_series(ms, launch_tool, "startup_s", runs),
                         _series(ms, "empty bcc", "startup_s", runs))
-        suffix = "" if label == "warm" else "_cold"
+        suffix = "" if label == "warm" else f"_{label}"
         head["compile_vs_empty" + suffix] = cr
         head["launch_vs_empty_bcc" + suffix] = launch
         target_rows += [
@@ -262,10 +285,11 @@ def summarize(res: dict[str, Any], runs: int) -> tuple[str, dict[str, Any]]:
         ]
     imp = ", ".join(f"`{n}` {t:.3f} s" for n, t in res["importtime"])
     med = {t: _med(_series(ms, t, "startup_s", runs))
-           for t in ("bee", "bee cold", "perf", "bcc", "bee --help", "import bee.cli",
-                     "empty bcc")}
+           for t in ("bee", "bee first", "bee cold", "perf", "bcc", "bee --help",
+                     "import bee.cli", "empty bcc")}
     ph = {k: _med(_series(ms, "bee phases", k, runs)) for k in keys}
     ph_cold = _med(_series(ms, "bee phases cold", "compile_load", runs))
+    ph_first = _med(_series(ms, "bee phases first", "compile_load", runs))
     accounted = sum(v for k, v in ph.items() if v is not None and k != "detach_close")
     rest = (med["bee"] - accounted - (med["import bee.cli"] or 0)) if med["bee"] else None
     share = (f"{ph['compile_load'] / med['bee'] * 100:.0f} %"
@@ -274,8 +298,10 @@ def summarize(res: dict[str, Any], runs: int) -> tuple[str, dict[str, Any]]:
         f"Recording the whole system at {FREQ} Hz with a one-thread workload running; "
         "median [min\u2013max] over the runs. *CPU* = the recorder's CPU by the time it samples. "
         "*warm*: bee's cache of the compiled BPF program holds this compile (every launch "
-        "after a host's first with the same options); *cold*: that cache emptied before "
-        "each run, so bcc runs clang. "
+        "after a host's first with the same options); *first*: that cache emptied before "
+        "each run, so the program bee ships for these (default) options loads (a host's "
+        "first launch); *cold*: the cache emptied and no shipped program, so bcc runs clang "
+        "(a host's first launch with options bee ships no program for). "
         "*bee --help* and *import bee.cli* (`python -c`) show the fixed cost of the "
         "interpreter and the CLI.",
         "",
@@ -283,22 +309,24 @@ def summarize(res: dict[str, Any], runs: int) -> tuple[str, dict[str, Any]]:
         "",
         table(["ratio", "median [min\u2013max]"], ratio_rows),
         "",
-        "Start-up targets (issue 13 item 5), warm and cold:",
+        "Start-up targets (issue 13 item 5), per case:",
         "",
         table(["target", "measured"], target_rows),
         "",
         "Where bee's start-up goes (in-process, `bench/bee_helper.py phases`):",
         "",
-        table(["phase", "warm", "cold"], phase_rows),
+        table(["phase", *LABELS.values()], phase_rows),
         "",
         f"Largest top-level imports (`python -X importtime`, cumulative): {imp}.",
         "",
         f"Analysis: bee takes {_fmt(med['bee'])} from launch to sampling with its BPF cache "
-        f"warm, {_fmt(med['bee cold'])} cold; perf {_fmt(med['perf'])} (to its first sample), "
+        f"warm, {_fmt(med['bee first'])} at a first launch (shipped program), "
+        f"{_fmt(med['bee cold'])} cold (clang); perf {_fmt(med['perf'])} (to its first sample), "
         f"profile-bpfcc {_fmt(med['bcc'])}, a Python process loading an empty bcc program "
         f"{_fmt(med['empty bcc'])}. Warm, loading bee's program from the cache (maps "
         f"created, programs verified by the kernel, no clang) takes {_fmt(ph['compile_load'])}"
-        f" ({share} of the launch); cold, bcc's clang compile + load takes {_fmt(ph_cold)}. "
+        f" ({share} of the launch); loading the shipped program takes {_fmt(ph_first)}; "
+        f"cold, bcc's clang compile + load takes {_fmt(ph_cold)}. "
         f"Starting the interpreter and importing the CLI {_fmt(med['import bee.cli'])}; "
         f"`import bcc` {_fmt(ph['import_bcc'])}; importing the record stage "
         f"{_fmt(ph['import_bee_record'])}; attaching the cpu-clock events "
@@ -307,8 +335,9 @@ def summarize(res: dict[str, Any], runs: int) -> tuple[str, dict[str, Any]]:
            "the perf buffer and the process table. " if rest is not None and rest > 0.005
            else "nothing measurable remains (the phases were timed in other processes, so "
            "the sum can exceed the whole by noise). ")
-        + "perf compiles nothing; bee compiles once per host and set of options (the "
-        "cache is keyed by source, cflags, kernel release, CPUs, bcc and bee versions).",
+        + "perf compiles nothing; bee ships compiled programs for its default options and "
+        "compiles other option sets once per host (the cache is keyed by source, cflags, "
+        "kernel release, CPUs, bcc and bee versions).",
     ]
     if res["errors"]:
         md += ["", "Failed measurements:", ""] + [f"- {e}" for e in res["errors"]]

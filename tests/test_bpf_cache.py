@@ -1,8 +1,10 @@
-"""The cache of bcc's compiled BPF program (`bee_record.bpf_load`) and its folder's rules.
+"""The cache of bcc's compiled BPF program (`bee_record.bpf_load`), its folder's rules,
+and the compiled programs bee ships.
 
 Pure tests of the instruction patching, the entry codec and the folder rules; real-BPF
 tests that a launch whose compile is cached runs no clang and records the same kinds of
-samples, and that a damaged entry falls back to a compile that still records.
+samples, that a damaged entry falls back to a compile that still records, and that the
+shipped programs equal a compile of the current source and load on a first launch.
 """
 
 from __future__ import annotations
@@ -237,6 +239,32 @@ def test_entries_of_another_user_are_not_read(folder: Path) -> None:
     assert cachedir.read_entry(path, 100) is None
 
 
+def test_shipped_programs_are_fitted_to_the_host(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a shipped program whose perf buffer was sized on a host of 2 CPUs
+    maps = (MapDef("counts", 1, 8, 8, 100, 0, "k", "l"),
+            MapDef("announce", 4, 4, 4, 2, 0, "k", "l"))
+    key = bpf_load.shipped_key("src", ["-DX"])
+    (tmp_path / f"{key}.bpf").write_bytes(
+        bpf_load.encode(key, Entry(maps, {"f": MOV_R0 + EXIT}, "GPL", 0)))
+    monkeypatch.setenv(bpf_load.SHIPPED_ENV, str(tmp_path))
+    # WHEN this host, of 7 possible CPUs, looks it up
+    got = bpf_load.shipped_entry("src", ["-DX"], 7)
+    # THEN the perf buffer has one slot per CPU of this host, and nothing else changed
+    assert got is not None
+    assert [m.max_entries for m in got.maps] == [100, 7] and got.funcs == {"f": MOV_R0 + EXIT}
+    # AND other source text or cflags have none; nor does anything with shipping turned off
+    assert bpf_load.shipped_entry("src", ["-DY"], 7) is None
+    assert bpf_load.shipped_entry("other", ["-DX"], 7) is None
+    monkeypatch.setenv(bpf_load.SHIPPED_ENV, "")
+    assert bpf_load.shipped_entry("src", ["-DX"], 7) is None
+    # AND a damaged one is refused (the caller compiles)
+    monkeypatch.setenv(bpf_load.SHIPPED_ENV, str(tmp_path))
+    (tmp_path / f"{key}.bpf").write_bytes(b"BEEBPF1\0" + bytes(40))
+    with pytest.raises(EntryError):
+        bpf_load.shipped_entry("src", ["-DX"], 7)
+
+
 def test_prune_keeps_the_newest(folder: Path) -> None:
     for i in range(5):
         (folder / f"{i}.bpf").write_bytes(b"")
@@ -253,6 +281,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh cache root for this test (also for the bee processes it starts)."""
     root = tmp_path / "cache"
     monkeypatch.setenv(cachedir.ENV, str(root))
+    monkeypatch.setenv(bpf_load.SHIPPED_ENV, "")  # no shipped programs: the cache alone
     return root / "bpf"
 
 
@@ -423,3 +452,92 @@ def test_warm_launch_records_what_a_cold_one_does(cache: Path, tmp_path: Path,
     # AND both recordings hold the same kinds of samples
     check(cold)
     check(warm)
+
+
+def _comparable(entry: Entry) -> tuple[Any, ...]:
+    return entry.maps, entry.funcs, entry.license
+
+
+@pytest.mark.bpf
+def test_shipped_programs_equal_a_compile_of_the_current_source(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fails after a change of bpf/*.c or of the options' cflags until
+    `make bpf-objects` (scripts/build_bpf_objects.py) has rebuilt them."""
+    from importlib import resources
+
+    import bcc
+
+    from bee_record.record import shipped_sampler_options
+    from bee_record.sampler import program_text
+
+    monkeypatch.delenv(bpf_load.SHIPPED_ENV, raising=False)
+    cpus = bpf_load._possible_cpus()
+    keys = set()
+    for opts in shipped_sampler_options():
+        # GIVEN each option set bee ships a program for
+        src, cflags = program_text(opts)
+        keys.add(bpf_load.shipped_key(src, cflags))
+        # WHEN the current source is compiled with those options
+        b = bcc.BPF(text=src, cflags=cflags)
+        try:
+            compiled = bpf_load.extract(b.module)
+        finally:
+            b.cleanup()
+        # THEN the shipped program is that compile, instruction for instruction
+        shipped = bpf_load.shipped_entry(src, cflags, cpus)
+        assert shipped is not None, "no shipped program: run `make bpf-objects`"
+        assert _comparable(shipped) == _comparable(compiled), "run `make bpf-objects`"
+    # AND no program of another source or option set is shipped
+    shipped_files = {p.name for p in resources.files("bee_record.bpf").joinpath(
+        "prebuilt").iterdir() if p.name.endswith(bpf_load.SUFFIX)}
+    assert shipped_files == {f"{k}{bpf_load.SUFFIX}" for k in keys}
+
+
+@pytest.mark.bpf
+def test_a_first_launch_loads_the_shipped_program(cache: Path, compiles: list[int],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from bee_record.record import shipped_sampler_options
+
+    monkeypatch.delenv(bpf_load.SHIPPED_ENV)
+    opts = shipped_sampler_options()[1]  # `bee record -- COMMAND` / `-p PID`
+    # GIVEN a host whose cache is empty
+    # WHEN bee loads the program of a default `bee record -- COMMAND`
+    (hit, note), n = sample_briefly(opts)
+    # THEN no clang ran, the shipped program sampled, and no cache entry was needed
+    assert hit and note == "shipped program" and compiles == [] and n > 0, note
+    assert not list(cache.glob("*.bpf"))
+    # AND --no-bpf-cache compiles from the source instead
+    (hit, note), n = sample_briefly(replace(opts, bpf_cache=False))
+    assert not hit and "bypassed" in note and compiles == [1] and n > 0
+
+
+@pytest.mark.bpf
+def test_a_damaged_shipped_program_falls_back_to_a_compile(
+        cache: Path, compiles: list[int], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    from importlib import resources
+
+    from bee_record.record import shipped_sampler_options
+    from bee_record.sampler import program_text
+
+    # GIVEN the shipped program of this launch damaged
+    opts = shipped_sampler_options()[1]
+    key = bpf_load.shipped_key(*program_text(opts))
+    folder = tmp_path / "shipped"
+    folder.mkdir()
+    with resources.as_file(resources.files("bee_record.bpf").joinpath(
+            "prebuilt", f"{key}{bpf_load.SUFFIX}")) as original:
+        shutil.copy(original, folder)
+    damaged = folder / f"{key}{bpf_load.SUFFIX}"
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    damaged.write_bytes(bytes(data))
+    monkeypatch.setenv(bpf_load.SHIPPED_ENV, str(folder))
+    # WHEN it is loaded
+    (hit, note), n = sample_briefly(opts)
+    # THEN bcc compiled instead, it sampled, and the compile went to the cache as usual
+    assert not hit and "shipped program refused" in note and compiles == [1] and n > 0, note
+    assert len(list(cache.glob("*.bpf"))) == 1
