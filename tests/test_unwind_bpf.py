@@ -248,3 +248,33 @@ def test_fp_unwinder_is_still_available(tmp_path: Path) -> None:
     # THEN the header says so and bee info prints it
     assert codec.read(out).header.unwinder == "fp"
     assert "unwinder:   fp (frame pointers)" in run_bee("info", out).stdout
+
+
+def test_bee_builds_no_tables_for_its_own_process(tmp_path: Path) -> None:
+    import os
+    import sys
+
+    from bee_contract.buildid import build_id_of_path
+
+    # GIVEN a host whose unwind-table cache is empty, and a busy Python process on it
+    env = dict(os.environ, BEE_RECORD_CACHE_DIR=str(tmp_path / "cache"))
+    busy = subprocess.Popen([PYTHON, "-c", "while True: pass"])
+    try:
+        # WHEN the whole system is recorded for a second
+        out = tmp_path / "all.bee"
+        bee = subprocess.Popen([sys.executable, "-m", "bee", "record", "-q", "-d", "1", "-o",
+                                str(out)], env=env, stderr=subprocess.PIPE, text=True)
+        _, err = bee.communicate(timeout=120)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert bee.returncode == 0, err
+    rec = codec.read(out)
+    me = [i for i, p in enumerate(rec.processes) if p.pid == bee.pid]
+    # THEN bee sampled itself, and python3.11's table was built for the busy process,
+    # but none for what only bee maps (bcc's library and its LLVM)
+    assert me and any(s.process in me for s in rec.samples)
+    tables = {p.name.split(".")[0] for p in (tmp_path / "cache" / "unwind").iterdir()}
+    assert build_id_of_path(PYTHON) in tables
+    libbcc = next(b.path for b in rec.binaries if "/libbcc.so" in b.path)
+    assert build_id_of_path(libbcc) not in tables, libbcc

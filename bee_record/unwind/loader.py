@@ -6,13 +6,16 @@ MAX_MAPPINGS entries in the memory-mapped `umap_entries` array for its mappings 
 have rows, sorted by address, and `uprocs` says which slot and how many. When every slot
 is taken, the process loaded longest ago gives its slot up. Binaries whose table cannot be built (no
 CFI, not x86-64, unreadable) are remembered and skipped; their code is unwound with the
-frame pointer.
+frame pointer. So is bee's own process: it maps bcc's LLVM and clang libraries, whose
+tables take seconds of CPU to build at a host's first launch (tens of MB of rows), which
+would be spent profiling the profiler.
 """
 
 from __future__ import annotations
 
 import contextlib
 import mmap
+import os
 import struct
 import sys
 from collections import OrderedDict
@@ -52,6 +55,8 @@ class UnwindLoader:
         self._used = 0
         #: binary key -> (first row, count, table) or None when it has no table
         self._loaded: dict[tuple[str, str], tuple[int, int, UnwindTable] | None] = {}
+        #: bee's own process gets no tables (module doc)
+        self.own_pid = os.getpid()
         self.failures: dict[str, str] = {}
         self._full_warned = False
 
@@ -62,6 +67,8 @@ class UnwindLoader:
 
     def load_process(self, process: Process, binaries: list[Binary]) -> None:
         """Build or load the tables of the process's mappings and write its `umaps` entry."""
+        if process.pid == self.own_pid:
+            return
         entries: list[tuple[int, int, int, int, int]] = []
         for m in process.maps:
             if m.binary < 0 or m.binary >= len(binaries):
