@@ -429,7 +429,7 @@ class Loaded:
 
     bpf: Any
     from_cache: bool
-    note: str  # "cache hit", "compiled: no entry", "compiled: <why the entry was refused>"
+    note: str  # "cache hit", "shipped program", "compiled: <why neither loaded>"
 
 
 def load(src: str, cflags: Sequence[str], programs: Mapping[str, int],
