@@ -17,9 +17,10 @@ checks each, as always), without running clang. The object it returns is a `bcc.
 descriptors), so the sampler does not care which path loaded it.
 
 A host's first launch finds no entry. For the option sets a first launch most often has
-(`bee record` of the whole system, or of a command or pids, at the default frequency and
-mode), bee ships the compiled program with its package: `bpf/prebuilt/KEY.bpf`, entries of
-the same layout whose key covers only the source text and the cflags. The program
+(`bee_record.record.SHIPPED`: `bee record` of the whole system, or of a command or pids,
+on-CPU, off-CPU or wall, other options at their defaults), bee ships the compiled
+program with its package: `bpf/prebuilt/KEY.bpf`, entries of the same layout whose key
+covers only the source text and the cflags. The program
 declares every layout it uses and reads no kernel header, so its instructions do not
 depend on the host; the one host fact in a map definition, the possible CPUs a perf
 buffer holds, is set when it loads. `scripts/build_bpf_objects.py` writes them, and a

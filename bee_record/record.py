@@ -224,11 +224,17 @@ def _sampler_options(opts: RecordOptions, filter_pids: bool) -> SamplerOptions:
     )
 
 
+#: What bee ships a compiled BPF program for, each of the whole system and of a command or
+#: pids, every other option as `bee record` defaults it (stack storage 0: by frequency):
+#: what a host's first launch most often asks.
+SHIPPED = tuple(RecordOptions(sampler=SamplerOptions(stack_storage_size=0), **kw)
+                for kw in ({}, {"frequency": 999}, {"mode": Mode.OFFCPU}, {"mode": Mode.WALL}))
+
+
 def shipped_sampler_options() -> list[SamplerOptions]:
-    """The sampler options bee ships a compiled BPF program for (`bee_record.bpf_load`):
-    `bee record` of the whole system, and of a command or pids, every other option at its
-    default: what a host's first launch most often asks for."""
-    return [_sampler_options(RecordOptions(), filter_pids) for filter_pids in (False, True)]
+    """The sampler options of `SHIPPED` (see `bee_record.bpf_load`)."""
+    return [_sampler_options(opts, filter_pids) for opts in SHIPPED
+            for filter_pids in (False, True)]
 
 
 class _Writer:

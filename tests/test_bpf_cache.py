@@ -541,3 +541,28 @@ def test_a_damaged_shipped_program_falls_back_to_a_compile(
     # THEN bcc compiled instead, it sampled, and the compile went to the cache as usual
     assert not hit and "shipped program refused" in note and compiles == [1] and n > 0, note
     assert len(list(cache.glob("*.bpf"))) == 1
+
+
+@pytest.mark.bpf
+@pytest.mark.parametrize("options", [[], ["-F", "999"], ["--mode", "offcpu"],
+                                     ["--mode", "wall"]], ids=" ".join)
+@pytest.mark.parametrize("target", ["system", "command"])
+def test_bee_records_first_launch_options_without_clang(cache: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        options: list[str],
+                                                        target: str) -> None:
+    """The shipped option sets are what `bee record` itself makes of these command lines."""
+    monkeypatch.delenv(bpf_load.SHIPPED_ENV)
+    # GIVEN a host whose cache is empty
+    out = tmp_path / "first.bee"
+    rest = ["-d", "0.5"] if target == "system" else ["--", "sleep", "0.5"]
+    # WHEN bee records with one of the option sets it ships a program for
+    res = run_bee("record", "-q", *options, "-o", out, *rest)
+    # THEN it recorded, and wrote no cache entry: no clang ran (a compile writes one)
+    assert res.returncode == 0, res.stderr
+    assert codec.read(out).header.duration_ns > 0
+    assert not list(cache.glob("*.bpf"))
+    # AND the same command line with shipping turned off compiles, and writes its entry
+    monkeypatch.setenv(bpf_load.SHIPPED_ENV, "")
+    assert run_bee("record", "-q", *options, "-o", out, *rest).returncode == 0
+    assert len(list(cache.glob("*.bpf"))) == 1
