@@ -75,7 +75,8 @@ def record(
         "in, for report --from/--to and the timeline.")] = 100,
     no_bpf_cache: Annotated[bool, typer.Option(
         "--no-bpf-cache", help="Compile the BPF program with clang even when bee's cache of "
-        "it (/var/cache/bee/bpf) holds this compile; neither read nor write the cache.")
+        "it (/var/cache/bee/bpf) or the programs bee ships hold this compile; neither read "
+        "nor write the cache.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
