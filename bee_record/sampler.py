@@ -167,12 +167,17 @@ class _Readers:
     py: BatchDrain | None
 
 
+def uses_dwarf(opts: SamplerOptions) -> bool:
+    """Whether user stacks are unwound from .eh_frame tables (bpf/unwind.c) in BPF."""
+    return opts.unwinder == Unwinder.DWARF and opts.user_stacks
+
+
 def program_text(opts: SamplerOptions) -> tuple[str, list[str]]:
     """The C text (profile.c, then unwind.c and python.c when used) and the cflags that
     configure it for `opts`: what bcc compiles, and what names a compiled program."""
     bpf_dir = resources.files("bee_record.bpf")
     src = bpf_dir.joinpath("profile.c").read_text()
-    dwarf = opts.unwinder == Unwinder.DWARF and opts.user_stacks
+    dwarf = uses_dwarf(opts)
     if dwarf:
         src += "\n" + bpf_dir.joinpath("unwind.c").read_text()
     if opts.python:
@@ -218,7 +223,7 @@ def program_text(opts: SamplerOptions) -> tuple[str, list[str]]:
 def program_functions(opts: SamplerOptions) -> dict[str, int]:
     """Every function a sampler for `opts` loads, with its BPF program type (bcc also
     loads the `tracepoint__` functions itself)."""
-    dwarf = opts.unwinder == Unwinder.DWARF and opts.user_stacks
+    dwarf = uses_dwarf(opts)
     out = {}
     if opts.on_cpu:
         out["bee_on_cpu"] = bpf_load.PROG_PERF_EVENT
@@ -263,7 +268,7 @@ class Sampler:
         self._perf_type = bpf_load.PERF_TYPE_SOFTWARE
         self._perf_config = bpf_load.PERF_COUNT_SW_CPU_CLOCK
         src, cflags = program_text(opts)
-        dwarf = opts.unwinder == Unwinder.DWARF and opts.user_stacks
+        dwarf = uses_dwarf(opts)
         try:
             loaded = bpf_load.load(src, cflags, program_functions(opts), opts.bpf_cache,
                                    before_compile=_check_kernel_headers)
