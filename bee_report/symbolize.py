@@ -255,9 +255,10 @@ class Symbolizer:
             pm = procs[pidx]
             memo = pm.frames.get(bucket)
             if memo is None:
-                # the unwinder's mark of a stack stopped short of a root, as a caller frame
-                memo = pm.frames[bucket] = {TRUNCATED_FRAME * 2: (Frame(TRUNCATED,
-                                                                        FrameKind.USER),)}
+                # the unwinder's mark of a stack stopped short of a root, caller or leaf
+                cut = (Frame(TRUNCATED, FrameKind.USER),)
+                memo = pm.frames[bucket] = {TRUNCATED_FRAME * 2: cut,
+                                            TRUNCATED_FRAME * 2 + 1: cut}
             # callers first (keyed addr * 2), outermost to innermost, then the leaf
             # (addr * 2 + 1): the leaf is looked up at its own address, callers one before
             get = memo.get
@@ -271,9 +272,7 @@ class Symbolizer:
                 addr = addrs[0]
                 hit = get(addr * 2 + 1)
                 if hit is None:
-                    hit = memo[addr * 2 + 1] = (
-                        (Frame(TRUNCATED, FrameKind.USER),) if addr == TRUNCATED_FRAME
-                        else self._user(rec, pm, addr, True, bucket))
+                    hit = memo[addr * 2 + 1] = self._user(rec, pm, addr, True, bucket)
                 frames.extend(hit)
         pm = procs[pidx]
         if pystack >= 0 and pm.python is not None:
