@@ -241,11 +241,12 @@ def open_timeline(page: str, runs: int) -> dict[str, Any]:
             cdp.ws.close()
         finally:
             proc.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+            # its helpers may outlive it, writing into the profile folder being removed
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            proc.wait()
     return out
 
 

@@ -10,6 +10,7 @@ the protocol).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -248,11 +249,13 @@ def chromium() -> Iterator[DevTools]:
             if ws is not None:
                 ws.close()
             proc.terminate()
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
+            # its helpers (renderer, GPU, crash handler) may outlive it, still writing into
+            # the profile folder while it is removed: end the whole session first
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            proc.wait()
             log.close()
 
 
