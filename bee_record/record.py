@@ -226,7 +226,8 @@ def _sampler_options(opts: RecordOptions, filter_pids: bool) -> SamplerOptions:
 
 #: What bee ships a compiled BPF program for, each of the whole system and of a command or
 #: pids, every other option as `bee record` defaults it (stack storage 0: by frequency):
-#: what a host's first launch most often asks.
+#: what a host's first launch most often asks. Options the program reads at run time
+#: (time resolution, on-CPU weight, block bounds, cgroup) share these programs.
 SHIPPED = tuple(RecordOptions(sampler=SamplerOptions(stack_storage_size=0), **kw)
                 for kw in ({}, {"frequency": 999}, {"mode": Mode.OFFCPU}, {"mode": Mode.WALL}))
 

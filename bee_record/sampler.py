@@ -186,7 +186,6 @@ def program_text(opts: SamplerOptions) -> tuple[str, list[str]]:
         f"-DBEE_STACK_SIZE={opts.stack_storage_size}",
         f"-DBEE_COUNTS_SIZE={opts.counts_size}",
         f"-DBEE_PROCS_SIZE={opts.procs_size}",
-        f"-DBEE_RESOLUTION_NS={opts.time_resolution_ns}ULL",
     ]
     if opts.filter_pids:
         cflags.append("-DBEE_FILTER_PIDS")
@@ -197,7 +196,7 @@ def program_text(opts: SamplerOptions) -> tuple[str, list[str]]:
     if opts.include_idle:
         cflags.append("-DBEE_INCLUDE_IDLE")
     if opts.on_cpu:
-        cflags += ["-DBEE_ON_CPU", f"-DBEE_CPU_WEIGHT={opts.cpu_weight}ULL"]
+        cflags.append("-DBEE_ON_CPU")
     if opts.probes:
         cflags.append(f"-DBEE_EVENTS={len(opts.probes)}")
     if opts.python:
@@ -210,13 +209,8 @@ def program_text(opts: SamplerOptions) -> tuple[str, list[str]]:
     if dwarf or opts.python:
         cflags += [f"-DBEE_EVENT_KIND_{i}={1 if p.kind == 'tracepoint' else 2}"
                    for i, p in enumerate(opts.probes)]
-    if opts.cgroup is not None:
-        cflags += [f"-DBEE_CGROUP_ID={opts.cgroup[0]}ULL",
-                   f"-DBEE_CGROUP_LEVEL={opts.cgroup[1]}"]
     if opts.off_cpu:
-        cflags += ["-DBEE_OFFCPU", f"-DBEE_MIN_BLOCK_NS={opts.min_block_ns}ULL",
-                   f"-DBEE_MAX_BLOCK_NS={opts.max_block_ns}ULL",
-                   f"-DBEE_OFFSTACK_SIZE={opts.stack_storage_size}"]
+        cflags += ["-DBEE_OFFCPU", f"-DBEE_OFFSTACK_SIZE={opts.stack_storage_size}"]
     return src, cflags
 
 
@@ -279,6 +273,7 @@ class Sampler:
         self.bpf: Any = loaded.bpf
         #: True when the program came from bee's cache (no clang); `bpf_note` says why not
         self.bpf_from_cache, self.bpf_note = loaded.from_cache, loaded.note
+        self._configure(0)  # before anything is attached: bucket 0 until start()
         self.dwarf = dwarf
         self.unwind: UnwindLoader | None = None
         if dwarf:
@@ -374,8 +369,18 @@ class Sampler:
                 raise RecordError(
                     f"cannot attach to cpu-clock perf events: {_one_line(exc)}") from None
         self.start_wall_ns, self.start_ns = time.time_ns(), time.monotonic_ns()
-        timebase = self.bpf["timebase"]
-        timebase[timebase.Key(0)] = timebase.Leaf(self.start_ns)
+        self._configure(self.start_ns)
+
+    def _configure(self, timebase: int) -> None:
+        """Write the options the program reads at run time (bpf/profile.c's bee_config);
+        the program counts nothing until this has run once."""
+        table = self.bpf["config"]
+        c = table.Leaf()
+        o = self.opts
+        c.timebase, c.resolution_ns = timebase, max(1, o.time_resolution_ns)
+        c.cpu_weight, c.min_block_ns, c.max_block_ns = o.cpu_weight, o.min_block_ns, o.max_block_ns
+        c.cgroup_id, c.cgroup_level = o.cgroup or (0, 0)
+        table[table.Key(0)] = c
 
     def stop(self) -> None:
         """Stop sampling (the maps stay readable until close)."""

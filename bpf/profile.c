@@ -14,14 +14,9 @@
 //   BEE_FILTER_PIDS   only count processes in `targets` (and their children)
 //   BEE_USER_STACKS / BEE_KERNEL_STACKS   which stacks to collect (both by default)
 //   BEE_INCLUDE_IDLE  also count the idle task (pid 0)
-//   BEE_ON_CPU        attach the cpu-clock sampler program (weight BEE_CPU_WEIGHT each)
+//   BEE_ON_CPU        attach the cpu-clock sampler program
 //   BEE_EVENTS        number of event probe programs bee_on_event_0.. to define
-//   BEE_CGROUP_ID, BEE_CGROUP_LEVEL   only count tasks in this cgroup v2 (or below)
-//   BEE_OFFCPU        account off-CPU time from sched_switch, for blocks within
-//                     [BEE_MIN_BLOCK_NS, BEE_MAX_BLOCK_NS]
-//   BEE_RESOLUTION_NS width of the time buckets counts are kept per; bucket 0 starts at
-//                     `timebase[0]` (bpf_ktime_get_ns, set by user space just before
-//                     attaching). An off-CPU block counts in the bucket where it ended.
+//   BEE_OFFCPU        account off-CPU time from sched_switch
 //   BEE_PYTHON        also record Python frames (bpf/python.c, appended to this file);
 //                     BEE_PY_PERF / _TP / _KP define its programs for each program type
 //   BEE_DWARF         unwind user stacks from .eh_frame tables (bpf/unwind.c, appended
@@ -29,6 +24,11 @@
 //                     BEE_UNWIND_PERF / _TP / _KP define the unwinder for each program
 //                     type that needs it, BEE_EVENT_KIND_i the type of event probe i
 //                     (1 tracepoint, 2 uprobe)
+//
+// Options that are numbers (time resolution, on-CPU weight, off-CPU block bounds, cgroup)
+// are not compiled in: user space writes them into `config` (struct bee_config) right
+// after loading, so that one compiled program serves every value of them and bee can ship
+// it compiled (bee_record/bpf_load.py).
 //
 // No kernel header is included (they cost seconds of compile time at every launch):
 // the few uapi-stable layouts the program needs are declared here.
@@ -67,23 +67,11 @@ struct bpf_perf_event_data {
 #define BEE_TARGETS_SIZE 65536
 #endif
 
-#ifndef BEE_CPU_WEIGHT
-#define BEE_CPU_WEIGHT 1
-#endif
-#ifndef BEE_MIN_BLOCK_NS
-#define BEE_MIN_BLOCK_NS 1000
-#endif
-#ifndef BEE_MAX_BLOCK_NS
-#define BEE_MAX_BLOCK_NS 0xffffffffffffffffULL
-#endif
 #ifndef BEE_REANNOUNCE_NS
 #define BEE_REANNOUNCE_NS 10000000ULL
 #endif
 #ifndef BEE_EVENTS
 #define BEE_EVENTS 0
-#endif
-#ifndef BEE_RESOLUTION_NS
-#define BEE_RESOLUTION_NS 100000000ULL
 #endif
 #ifndef BEE_OFFSTACK_SIZE
 #define BEE_OFFSTACK_SIZE 16384
@@ -135,12 +123,23 @@ struct bee_announce {
     u32 gen;
 };
 
+// The options user space sets (see the top of this file); until it has, nothing counts.
+struct bee_config {
+    u64 timebase;       // bucket 0 starts here (bpf_ktime_get_ns); 0 until sampling starts
+    u64 resolution_ns;  // width of the time buckets counts are kept per
+    u64 cpu_weight;     // weight of one on-CPU sample (the period in ns in wall mode)
+    u64 min_block_ns;   // off-CPU blocks counted: [min_block_ns, max_block_ns]
+    u64 max_block_ns;
+    u64 cgroup_id;      // only tasks in this cgroup v2 (or below), 0 for any
+    u64 cgroup_level;   // the cgroup's level in the hierarchy
+};
+
 BPF_HASH(counts0, struct bee_key, struct bee_val, BEE_COUNTS_SIZE);
 BPF_HASH(counts1, struct bee_key, struct bee_val, BEE_COUNTS_SIZE);
 BPF_STACK_TRACE(stacks0, BEE_STACK_SIZE);
 BPF_STACK_TRACE(stacks1, BEE_STACK_SIZE);
 BPF_ARRAY(active, u32, 1);
-BPF_ARRAY(timebase, u64, 1);
+BPF_ARRAY(config, struct bee_config, 1);
 // LRU: entries of long-gone processes make room for new ones on hosts with heavy churn.
 BPF_TABLE("lru_hash", u32, struct bee_proc, procs, BEE_PROCS_SIZE);
 BPF_HASH(targets, u32, u8, BEE_TARGETS_SIZE);
@@ -192,15 +191,21 @@ static __always_inline void bee_lost(int slot)
         (*v)++;
 }
 
-// The time bucket of now: (now - timebase) / BEE_RESOLUTION_NS, 0 before the timebase.
-static __always_inline u32 bee_bucket(void)
+static __always_inline struct bee_config *bee_config(void)
 {
     u32 zero = 0;
-    u64 *base = timebase.lookup(&zero);
+    return config.lookup(&zero);
+}
+
+// The time bucket of now: (now - timebase) / resolution, 0 before the timebase. An
+// off-CPU block counts in the bucket where it ended.
+static __always_inline u32 bee_bucket(void)
+{
+    struct bee_config *c = bee_config();
     u64 now = bpf_ktime_get_ns();
-    if (!base || !*base || now < *base)
+    if (!c || !c->timebase || now < c->timebase || !c->resolution_ns)
         return 0;
-    return (now - *base) / BEE_RESOLUTION_NS;
+    return (now - c->timebase) / c->resolution_ns;
 }
 
 // Add `value` to countsN[*key], counting a loss when the map is full. One function
@@ -310,10 +315,11 @@ static __always_inline int bee_identity(void *ctx, struct bee_key *key)
     if (!targets.lookup(&pid))
         return 0;
 #endif
-#ifdef BEE_CGROUP_ID
-    if (bpf_get_current_ancestor_cgroup_id(BEE_CGROUP_LEVEL) != BEE_CGROUP_ID)
+    struct bee_config *c = bee_config();
+    if (!c || !c->resolution_ns)  // not configured yet: nothing counts
         return 0;
-#endif
+    if (c->cgroup_id && bpf_get_current_ancestor_cgroup_id(c->cgroup_level) != c->cgroup_id)
+        return 0;
     key->pid = pid;
     key->tid = tid;
     key->cpu = bpf_get_smp_processor_id();
@@ -391,14 +397,16 @@ static __always_inline int bee_count_current(void *ctx, u32 event, u64 weight,
 #ifdef BEE_ON_CPU
 int bee_on_cpu(struct bpf_perf_event_data *ctx)
 {
+    struct bee_config *c = bee_config();
+    u64 weight = c ? c->cpu_weight : 0;
     if ((ctx->regs.cs & 3) != 3)  // in the kernel: the task's saved user registers
-        return bee_count_current(ctx, BEE_EVENT_CPU, BEE_CPU_WEIGHT, 0, 0);
+        return bee_count_current(ctx, BEE_EVENT_CPU, weight, 0, 0);
     struct bee_regs regs = {};
     regs.ip = ctx->regs.ip;
     regs.sp = ctx->regs.sp;
     regs.bp = ctx->regs.bp;
     regs.cs = ctx->regs.cs;
-    return bee_count_current(ctx, BEE_EVENT_CPU, BEE_CPU_WEIGHT, &regs, 0);
+    return bee_count_current(ctx, BEE_EVENT_CPU, weight, &regs, 0);
 }
 #endif
 
@@ -522,7 +530,8 @@ static __always_inline void bee_offcpu_in(u32 next, u64 now)
     u64 delta = now - was->ts;
     struct bee_key key = was->key;
     offstart.delete(&next);
-    if (delta < BEE_MIN_BLOCK_NS || delta > BEE_MAX_BLOCK_NS)
+    struct bee_config *c = bee_config();
+    if (!c || delta < c->min_block_ns || delta > c->max_block_ns)
         return;
     bee_add(&key, delta);
 }

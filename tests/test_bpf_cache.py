@@ -544,8 +544,11 @@ def test_a_damaged_shipped_program_falls_back_to_a_compile(
 
 
 @pytest.mark.bpf
-@pytest.mark.parametrize("options", [[], ["-F", "999"], ["--mode", "offcpu"],
-                                     ["--mode", "wall"]], ids=" ".join)
+@pytest.mark.parametrize("options", [
+    [], ["-F", "999"], ["--mode", "offcpu"], ["--mode", "wall"],
+    # options read at run time (bpf/profile.c's bee_config) share those programs
+    ["--mode", "wall", "-F", "49"], ["--time-resolution", "10"],
+    ["--mode", "offcpu", "--min-block", "100"]], ids=" ".join)
 @pytest.mark.parametrize("target", ["system", "command"])
 def test_bee_records_first_launch_options_without_clang(cache: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch,
