@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from bee_contract.errors import RecordError
 from bee_contract.recording import LOST_STACK, NO_STACK, Unwinder
@@ -40,6 +40,7 @@ LOST_HINTS = {
 _KINDS = {"perf": bpf_load.PROG_PERF_EVENT, "tp": bpf_load.PROG_TRACEPOINT,
           "kp": bpf_load.PROG_KPROBE}
 _ANNOUNCE = struct.Struct("<II")
+_T = TypeVar("_T")
 _CAP_PERFMON = 38
 _CAP_BPF = 39
 _CAP_SYS_ADMIN = 21
@@ -441,10 +442,7 @@ class Sampler:
         layout = self._py_layout
         if self._py_stacks is None or self._drains.py is None or layout is None:
             return {}
-        _, keys, values = self._drains.py.drain(self._py_stacks[buf])
-        size = self._drains.py.value_size
-        return {slot: layout.frames(values, i * size)
-                for i, (slot,) in enumerate(struct.iter_unpack("<I", keys))}
+        return _drained(self._drains.py, self._py_stacks[buf], "<I", layout.frames)
 
     def _python_stack(self, event: int, slot: int, py: dict[int, tuple[tuple[int, int], ...]]
                       ) -> tuple[tuple[int, int], ...] | int:
@@ -452,38 +450,24 @@ class Sampler:
         blocks) from `offpystacks`, which is never cleared (a block spans drains)."""
         if slot < 0:
             return NO_STACK if slot == -1 else LOST_STACK
-        if event != 1 or self._offpystacks is None or self._py_layout is None:
+        layout = self._py_layout
+        if event != 1 or self._offpystacks is None or layout is None:
             return py.get(slot, LOST_STACK)
-        got = self._offpycache.get(slot)
-        if got is None:
-            try:
-                value = bytes(self._offpystacks[self._offpystacks.Key(slot)])
-            except KeyError:
-                return LOST_STACK
-            got = self._offpycache[slot] = self._py_layout.frames(value, 0)
-        return got
+        return _kept(self._offpystacks, slot, self._offpycache,
+                     lambda value: layout.frames(value, 0))
 
     def _drain_ustacks(self, buf: int) -> dict[int, tuple[int, ...]]:
         """Read and clear one buffer of unwound user stacks: key -> addresses."""
         if self._ustacks is None or self._drains.ustacks is None:
             return {}
-        _, keys, values = self._drains.ustacks.drain(self._ustacks[buf])
         size = self._drains.ustacks.value_size
-        return {key: _unwound_addresses(values, i * size, size)
-                for i, (key,) in enumerate(struct.iter_unpack("<q", keys))}
+        return _drained(self._drains.ustacks, self._ustacks[buf], "<q",
+                        lambda values, at: _unwound_addresses(values, at, size))
 
     def _unwound(self, table: Any, key: int) -> tuple[int, ...] | int:
         """An off-CPU unwound user stack (kept across drains: a block spans them)."""
-        if key < 0:
-            return NO_STACK if key == -1 else LOST_STACK
-        got = self._offucache.get(key)
-        if got is None:
-            try:
-                value = bytes(table[table.Key(key)])
-            except KeyError:
-                return LOST_STACK
-            got = self._offucache[key] = _unwound_addresses(value, 0, len(value))
-        return got
+        return _kept(table, key, self._offucache,
+                     lambda value: _unwound_addresses(value, 0, len(value)))
 
     def lost(self) -> dict[str, int]:
         """Lost-data counters summed over CPUs."""
@@ -593,6 +577,32 @@ class PyStackLayout:
         infos = struct.unpack_from(f"<{n}I", data, at + self.info_at)
         frames = tuple(zip(codes, infos, strict=True))
         return (*frames, (0, 0)) if length & 0x80000000 else frames
+
+
+def _drained(reader: BatchDrain, table: Any, key_format: str,
+             decode: Callable[[bytes, int], _T]) -> dict[int, _T]:
+    """Read and clear a map of stacks with its batch reader: key -> the value decoded
+    (`decode(values, offset)`)."""
+    _, keys, values = reader.drain(table)
+    size = reader.value_size
+    return {key: decode(values, i * size)
+            for i, (key,) in enumerate(struct.iter_unpack(key_format, keys))}
+
+
+def _kept(table: Any, key: int, cache: dict[int, _T], decode: Callable[[bytes], _T]
+          ) -> _T | int:
+    """A stack of a map never cleared during the recording (off-CPU: a block spans
+    drains), read and decoded once; NO_STACK / LOST_STACK for negative or missing keys."""
+    if key < 0:
+        return NO_STACK if key == -1 else LOST_STACK
+    got = cache.get(key)
+    if got is None:
+        try:
+            value = bytes(table[table.Key(key)])
+        except KeyError:
+            return LOST_STACK
+        got = cache[key] = decode(value)
+    return got
 
 
 def _unwound_addresses(data: bytes, at: int, size: int) -> tuple[int, ...]:
