@@ -57,9 +57,11 @@ FREQ = 99
 #: the folder of shipped programs ("" for none).
 CACHE_ENV = "BEE_RECORD_CACHE_DIR"
 SHIPPED_ENV = "BEE_RECORD_SHIPPED_BPF"
-#: Tool-name suffix of each start-up case: (cache emptied before each run, shipped programs).
-VARIANTS = {"": (False, True), " first": (True, True), " cold": (True, False)}
-LABELS = {"": "warm", " first": "first", " cold": "cold"}
+#: Tool-name suffix of each start-up case: (its label, cache emptied before each run,
+#: shipped programs used).
+VARIANTS = {"": ("warm", False, True), " first": ("first", True, True),
+            " cold": ("cold", True, False)}
+LABELS = {v: label for v, (label, _, _) in VARIANTS.items()}
 #: A Python process that loads an empty bcc program, then says so (issue 13's baseline).
 EMPTY_BCC = ("import sys\nfrom bcc import BPF\nb = BPF(text='int x(void *c){return 0;}')\n"
              "print('loaded', file=sys.stderr, flush=True)\nsys.stdin.read()\n")
@@ -115,8 +117,8 @@ def measure(tool: str, work: Path, tag: str, buildid_dir: Path) -> dict[str, Any
     `VARIANTS` (the module doc).
     """
     v = _variant(tool)
-    empty, shipped = VARIANTS[v]
-    with _cache_root(work / f"bee-cache-{LABELS[v]}", empty=empty, shipped=shipped):
+    label, empty, shipped = VARIANTS[v]
+    with _cache_root(work / f"bee-cache-{label}", empty=empty, shipped=shipped):
         return _measure(tool.removesuffix(v), work, tag, buildid_dir)
 
 
