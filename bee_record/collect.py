@@ -265,9 +265,10 @@ class Collector:
             if first_bucket or max(buckets) > last:  # else already in the file's span
                 rows = {}
                 for b, (count, weight) in buckets.items():
-                    row = rows.get(in_file(b))
+                    at = in_file(b)
+                    row = rows.get(at)
                     if row is None:
-                        rows[in_file(b)] = [count, weight]
+                        rows[at] = [count, weight]
                     else:
                         row[0] += count
                         row[1] += weight
