@@ -131,9 +131,10 @@ def open_regular(path: str | os.PathLike[str], *, follow: bool = True, pseudo: b
 
 
 def read_regular(path: str | os.PathLike[str], limit: int, *, follow: bool = True,
-                 pseudo: bool = False) -> bytes:
-    """At most `limit` bytes of `path`, opened with :func:`open_regular` (OSError if refused)."""
-    with open_regular(path, follow=follow, pseudo=pseudo, max_size=None) as f:
+                 pseudo: bool = False, max_size: int | None = None) -> bytes:
+    """At most `limit` bytes of `path`, opened with :func:`open_regular` (OSError if refused,
+    as a file larger than `max_size` is)."""
+    with open_regular(path, follow=follow, pseudo=pseudo, max_size=max_size) as f:
         return f.read(limit)
 
 

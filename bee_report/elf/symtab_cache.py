@@ -20,7 +20,7 @@ import msgpack
 from bee_contract.atomic import write_atomic
 from bee_contract.buildid import valid_build_id
 from bee_contract.errors import BeeError
-from bee_contract.safeopen import open_regular
+from bee_contract.safeopen import read_regular
 from bee_report.elf.symbols import FunctionTable
 
 VERSION = 3  # 2: keyed by source, with its origin; 3: PLT stubs named (name@plt)
@@ -41,10 +41,9 @@ def load(cache_dir: Path | None, build_id: str | None,
     try:
         # a link, FIFO or device in the cache folder is not bee's: not followed, never
         # blocks (as the frame cache), and a read is bounded
-        with open_regular(_path(cache_dir, build_id, source), follow=False,
-                          max_size=MAX_FILE_BYTES) as f:
-            raw = f.read(MAX_FILE_BYTES + 1)
-        if len(raw) > MAX_FILE_BYTES:
+        raw = read_regular(_path(cache_dir, build_id, source), MAX_FILE_BYTES + 1,
+                           follow=False, max_size=MAX_FILE_BYTES)
+        if len(raw) > MAX_FILE_BYTES:  # grew while being read
             return None
         data = msgpack.unpackb(raw, raw=False)
         if (not isinstance(data, dict) or data.get("build_id") != build_id

@@ -29,7 +29,7 @@ import msgpack
 from bee_contract.atomic import write_atomic
 from bee_contract.buildid import valid_build_id
 from bee_contract.errors import BeeError
-from bee_contract.safeopen import open_regular
+from bee_contract.safeopen import read_regular
 
 VERSION = 1
 #: Addresses kept per binary (beyond them, new addresses are resolved but not kept).
@@ -114,8 +114,8 @@ class FrameCache:
             self._dirty = True
             return {}
         try:
-            with open_regular(self.path, follow=False, max_size=MAX_FILE_BYTES) as f:
-                raw = f.read(MAX_FILE_BYTES + 1)
+            raw = read_regular(self.path, MAX_FILE_BYTES + 1, follow=False,
+                               max_size=MAX_FILE_BYTES)
         except (OSError, BeeError):  # replaced meanwhile by something else: left alone
             self._writable = False
             return {}
