@@ -248,11 +248,11 @@ class Symbolizer:
                 pidx: int, ustack: int, kstack: int, pystack: int,
                 bucket: int) -> list[Frame]:
         frames: list[Frame] = []
+        pm = procs[pidx]
         if ustack == LOST_STACK:
             frames.append(Frame("[lost user stack]", FrameKind.USER))
         elif ustack >= 0:
             addrs = self._innermost(rec.stacks[ustack], FrameKind.USER, frames)
-            pm = procs[pidx]
             memo = pm.frames.get(bucket)
             if memo is None:
                 # the unwinder's mark of a stack stopped short of a root, caller or leaf
@@ -274,7 +274,6 @@ class Symbolizer:
                 if hit is None:
                     hit = memo[addr * 2 + 1] = self._user(rec, pm, addr, True, bucket)
                 frames.extend(hit)
-        pm = procs[pidx]
         if pystack >= 0 and pm.python is not None:
             groups = pm.python_groups.get(pystack)
             if groups is None:
