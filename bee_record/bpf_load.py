@@ -449,9 +449,9 @@ def load(src: str, cflags: Sequence[str], programs: Mapping[str, int],
     if _SYS_BPF is None:
         use_cache, note = False, f"compiled: no cache on {os.uname().machine}"
     if use_cache:
-        why = cachedir.why_unusable(path, MAX_ENTRY_BYTES)
-        data = cachedir.read_entry(path, MAX_ENTRY_BYTES) if why is None else None
+        data = cachedir.read_entry(path, MAX_ENTRY_BYTES)  # checks the folder's rules
         if data is None:
+            why = cachedir.why_unusable(path, MAX_ENTRY_BYTES)
             note = f"compiled: {why or 'entry unreadable'}"
         else:
             try:
