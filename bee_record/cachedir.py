@@ -20,6 +20,7 @@ import stat
 from pathlib import Path
 
 from bee_contract.atomic import write_atomic
+from bee_contract.cachehome import user_cache_dir
 from bee_contract.errors import BeeError
 from bee_contract.safeopen import open_regular
 
@@ -34,9 +35,7 @@ def cache_dir(kind: str) -> Path:
         return Path(override) / kind
     if os.geteuid() == 0:
         return Path("/var/cache/bee") / kind
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "bee" / kind
+    return user_cache_dir() / kind
 
 
 def _trusted(st: os.stat_result, folder: bool) -> bool:

@@ -13,6 +13,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from bee_contract.cachehome import user_cache_dir
+
 try:  # CPython's own BLAKE2: importing hashlib loads OpenSSL, 3 ms of every report's start
     from _blake2 import blake2b
 except ImportError:  # pragma: no cover - an interpreter without it
@@ -20,10 +22,8 @@ except ImportError:  # pragma: no cover - an interpreter without it
 
 
 def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    """bee's cache folder; a relative `XDG_CACHE_HOME` is ignored, as the spec says."""
-    xdg = environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "bee"
+    """bee's cache folder for reports (`bee_contract.cachehome`'s rule)."""
+    return user_cache_dir(environ)
 
 
 def source_key(*paths: Path | None) -> str | None:
