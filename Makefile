@@ -2,8 +2,8 @@
 #   sudo make bench
 #   sudo make bench BENCH_ARGS="--duration 30"
 #   sudo make bench BENCH_ARGS="--only symbolize --runs 9"
-# The compiled BPF programs bee ships (bpf/prebuilt/), after a change of bpf/*.c or of
-# the options' cflags (a test fails until then). Needs root and bcc.
+# The compiled BPF program bee ships (bpf/prebuilt/), after a change of bpf/*.c (a test
+# fails until then). Needs root and bcc.
 #   sudo make bpf-objects
 PYTHON ?= .venv/bin/python
 BENCH_ARGS ?=

@@ -1,33 +1,39 @@
-"""Load the BPF program through bcc: compiled by clang once, then from bee's cache.
+"""Load the BPF program: shipped compiled with bee, else compiled by bcc once per host.
 
 This is the only module that imports bcc, and it does so lazily, so that the recording
 model and codec (and the whole report side) work on machines without BPF.
 
-bcc 0.26 runs clang at every `BPF(text=...)` (0.7 s of CPU for bee's program, most of a
-launch). After a compile, what is needed to load the same program again without clang is
-written to the `bpf/` folder of `bee_record.cachedir` (`/var/cache/bee/bpf/KEY.bpf` for
-root), keyed by a hash of the source text, the cflags, the kernel release, the possible
-CPUs, bcc's version and bee's version: every function's instructions (a map's file
+bcc 0.26 runs clang at every `BPF(text=...)` (over a second of CPU for bee's program,
+most of a launch). bee never needs that at a launch:
+
+* One compiled program serves every option set. bpf/profile.c has no compile-time
+  switch: options are read at run time from a map, each map's size is set here when the
+  map is created (`sizes`), and the caller loads and attaches only the functions its
+  options use (`programs`).
+* bee ships that program compiled, with its package: `bpf/prebuilt/KEY.bpf`, whose key
+  covers only the source text. The program declares every layout it uses and reads no
+  kernel header, so its instructions do not depend on the host; the one host fact in a
+  map definition, the possible CPUs a perf buffer holds, is set when it loads.
+  `scripts/build_bpf_objects.py` writes it, and a test fails when it differs from a
+  compile of the current source.
+* When the shipped program is missing or refused (a source changed without a rebuild, or
+  `BEE_RECORD_SHIPPED_BPF` names another folder or none), bcc compiles once, and what is
+  needed to load the same program again without clang is written to the `bpf/` folder of
+  `bee_record.cachedir` (`/var/cache/bee/bpf/KEY.bpf` for root), keyed by a hash of the
+  source text, the kernel release, the possible CPUs, bcc's version and bee's version.
+
+An entry (shipped or cached) holds every function's instructions (a map's file
 descriptor in an `ld_imm64` replaced by the map's index), every map's definition and the
 key and leaf type descriptions bcc made from the C types, the license and the kernel
-version. A launch whose key was compiled before creates the maps itself, puts their
-descriptors back into the instructions and loads the programs (the kernel's verifier
-checks each, as always), without running clang. The object it returns is a `bcc.BPF`
-(attach, detach, perf buffers and tables are bcc's own code, working on these
-descriptors), so the sampler does not care which path loaded it.
-
-A host's first launch finds no entry. For the option sets a first launch most often has
-(`bee_record.record.SHIPPED`: `bee record` of the whole system, or of a command or pids,
-on-CPU, off-CPU or wall, other options at their defaults), bee ships the compiled
-program with its package: `bpf/prebuilt/KEY.bpf`, entries of the same layout whose key
-covers only the source text and the cflags. The program
-declares every layout it uses and reads no kernel header, so its instructions do not
-depend on the host; the one host fact in a map definition, the possible CPUs a perf
-buffer holds, is set when it loads. `scripts/build_bpf_objects.py` writes them, and a
-test fails when one differs from a compile of the current source.
+version. Loading one creates the maps, puts their descriptors back into the
+instructions and loads the programs (the kernel's verifier checks each, as always),
+without running clang. A fresh compile is loaded the same way (from the entry just
+extracted), so that map sizes and the functions loaded follow the options on every path.
+The object returned is a `bcc.BPF` (attach, detach, perf buffers and tables are bcc's own
+code, working on these descriptors), so the sampler does not care which path loaded it.
 
 A missing, foreign, truncated or undecodable entry, or a map or program the kernel
-refuses, means a compile as before, never a failure. `use_cache=False` (`bee record
+refuses, means a compile, never a failure. `use_cache=False` (`bee record
 --no-bpf-cache`) neither reads nor writes the cache, nor uses a shipped program.
 """
 
@@ -76,6 +82,8 @@ _SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361,
             "s390x": 351}.get(os.uname().machine)
 _BPF_MAP_CREATE = 0
 _BPF_PROG_LOAD = 5
+_BPF_LINK_CREATE = 28
+_BPF_PERF_EVENT = 41  # attach type of a link to a perf event
 _LD_IMM64 = 0x18
 _PSEUDO_MAP_FD = 1
 _INSN = struct.Struct("<BBhi")
@@ -168,8 +176,8 @@ class Entry:
     kern_version: int
 
 
-def cache_key(src: str, cflags: Sequence[str], bcc_version: str) -> str:
-    """The hex key of a compile: source, cflags, kernel, CPUs, bcc and bee versions.
+def cache_key(src: str, bcc_version: str) -> str:
+    """The hex key of a compile: source, kernel, CPUs, bcc and bee versions.
 
     Also the exact libbcc file (a rebuild against another LLVM keeps bcc's version) and
     where the kernel headers clang reads come from.
@@ -181,24 +189,24 @@ def cache_key(src: str, cflags: Sequence[str], bcc_version: str) -> str:
         cpus = "?"
     release = os.uname().release
     h = hashlib.blake2b(digest_size=20)
-    h.update(json.dumps([ENTRY_VERSION, src, list(cflags), release, cpus, bcc_version,
+    h.update(json.dumps([ENTRY_VERSION, src, release, cpus, bcc_version,
                          BEE_VERSION, _identity(_loaded_libbcc()),
                          os.path.realpath(f"/lib/modules/{release}/build")]).encode())
     return h.hexdigest()
 
 
-def shipped_key(src: str, cflags: Sequence[str]) -> str:
-    """The hex key of a shipped program: the source text and the cflags, nothing of the
-    host (see the module doc)."""
+def shipped_key(src: str) -> str:
+    """The hex key of a shipped program: the source text, nothing of the host (see the
+    module doc)."""
     h = hashlib.blake2b(digest_size=20)
-    h.update(json.dumps([ENTRY_VERSION, "shipped", src, list(cflags)]).encode())
+    h.update(json.dumps([ENTRY_VERSION, "shipped", src]).encode())
     return h.hexdigest()
 
 
-def shipped_entry(src: str, cflags: Sequence[str], possible_cpus: int) -> Entry | None:
-    """The shipped program of this compile, fitted to a host with `possible_cpus`; None
-    when bee ships none. EntryError when the shipped file is damaged."""
-    key = shipped_key(src, cflags)
+def shipped_entry(src: str) -> Entry | None:
+    """The shipped program of this source; None when bee ships none. EntryError when the
+    shipped file is damaged."""
+    key = shipped_key(src)
     folder = os.environ.get(SHIPPED_ENV)
     if folder == "":
         return None
@@ -211,10 +219,19 @@ def shipped_entry(src: str, cflags: Sequence[str], possible_cpus: int) -> Entry 
         data = f.read(MAX_ENTRY_BYTES + 1)
     if len(data) > MAX_ENTRY_BYTES:
         raise EntryError("shipped program too large")
-    found = decode(data, key)
-    maps = tuple(dataclasses.replace(m, max_entries=possible_cpus)
-                 if m.type == _PERF_EVENT_ARRAY else m for m in found.maps)
-    return dataclasses.replace(found, maps=maps)
+    return decode(data, key)
+
+
+def fitted(entry: Entry, sizes: Mapping[str, int], possible_cpus: int) -> Entry:
+    """`entry` with each map named in `sizes` made that large, and each perf buffer's map
+    sized to the host's possible CPUs. EntryError for a size out of range."""
+    maps = []
+    for m in entry.maps:
+        n = possible_cpus if m.type == _PERF_EVENT_ARRAY else sizes.get(m.name, m.max_entries)
+        if not 0 < n < 1 << 32:
+            raise EntryError(f"map {m.name}: size {n} out of range")
+        maps.append(dataclasses.replace(m, max_entries=n))
+    return dataclasses.replace(entry, maps=tuple(maps))
 
 
 def _loaded_libbcc() -> str:
@@ -422,6 +439,26 @@ def load_program(name: str, prog_type: int, insns: bytes, license: str,
     return _bpf(_BPF_PROG_LOAD, attr)
 
 
+def link_perf_event(prog_fd: int, perf_fd: int, cookie: int) -> int:
+    """Attach a loaded program to an open perf event (a tracepoint, uprobe or kprobe)
+    with a BPF link, `cookie` being what bpf_get_attach_cookie returns in the program;
+    the link's descriptor (closing it detaches)."""
+    attr = ct.create_string_buffer(64)
+    struct.pack_into("<IIIIQ", attr, 0, prog_fd, perf_fd, _BPF_PERF_EVENT, 0, cookie)
+    return _bpf(_BPF_LINK_CREATE, attr)
+
+
+def uprobe_offset(path: str, symbol: str) -> tuple[str, int]:
+    """The binary (a path, or a library name such as `c`) and the file offset of
+    `symbol` in it, as bcc resolves them; ValueError when it cannot."""
+    bcc = import_bcc()
+    try:
+        module, offset = bcc.BPF._check_path_symbol(path.encode(), symbol.encode(), 0, -1)
+    except Exception as exc:  # bcc raises bare Exception
+        raise ValueError(str(exc).strip() or "symbol not found") from None
+    return module.decode(), int(offset)
+
+
 # -- the two paths --------------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)
@@ -433,21 +470,24 @@ class Loaded:
     note: str  # "cache hit", "shipped program", "compiled: <why neither loaded>"
 
 
-def load(src: str, cflags: Sequence[str], programs: Mapping[str, int],
+def load(src: str, sizes: Mapping[str, int], programs: Mapping[str, int],
          use_cache: bool = True, before_compile: Callable[[], None] | None = None) -> Loaded:
-    """Load the program: from the cache when an entry for this compile loads, else by bcc.
+    """Load the program: from the cache or the shipped program, else compiled by bcc.
 
-    `programs` (function name -> BPF program type) are the functions the caller will load;
-    a cached program loads them all now, so that a refused one still falls back to a
-    compile. `before_compile` runs before clang does (checks only a compile needs). bcc
-    errors (compile or load) propagate as bcc raises them.
+    `sizes` (map name -> entries) sets the size of each map named; `programs` (function
+    name -> BPF program type) are the functions loaded now, so that a refused one still
+    falls back to a compile; those named `tracepoint__CATEGORY__NAME` are also attached
+    to that tracepoint. `before_compile` runs before clang does (checks only a compile
+    needs). bcc errors (compile or load) propagate as bcc raises them.
     """
     bcc = import_bcc()
-    key = cache_key(src, cflags, bcc.__version__)
+    if _SYS_BPF is None:
+        raise OSError(38, f"bee does not know bpf(2)'s number on {os.uname().machine}")
+    make = _cached_bpf(bcc)
+    cpus = _possible_cpus()
+    key = cache_key(src, bcc.__version__)
     path = cachedir.cache_dir("bpf") / f"{key}{SUFFIX}"
     note = "compiled: cache bypassed"
-    if _SYS_BPF is None:
-        use_cache, note = False, f"compiled: no cache on {os.uname().machine}"
     if use_cache:
         data = cachedir.read_entry(path, MAX_ENTRY_BYTES)  # checks the folder's rules
         if data is None:
@@ -455,27 +495,33 @@ def load(src: str, cflags: Sequence[str], programs: Mapping[str, int],
             note = f"compiled: {why or 'entry unreadable'}"
         else:
             try:
-                return Loaded(_cached_bpf(bcc)(decode(data, key), programs), True, "cache hit")
+                return Loaded(make(fitted(decode(data, key), sizes, cpus), programs), True,
+                              "cache hit")
             except (EntryError, OSError) as exc:
                 note = f"compiled: cache entry refused: {exc}"
         try:
-            shipped = shipped_entry(src, cflags, _possible_cpus())
+            shipped = shipped_entry(src)
             if shipped is not None:
-                return Loaded(_cached_bpf(bcc)(shipped, programs), True, "shipped program")
+                return Loaded(make(fitted(shipped, sizes, cpus), programs), True,
+                              "shipped program")
         except (EntryError, OSError) as exc:
             note += f"; shipped program refused: {exc}"
     if before_compile is not None:
         before_compile()
-    b = bcc.BPF(text=src, cflags=list(cflags))
-    if use_cache:
-        try:
-            entry = extract(b.module)
-        except EntryError as exc:
-            note += f" (not cacheable: {exc})"
-        else:
-            if cachedir.write_entry(path, encode(key, entry)):
-                cachedir.prune(path.parent, SUFFIX, KEEP_ENTRIES)
-    return Loaded(b, False, note)
+    entry = compile_entry(bcc, src)
+    if use_cache and cachedir.write_entry(path, encode(key, entry)):
+        cachedir.prune(path.parent, SUFFIX, KEEP_ENTRIES)
+    return Loaded(make(fitted(entry, sizes, cpus), programs), False, note)
+
+
+def compile_entry(bcc: Any, src: str) -> Entry:
+    """Compile `src` with bcc and return its entry (bcc's own maps and programs are
+    closed again: the caller loads the entry, sized and selected as it needs)."""
+    b = bcc.BPF(text=src.encode())
+    try:
+        return extract(b.module)
+    finally:
+        b.cleanup()
 
 
 def _possible_cpus() -> int:
@@ -539,11 +585,10 @@ def _cached_bpf(bcc: Any) -> Any:
                 for name, prog_type in programs.items():
                     self.load_func(name, prog_type)
                 atexit.register(self.cleanup)
-                for raw in self._insns:
-                    if raw.startswith(TRACEPOINT_PREFIX.encode()):
-                        fn = self.load_func(raw, PROG_TRACEPOINT)
-                        tp = fn.name[len(TRACEPOINT_PREFIX):].replace(b"__", b":")
-                        self.attach_tracepoint(tp=tp, fn_name=fn.name)
+                for name in programs:
+                    if name.startswith(TRACEPOINT_PREFIX):
+                        tp = name[len(TRACEPOINT_PREFIX):].replace("__", ":")
+                        self.attach_tracepoint(tp=tp.encode(), fn_name=name.encode())
             except BaseException as exc:
                 self.cleanup()
                 if isinstance(exc, Exception) and not isinstance(exc, (EntryError, OSError)):
@@ -605,6 +650,7 @@ def _cached_bpf(bcc: Any) -> Any:
     return CachedBPF
 
 
-__all__ = ["Entry", "EntryError", "Loaded", "MapDef", "cache_key", "decode", "encode",
-           "extract", "import_bcc", "indices_to_maps", "load", "lookup_and_delete_batch",
-           "maps_to_indices", "shipped_entry", "shipped_key"]
+__all__ = ["Entry", "EntryError", "Loaded", "MapDef", "cache_key", "compile_entry", "decode",
+           "encode", "extract", "fitted", "import_bcc", "indices_to_maps", "link_perf_event",
+           "load", "lookup_and_delete_batch", "maps_to_indices", "shipped_entry",
+           "shipped_key", "uprobe_offset"]

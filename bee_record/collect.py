@@ -73,6 +73,13 @@ class Collector:
             idx = self.stacks[value] = len(self.stacks)
         return idx
 
+    def announced(self, pid: int, generation: int) -> None:
+        """Capture a process generation the program announced, unless its samples are
+        dropped (the command's child before its exec maps bee's own libraries: reading
+        them, and building unwind tables for bcc's LLVM, would be wasted)."""
+        if (pid, generation) not in self.skip:
+            self.table.capture(pid, generation)
+
     def add(self, raw: RawCount) -> None:
         """Account the counts of one drained key (capturing its process if not seen yet).
 

@@ -7,12 +7,14 @@ one-line error suggests a tracepoint instead.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import struct
 from dataclasses import dataclass
-from typing import Any
 
 from bee_contract.errors import RecordError
+from bee_record import bpf_load
 
 MAX_PROBES = 8
 KINDS = ("tracepoint", "uprobe", "uretprobe", "kprobe")
@@ -70,18 +72,87 @@ def check(probe: Probe) -> None:
         raise RecordError(f"{probe.kind}:{probe.target}: no such file")
 
 
-def attach(bpf: Any, probe: Probe, fn_name: str) -> None:
-    """Attach `fn_name` of a loaded bcc BPF object to the probe."""
+def attach(prog_fd: int, probe: Probe, cookie: int) -> tuple[int, int]:
+    """Attach a loaded program to the probe, `cookie` (the probe's index) being what the
+    program reads with bpf_get_attach_cookie: (the perf event's descriptor, the link's).
+    Closing both detaches it."""
+    path = b""
     try:
         if probe.kind == "tracepoint":
-            bpf.attach_tracepoint(tp=f"{probe.target}:{probe.name}", fn_name=fn_name)
-        elif probe.kind == "uprobe":
-            bpf.attach_uprobe(name=probe.target, sym=probe.name, fn_name=fn_name)
-        elif probe.kind == "uretprobe":
-            bpf.attach_uretprobe(name=probe.target, sym=probe.name, fn_name=fn_name)
+            ev_type, config, config1, config2 = _TRACEPOINT, _tracepoint_id(probe), 0, 0
+        elif probe.kind == "kprobe":
+            ev_type, config = _pmu_type("kprobe"), 0
+            path = probe.target.encode()
+            config1, config2 = 0, 0
         else:
-            bpf.attach_kprobe(event=probe.target, fn_name=fn_name)
-    except Exception as exc:  # bcc raises bare Exception
-        text = str(exc).strip().splitlines()
+            module, offset = bpf_load.uprobe_offset(probe.target, probe.name)
+            ev_type = _pmu_type("uprobe")
+            config = 1 << _retprobe_bit() if probe.kind == "uretprobe" else 0
+            path, config1, config2 = module.encode(), 0, offset
+        buf = ctypes.create_string_buffer(path)
+        if path:
+            config1 = ctypes.addressof(buf)
+        perf_fd = _perf_event_open(ev_type, config, config1, config2)
+    except (OSError, ValueError) as exc:
         raise RecordError(f"cannot attach {probe.event_name}: "
-                          f"{text[-1] if text else type(exc).__name__}") from None
+                          f"{exc.strerror if isinstance(exc, OSError) else exc}") from None
+    try:
+        link_fd = bpf_load.link_perf_event(prog_fd, perf_fd, cookie)
+    except OSError as exc:
+        os.close(perf_fd)
+        raise RecordError(f"cannot attach {probe.event_name}: {exc.strerror}") from None
+    return perf_fd, link_fd
+
+
+_TRACEPOINT = 2  # PERF_TYPE_TRACEPOINT
+_PERF_FLAG_FD_CLOEXEC = 8
+_SYS_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241, "riscv64": 241, "ppc64le": 319,
+                        "s390x": 331}.get(os.uname().machine)
+#: struct perf_event_attr up to config2 (PERF_ATTR_SIZE_VER1): type, size, config,
+#: sample_period, sample_type, read_format, flag bits, wakeup_events, bp_type, config1,
+#: config2.
+_PERF_ATTR = struct.Struct("<IIQQQQQIIQQ")
+_PMUS = "/sys/bus/event_source/devices"
+
+
+def _perf_event_open(ev_type: int, config: int, config1: int, config2: int) -> int:
+    """A perf event of every process on every CPU (for trace events, pid -1 on CPU 0
+    runs the attached program wherever the event fires), enabled."""
+    if _SYS_PERF_EVENT_OPEN is None:
+        raise OSError(38, os.strerror(38))
+    attr = ctypes.create_string_buffer(_PERF_ATTR.size)
+    _PERF_ATTR.pack_into(attr, 0, ev_type, _PERF_ATTR.size, config, 1, 0, 0, 0, 1, 0,
+                         config1, config2)
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = int(libc.syscall(_SYS_PERF_EVENT_OPEN, attr, -1, 0, -1, _PERF_FLAG_FD_CLOEXEC))
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return fd
+
+
+def _tracepoint_id(probe: Probe) -> int:
+    for tracefs in _TRACEFS:
+        try:
+            with open(f"{tracefs}/events/{probe.target}/{probe.name}/id") as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            continue
+    raise ValueError("no such tracepoint")
+
+
+def _pmu_type(pmu: str) -> int:
+    try:
+        with open(f"{_PMUS}/{pmu}/type") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        raise ValueError(f"this kernel has no {pmu} perf events") from None
+
+
+def _retprobe_bit() -> int:
+    """The bit of the uprobe PMU's config that makes a return probe ("config:0")."""
+    try:
+        with open(f"{_PMUS}/uprobe/format/retprobe") as f:
+            return int(f.read().strip().partition(":")[2])
+    except (OSError, ValueError):
+        raise ValueError("this kernel has no return uprobes") from None

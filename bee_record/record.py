@@ -224,20 +224,6 @@ def _sampler_options(opts: RecordOptions, filter_pids: bool) -> SamplerOptions:
     )
 
 
-#: What bee ships a compiled BPF program for, each of the whole system and of a command or
-#: pids, every other option as `bee record` defaults it (stack storage 0: by frequency):
-#: what a host's first launch most often asks. Options the program reads at run time
-#: (time resolution, on-CPU weight, block bounds, cgroup) share these programs.
-SHIPPED = tuple(RecordOptions(sampler=SamplerOptions(stack_storage_size=0), **kw)
-                for kw in ({}, {"frequency": 999}, {"mode": Mode.OFFCPU}, {"mode": Mode.WALL}))
-
-
-def shipped_sampler_options() -> list[SamplerOptions]:
-    """The sampler options of `SHIPPED` (see `bee_record.bpf_load`)."""
-    return [_sampler_options(opts, filter_pids) for opts in SHIPPED
-            for filter_pids in (False, True)]
-
-
 class _Writer:
     """Writes the recording, or each file of a --rotate series."""
 
@@ -385,7 +371,7 @@ def record(opts: RecordOptions) -> RecordResult:
             # a capture can take seconds (unwind tables): the deadline and signals come first
             while pending and stop.signal is None and not (
                     opts.duration is not None and time.monotonic() - start >= opts.duration):
-                collector.table.capture(*pending.pop(0))
+                collector.announced(*pending.pop(0))
             collector.watch_perf_maps()
             collector.read_python_codes(sampler.take_python_codes())
             now = time.monotonic()
@@ -414,7 +400,7 @@ def record(opts: RecordOptions) -> RecordResult:
         end = time.monotonic_ns()
         collector.table.on_maps = None  # sampling is over: unwind tables no longer matter
         for pid, gen in pending + sampler.poll(0):
-            collector.table.capture(pid, gen)
+            collector.announced(pid, gen)
         collector.read_python_codes(sampler.take_python_codes())
         sampler.drain(collector.add)
         sampler.drain(collector.add)

@@ -173,58 +173,71 @@ def uses_dwarf(opts: SamplerOptions) -> bool:
     return opts.unwinder == Unwinder.DWARF and opts.user_stacks
 
 
-def program_text(opts: SamplerOptions) -> tuple[str, list[str]]:
-    """The C text (profile.c, then unwind.c and python.c when used) and the cflags that
-    configure it for `opts`: what bcc compiles, and what names a compiled program."""
+#: The source files of the BPF program, in the order bcc compiles them (one text).
+SOURCES = ("profile.c", "unwind.c", "python.c")
+#: Switches of `struct bee_config`'s flags (BEE_F_* in bpf/profile.c).
+F_FILTER_PIDS, F_USER, F_KERNEL, F_IDLE, F_OFFCPU, F_PYTHON, F_DWARF = (1 << i for i in range(7))
+#: Tracepoints every recording attaches, and the off-CPU one (function names: bcc's).
+_TP_ALWAYS = ("tracepoint__sched__sched_process_exec", "tracepoint__sched__sched_process_fork")
+_TP_OFFCPU = "tracepoint__sched__sched_switch"
+#: Size of a map an option set does not use (a map cannot have none).
+_UNUSED = 1
+
+
+def program_text() -> str:
+    """The C text bcc compiles: profile.c, unwind.c and python.c (one program for every
+    option set, see bpf/profile.c)."""
     bpf_dir = resources.files("bee_record.bpf")
-    src = bpf_dir.joinpath("profile.c").read_text()
-    dwarf = uses_dwarf(opts)
-    if dwarf:
-        src += "\n" + bpf_dir.joinpath("unwind.c").read_text()
-    if opts.python:
-        src += "\n" + bpf_dir.joinpath("python.c").read_text()
-    cflags = [
-        f"-DBEE_STACK_SIZE={opts.stack_storage_size}",
-        f"-DBEE_COUNTS_SIZE={opts.counts_size}",
-        f"-DBEE_PROCS_SIZE={opts.procs_size}",
-    ]
-    if opts.filter_pids:
-        cflags.append("-DBEE_FILTER_PIDS")
-    if opts.user_stacks:
-        cflags.append("-DBEE_USER_STACKS")
-    if opts.kernel_stacks:
-        cflags.append("-DBEE_KERNEL_STACKS")
-    if opts.include_idle:
-        cflags.append("-DBEE_INCLUDE_IDLE")
-    if opts.on_cpu:
-        cflags.append("-DBEE_ON_CPU")
-    if opts.probes:
-        cflags.append(f"-DBEE_EVENTS={len(opts.probes)}")
-    if opts.python:
-        cflags += ["-DBEE_PYTHON", f"-DBEE_PY_STACKS={opts.python_stacks_size}"]
-        cflags += [f"-DBEE_PY_{t.upper()}" for t in program_types(opts)]
-    if dwarf:
-        cflags += ["-DBEE_DWARF", f"-DBEE_UNWIND_ROWS={opts.unwind_rows}",
-                   f"-DBEE_USTACK_SIZE={max(1024, opts.stack_storage_size // 4)}"]
-        cflags += [f"-DBEE_UNWIND_{t.upper()}" for t in program_types(opts)]
-    if dwarf or opts.python:
-        cflags += [f"-DBEE_EVENT_KIND_{i}={1 if p.kind == 'tracepoint' else 2}"
-                   for i, p in enumerate(opts.probes)]
-    if opts.off_cpu:
-        cflags += ["-DBEE_OFFCPU", f"-DBEE_OFFSTACK_SIZE={opts.stack_storage_size}"]
-    return src, cflags
+    return "\n".join(bpf_dir.joinpath(name).read_text() for name in SOURCES)
+
+
+def program_flags(opts: SamplerOptions) -> int:
+    """The switches `opts` sets in `struct bee_config`."""
+    return ((F_FILTER_PIDS if opts.filter_pids else 0) | (F_USER if opts.user_stacks else 0)
+            | (F_KERNEL if opts.kernel_stacks else 0) | (F_IDLE if opts.include_idle else 0)
+            | (F_OFFCPU if opts.off_cpu else 0) | (F_PYTHON if opts.python else 0)
+            | (F_DWARF if uses_dwarf(opts) else 0))
+
+
+def map_sizes(opts: SamplerOptions) -> dict[str, int]:
+    """The size of each map whose size `opts` sets: from an option, or one entry for the
+    maps of a feature not used (the others keep bpf/*.c's sizes)."""
+    dwarf, py, off = uses_dwarf(opts), opts.python, opts.off_cpu
+    fp_stacks = opts.kernel_stacks or (opts.user_stacks and not dwarf)
+    stack, ustack = opts.stack_storage_size, max(1024, opts.stack_storage_size // 4)
+    sizes = {"counts0": opts.counts_size, "counts1": opts.counts_size,
+             "procs": opts.procs_size}
+    for used, names, n in (
+            (fp_stacks, ("stacks0", "stacks1"), stack),
+            (off and fp_stacks, ("offstacks",), stack),
+            (off, ("offstart",), opts.procs_size),
+            (opts.filter_pids, ("targets",), None),
+            (dwarf, ("urows",), opts.unwind_rows),
+            (dwarf, ("ustacks0", "ustacks1"), ustack),
+            (dwarf, ("umap_entries", "uprocs"), None),
+            (dwarf and off, ("offustacks",), stack),
+            (py, ("py_stacks0", "py_stacks1"), opts.python_stacks_size),
+            (py, ("py_procs", "py_threads"), None),
+            (py and off, ("offpystacks",), stack)):
+        for name in names:
+            if not used:
+                sizes[name] = _UNUSED
+            elif n is not None:
+                sizes[name] = n
+    return sizes
 
 
 def program_functions(opts: SamplerOptions) -> dict[str, int]:
-    """Every function a sampler for `opts` loads, with its BPF program type (bcc also
-    loads the `tracepoint__` functions itself)."""
+    """Every function a sampler for `opts` loads, with its BPF program type (those named
+    tracepoint__* are attached when loaded)."""
     dwarf = uses_dwarf(opts)
-    out = {}
+    out = dict.fromkeys(_TP_ALWAYS, bpf_load.PROG_TRACEPOINT)
+    if opts.off_cpu:
+        out[_TP_OFFCPU] = bpf_load.PROG_TRACEPOINT
     if opts.on_cpu:
         out["bee_on_cpu"] = bpf_load.PROG_PERF_EVENT
-    for i, p in enumerate(opts.probes):
-        out[f"bee_on_event_{i}"] = (bpf_load.PROG_TRACEPOINT if p.kind == "tracepoint"
-                                    else bpf_load.PROG_KPROBE)
+    for p in opts.probes:
+        out[_event_function(p)] = _KINDS[_event_kind(p)]
     for t in program_types(opts):
         names = ((["bee_unwind_{t}"] if dwarf else [])
                  + (["bee_py_link_{t}", "bee_py_store_{t}"] if opts.python else []))
@@ -232,14 +245,24 @@ def program_functions(opts: SamplerOptions) -> dict[str, int]:
     return out
 
 
+def _event_kind(probe: Probe) -> str:
+    """The program type (a key of _KINDS) of an event probe's program."""
+    return "tp" if probe.kind == "tracepoint" else "kp"
+
+
+def _event_function(probe: Probe) -> str:
+    """The program attached to an event probe (its index comes as the attach cookie)."""
+    return f"bee_on_event_{_event_kind(probe)}"
+
+
 def program_types(opts: SamplerOptions) -> list[str]:
     """Program types that need tail-called programs: perf, tp (tracepoint), kp."""
     types = []
     if opts.on_cpu:
         types.append("perf")
-    if opts.off_cpu or any(p.kind == "tracepoint" for p in opts.probes):
+    if opts.off_cpu or any(_event_kind(p) == "tp" for p in opts.probes):
         types.append("tp")
-    if any(p.kind != "tracepoint" for p in opts.probes):
+    if any(_event_kind(p) == "kp" for p in opts.probes):
         types.append("kp")
     return types
 
@@ -262,11 +285,11 @@ class Sampler:
             ) from None
         self._perf_type = bpf_load.PERF_TYPE_SOFTWARE
         self._perf_config = bpf_load.PERF_COUNT_SW_CPU_CLOCK
-        src, cflags = program_text(opts)
         dwarf = uses_dwarf(opts)
+        self._probe_fds: list[int] = []
         try:
-            loaded = bpf_load.load(src, cflags, program_functions(opts), opts.bpf_cache,
-                                   before_compile=_check_kernel_headers)
+            loaded = bpf_load.load(program_text(), map_sizes(opts), program_functions(opts),
+                                   opts.bpf_cache, before_compile=_check_kernel_headers)
         except RecordError:
             raise
         except Exception as exc:  # bcc raises bare Exception on compile/load failure
@@ -359,7 +382,8 @@ class Sampler:
         kernel verifies each program then); counts before that land in bucket 0.
         """
         for i, probe in enumerate(self.opts.probes):
-            attach(self.bpf, probe, f"bee_on_event_{i}")
+            fn = self.bpf.load_func(_event_function(probe), _KINDS[_event_kind(probe)])
+            self._probe_fds.extend(attach(fn.fd, probe, i))
         if self.opts.on_cpu:
             try:
                 self.bpf.attach_perf_event(
@@ -381,6 +405,7 @@ class Sampler:
         c.timebase, c.resolution_ns = timebase, max(1, o.time_resolution_ns)
         c.cpu_weight, c.min_block_ns, c.max_block_ns = o.cpu_weight, o.min_block_ns, o.max_block_ns
         c.cgroup_id, c.cgroup_level = o.cgroup or (0, 0)
+        c.flags = program_flags(o)
         table[table.Key(0)] = c
 
     def stop(self) -> None:
@@ -483,6 +508,10 @@ class Sampler:
 
     def close(self) -> None:
         """Detach and unload everything."""
+        for fd in self._probe_fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._probe_fds = []
         self.bpf.cleanup()
 
     @staticmethod

@@ -1,37 +1,28 @@
-// bee: stack sampling and off-CPU accounting, compiled by bcc at run time.
+// bee: stack sampling and off-CPU accounting, compiled by bcc.
 //
 // Every cpu-clock sample counts one (pid, tid, cpu, exec generation, event, user stack,
-// kernel stack, time bucket, thread name) key in the kernel, with a count and a weight. With
-// BEE_OFFCPU, the sched:sched_switch tracepoint adds the time each thread spent off CPU
+// kernel stack, time bucket, thread name) key in the kernel, with a count and a weight. In
+// off-CPU mode, the sched:sched_switch tracepoint adds the time each thread spent off CPU
 // to the stacks it blocked in (event 1). Counts and stacks are double-buffered:
 // user space flips `active`, waits for in-flight programs to finish, then drains and
 // clears the idle pair, so no sample is lost or counted twice and the maps never fill
 // up during long runs. Only uapi types and tracepoint format fields are used, never
 // kernel-internal struct layouts, so the program builds against generic headers.
 //
-// Options come as -D flags (see bee_record/sampler.py), never by editing this text:
-//   BEE_COUNTS_SIZE, BEE_STACK_SIZE, BEE_PROCS_SIZE, BEE_TARGETS_SIZE
-//   BEE_FILTER_PIDS   only count processes in `targets` (and their children)
-//   BEE_USER_STACKS / BEE_KERNEL_STACKS   which stacks to collect (both by default)
-//   BEE_INCLUDE_IDLE  also count the idle task (pid 0)
-//   BEE_ON_CPU        attach the cpu-clock sampler program
-//   BEE_EVENTS        number of event probe programs bee_on_event_0.. to define
-//   BEE_OFFCPU        account off-CPU time from sched_switch
-//   BEE_PYTHON        also record Python frames (bpf/python.c, appended to this file);
-//                     BEE_PY_PERF / _TP / _KP define its programs for each program type
-//   BEE_DWARF         unwind user stacks from .eh_frame tables (bpf/unwind.c, appended
-//                     to this file) instead of the kernel's frame-pointer walk;
-//                     BEE_UNWIND_PERF / _TP / _KP define the unwinder for each program
-//                     type that needs it, BEE_EVENT_KIND_i the type of event probe i
-//                     (1 tracepoint, 2 uprobe)
+// One compiled program serves every option of `bee record` (so that bee can ship it
+// compiled, see bee_record/bpf_load.py): nothing here is a compile-time switch.
+// - Switches and numbers are read at run time from `config` (struct bee_config), which
+//   user space writes right after loading; until it has, nothing counts.
+// - Map sizes are the defaults below; user space sets each map's size when it creates
+//   the maps (a map an option set does not use gets one entry).
+// - User space loads and attaches only the programs the options use: bee_on_cpu (the
+//   cpu-clock sampler), bee_on_event_tp / bee_on_event_kp (-e probes: the probe's index
+//   comes as its attach cookie), the sched_switch tracepoint (off-CPU), and the
+//   tail-called programs of bpf/unwind.c and bpf/python.c (appended to this file) for the
+//   program types used.
 //
-// Options that are numbers (time resolution, on-CPU weight, off-CPU block bounds, cgroup)
-// are not compiled in: user space writes them into `config` (struct bee_config) right
-// after loading, so that one compiled program serves every value of them and bee can ship
-// it compiled (bee_record/bpf_load.py).
-//
-// No kernel header is included (they cost seconds of compile time at every launch):
-// the few uapi-stable layouts the program needs are declared here.
+// No kernel header is included (they cost seconds of compile time): the few
+// uapi-stable layouts the program needs are declared here.
 
 #define TASK_COMM_LEN 16
 
@@ -54,28 +45,14 @@ struct bpf_perf_event_data {
     u64 addr;
 };
 
-#ifndef BEE_COUNTS_SIZE
+// Default map sizes (user space sets each map's own when it creates the maps).
 #define BEE_COUNTS_SIZE 40960
-#endif
-#ifndef BEE_STACK_SIZE
 #define BEE_STACK_SIZE 16384
-#endif
-#ifndef BEE_PROCS_SIZE
 #define BEE_PROCS_SIZE 65536
-#endif
-#ifndef BEE_TARGETS_SIZE
 #define BEE_TARGETS_SIZE 65536
-#endif
 
-#ifndef BEE_REANNOUNCE_NS
 #define BEE_REANNOUNCE_NS 10000000ULL
-#endif
-#ifndef BEE_EVENTS
-#define BEE_EVENTS 0
-#endif
-#ifndef BEE_OFFSTACK_SIZE
 #define BEE_OFFSTACK_SIZE 16384
-#endif
 
 #define BEE_EFAULT 14
 #define BEE_EVENT_CPU 0
@@ -97,7 +74,7 @@ struct bee_key {
     s32 kernel_stack;  // id in stacksN / offstacks, -1 none, -2 lost
     s32 py_stack;      // slot in py_stacksN (bpf/python.c), -1 none, -2 lost
     u32 bucket;        // time bucket (bee_bucket), in what was padding before user_stack
-    s64 user_stack;    // like kernel_stack, or with BEE_DWARF the key in ustacksN / offustacks
+    s64 user_stack;    // like kernel_stack, or with BEE_F_DWARF the key in ustacksN / offustacks
     char comm[TASK_COMM_LEN];
 };
 
@@ -132,7 +109,17 @@ struct bee_config {
     u64 max_block_ns;
     u64 cgroup_id;      // only tasks in this cgroup v2 (or below), 0 for any
     u64 cgroup_level;   // the cgroup's level in the hierarchy
+    u64 flags;          // BEE_F_*
 };
+
+// Switches in bee_config.flags (mirrored in bee_record/sampler.py).
+#define BEE_F_FILTER_PIDS 1   // only count processes in `targets` (and their children)
+#define BEE_F_USER 2          // collect user stacks
+#define BEE_F_KERNEL 4        // collect kernel stacks
+#define BEE_F_IDLE 8          // also count the idle task (pid 0)
+#define BEE_F_OFFCPU 16       // account off-CPU time from sched_switch
+#define BEE_F_PYTHON 32       // walk Python frames (bpf/python.c)
+#define BEE_F_DWARF 64        // unwind user stacks from .eh_frame tables (bpf/unwind.c)
 
 BPF_HASH(counts0, struct bee_key, struct bee_val, BEE_COUNTS_SIZE);
 BPF_HASH(counts1, struct bee_key, struct bee_val, BEE_COUNTS_SIZE);
@@ -145,24 +132,19 @@ BPF_TABLE("lru_hash", u32, struct bee_proc, procs, BEE_PROCS_SIZE);
 BPF_HASH(targets, u32, u8, BEE_TARGETS_SIZE);
 BPF_PERCPU_ARRAY(lost, u64, LOST_SLOTS);
 BPF_PERF_OUTPUT(announce);
-#ifdef BEE_OFFCPU
 // Off-CPU stacks live in their own map, never cleared during the recording: a thread can
 // stay blocked across many drains, so its stack id must stay valid until it wakes.
 BPF_STACK_TRACE(offstacks, BEE_OFFSTACK_SIZE);
 BPF_HASH(offstart, u32, struct bee_off, BEE_PROCS_SIZE);
-#endif
 // Program types, for the tail-call chains of the unwinder and the Python walker.
 #define BEE_TAIL_PERF 0
 #define BEE_TAIL_TP 1
 #define BEE_TAIL_KP 2
-#ifdef BEE_PYTHON
 #define BEE_PY_LINK 0  // indices in the bee_pytail_* program arrays (bpf/python.c)
 #define BEE_PY_STORE 1
 static __always_inline int bee_python_begin(struct bee_key *key, u64 weight, u32 buf,
                                             struct bee_regs *regs, u32 dest, u64 ts);
 static __always_inline void bee_py_tail(void *ctx, int type, u32 index);
-#endif
-#ifdef BEE_DWARF
 // The unwinder's tail-call chains, one per program type (see bpf/unwind.c).
 BPF_PROG_ARRAY(bee_tail_perf, 1);
 BPF_PROG_ARRAY(bee_tail_tp, 1);
@@ -182,7 +164,6 @@ static __always_inline void bee_tail(void *ctx, int type)
     else
         bee_tail_kp.call(ctx, 0);
 }
-#endif
 
 static __always_inline void bee_lost(int slot)
 {
@@ -301,22 +282,19 @@ static __always_inline u32 bee_generation(void *ctx, u32 pid)
     return p->gen;
 }
 
-// Fill the identity part of a key for the current task; returns 0 to skip it.
-static __always_inline int bee_identity(void *ctx, struct bee_key *key)
+// Fill the identity part of a key for the current task; returns the configuration, or 0
+// to skip the task.
+static __always_inline struct bee_config *bee_identity(void *ctx, struct bee_key *key)
 {
     u64 id = bpf_get_current_pid_tgid();
     u32 pid = id >> 32;
     u32 tid = (u32)id;
-#ifndef BEE_INCLUDE_IDLE
-    if (tid == 0)
-        return 0;
-#endif
-#ifdef BEE_FILTER_PIDS
-    if (!targets.lookup(&pid))
-        return 0;
-#endif
     struct bee_config *c = bee_config();
     if (!c || !c->resolution_ns)  // not configured yet: nothing counts
+        return 0;
+    if (tid == 0 && !(c->flags & BEE_F_IDLE))
+        return 0;
+    if ((c->flags & BEE_F_FILTER_PIDS) && !targets.lookup(&pid))
         return 0;
     if (c->cgroup_id && bpf_get_current_ancestor_cgroup_id(c->cgroup_level) != c->cgroup_id)
         return 0;
@@ -325,7 +303,7 @@ static __always_inline int bee_identity(void *ctx, struct bee_key *key)
     key->cpu = bpf_get_smp_processor_id();
     key->gen = pid ? bee_generation(ctx, pid) : 0;
     bpf_get_current_comm(&key->comm, sizeof(key->comm));
-    return 1;
+    return c;
 }
 
 // Map stack-id errors: -EFAULT means "no stack of this kind" (a kernel thread has no
@@ -340,6 +318,18 @@ static __always_inline s32 bee_stack_result(s32 id, int slot)
     return -2;
 }
 
+// Whether user stacks come from the kernel's frame-pointer walk (get_stackid) or from
+// the unwinder of bpf/unwind.c.
+static __always_inline int bee_fp_user(u64 flags)
+{
+    return (flags & (BEE_F_USER | BEE_F_DWARF)) == BEE_F_USER;
+}
+
+static __always_inline int bee_dwarf_user(u64 flags)
+{
+    return (flags & (BEE_F_USER | BEE_F_DWARF)) == (BEE_F_USER | BEE_F_DWARF);
+}
+
 // Count one event for the current task with its stacks from the active buffer. `regs`
 // are the event's registers when they are the user's (perf event in user mode), else 0;
 // `type` is the program type (BEE_TAIL_*) for the unwinder's tail call.
@@ -347,131 +337,81 @@ static __always_inline int bee_count_current(void *ctx, u32 event, u64 weight,
                                              struct bee_regs *regs, int type)
 {
     struct bee_key key = {};
-    if (!bee_identity(ctx, &key))
+    struct bee_config *c = bee_identity(ctx, &key);
+    if (!c)
         return 0;
+    u64 flags = c->flags;
     key.event = event;
     key.user_stack = -1;
     key.kernel_stack = -1;
     key.py_stack = -1;
     u32 buf = bee_active();
     if (buf) {
-#if defined(BEE_USER_STACKS) && !defined(BEE_DWARF)
-        key.user_stack = bee_stack_result(stacks1.get_stackid(ctx, BPF_F_USER_STACK),
-                                          LOST_USER_STACK);
-#endif
-#ifdef BEE_KERNEL_STACKS
-        key.kernel_stack = bee_stack_result(stacks1.get_stackid(ctx, 0), LOST_KERNEL_STACK);
-#endif
+        if (bee_fp_user(flags))
+            key.user_stack = bee_stack_result(stacks1.get_stackid(ctx, BPF_F_USER_STACK),
+                                              LOST_USER_STACK);
+        if (flags & BEE_F_KERNEL)
+            key.kernel_stack = bee_stack_result(stacks1.get_stackid(ctx, 0),
+                                                LOST_KERNEL_STACK);
     } else {
-#if defined(BEE_USER_STACKS) && !defined(BEE_DWARF)
-        key.user_stack = bee_stack_result(stacks0.get_stackid(ctx, BPF_F_USER_STACK),
-                                          LOST_USER_STACK);
-#endif
-#ifdef BEE_KERNEL_STACKS
-        key.kernel_stack = bee_stack_result(stacks0.get_stackid(ctx, 0), LOST_KERNEL_STACK);
-#endif
+        if (bee_fp_user(flags))
+            key.user_stack = bee_stack_result(stacks0.get_stackid(ctx, BPF_F_USER_STACK),
+                                              LOST_USER_STACK);
+        if (flags & BEE_F_KERNEL)
+            key.kernel_stack = bee_stack_result(stacks0.get_stackid(ctx, 0),
+                                                LOST_KERNEL_STACK);
     }
-#if defined(BEE_USER_STACKS) && defined(BEE_DWARF)
     struct bee_regs task_regs;
-    if (!regs && bee_task_regs(&task_regs))
+    if (bee_dwarf_user(flags) && !regs && bee_task_regs(&task_regs))
         regs = &task_regs;
-#endif
-#ifdef BEE_PYTHON
     // The walker's chain stores the Python stack, then goes on as below; it ends here.
-    if (bee_python_begin(&key, weight, buf, regs, 0, 0)) {
+    if ((flags & BEE_F_PYTHON) && bee_python_begin(&key, weight, buf, regs, 0, 0)) {
         bee_py_tail(ctx, type, BEE_PY_LINK);
         key.py_stack = -2;  // the walker is missing: count the sample all the same
     }
-#endif
-#if defined(BEE_USER_STACKS) && defined(BEE_DWARF)
-    if (bee_unwind_begin(&key, weight, buf, regs, 0, 0)) {
+    if (bee_dwarf_user(flags) && bee_unwind_begin(&key, weight, buf, regs, 0, 0)) {
         bee_tail(ctx, type);
         key.user_stack = -2;  // the unwinder is missing: count the sample all the same
         bee_lost(LOST_USER_STACK);
     }
-#endif
     bee_add_buf(&key, weight, buf);
     return 0;
 }
 
-#ifdef BEE_ON_CPU
 int bee_on_cpu(struct bpf_perf_event_data *ctx)
 {
     struct bee_config *c = bee_config();
     u64 weight = c ? c->cpu_weight : 0;
     if ((ctx->regs.cs & 3) != 3)  // in the kernel: the task's saved user registers
-        return bee_count_current(ctx, BEE_EVENT_CPU, weight, 0, 0);
+        return bee_count_current(ctx, BEE_EVENT_CPU, weight, 0, BEE_TAIL_PERF);
     struct bee_regs regs = {};
     regs.ip = ctx->regs.ip;
     regs.sp = ctx->regs.sp;
     regs.bp = ctx->regs.bp;
     regs.cs = ctx->regs.cs;
-    return bee_count_current(ctx, BEE_EVENT_CPU, weight, &regs, 0);
+    return bee_count_current(ctx, BEE_EVENT_CPU, weight, &regs, BEE_TAIL_PERF);
 }
-#endif
 
 // Event probes (-e tracepoint:..., -e uprobe:..., -e uretprobe:..., -e kprobe:...): one
-// program per probe, each counting its own event index (2, 3, ...). BEE_EVENT_KIND_i is
-// the probe's program type for the unwinder's tail call (1 tracepoint, 2 kprobe/uprobe).
-#define BEE_EVENT_PROGRAM(i)                                                  \
-    int bee_on_event_##i(void *ctx)                                           \
-    {                                                                         \
-        return bee_count_current(ctx, 2 + i, 1, 0, BEE_EVENT_KIND_##i);       \
-    }
-#if BEE_EVENTS > 0
-#ifndef BEE_EVENT_KIND_0
-#define BEE_EVENT_KIND_0 1
-#endif
-BEE_EVENT_PROGRAM(0)
-#endif
-#if BEE_EVENTS > 1
-#ifndef BEE_EVENT_KIND_1
-#define BEE_EVENT_KIND_1 1
-#endif
-BEE_EVENT_PROGRAM(1)
-#endif
-#if BEE_EVENTS > 2
-#ifndef BEE_EVENT_KIND_2
-#define BEE_EVENT_KIND_2 1
-#endif
-BEE_EVENT_PROGRAM(2)
-#endif
-#if BEE_EVENTS > 3
-#ifndef BEE_EVENT_KIND_3
-#define BEE_EVENT_KIND_3 1
-#endif
-BEE_EVENT_PROGRAM(3)
-#endif
-#if BEE_EVENTS > 4
-#ifndef BEE_EVENT_KIND_4
-#define BEE_EVENT_KIND_4 1
-#endif
-BEE_EVENT_PROGRAM(4)
-#endif
-#if BEE_EVENTS > 5
-#ifndef BEE_EVENT_KIND_5
-#define BEE_EVENT_KIND_5 1
-#endif
-BEE_EVENT_PROGRAM(5)
-#endif
-#if BEE_EVENTS > 6
-#ifndef BEE_EVENT_KIND_6
-#define BEE_EVENT_KIND_6 1
-#endif
-BEE_EVENT_PROGRAM(6)
-#endif
-#if BEE_EVENTS > 7
-#ifndef BEE_EVENT_KIND_7
-#define BEE_EVENT_KIND_7 1
-#endif
-BEE_EVENT_PROGRAM(7)
-#endif
+// program per program type, attached to every probe of its type with the probe's index as
+// the attach cookie; probe i counts event 2 + i.
+static u64 (*bee_attach_cookie)(void *ctx) = (void *)BPF_FUNC_get_attach_cookie;
 
-#ifdef BEE_OFFCPU
+int bee_on_event_tp(void *ctx)
+{
+    return bee_count_current(ctx, 2 + (u32)bee_attach_cookie(ctx), 1, 0, BEE_TAIL_TP);
+}
+
+int bee_on_event_kp(void *ctx)
+{
+    return bee_count_current(ctx, 2 + (u32)bee_attach_cookie(ctx), 1, 0, BEE_TAIL_KP);
+}
+
 static __always_inline void bee_offcpu_in(u32 next, u64 now);
 
 // The task going off CPU is `current`: remember when and where it blocked. The task
-// coming back gets the time since then added to those stacks.
+// coming back gets the time since then added to those stacks. Attached in off-CPU mode
+// only (user space loads it then).
 TRACEPOINT_PROBE(sched, sched_switch)
 {
     u64 now = bpf_ktime_get_ns();
@@ -479,41 +419,36 @@ TRACEPOINT_PROBE(sched, sched_switch)
     if (prev) {
         struct bee_off off = {};
         off.ts = now;
-        if (bee_identity(args, &off.key)) {
+        struct bee_config *c = bee_identity(args, &off.key);
+        if (c) {
+            u64 flags = c->flags;
             off.key.event = BEE_EVENT_OFFCPU;
             off.key.user_stack = -1;
             off.key.kernel_stack = -1;
             off.key.py_stack = -1;
-#if defined(BEE_USER_STACKS) && !defined(BEE_DWARF)
-            off.key.user_stack = bee_stack_result(
-                offstacks.get_stackid(args, BPF_F_USER_STACK), LOST_USER_STACK);
-#endif
-#ifdef BEE_KERNEL_STACKS
-            off.key.kernel_stack = bee_stack_result(offstacks.get_stackid(args, 0),
-                                                    LOST_KERNEL_STACK);
-#endif
+            if (bee_fp_user(flags))
+                off.key.user_stack = bee_stack_result(
+                    offstacks.get_stackid(args, BPF_F_USER_STACK), LOST_USER_STACK);
+            if (flags & BEE_F_KERNEL)
+                off.key.kernel_stack = bee_stack_result(offstacks.get_stackid(args, 0),
+                                                        LOST_KERNEL_STACK);
             offstart.update(&prev, &off);
             // The Python walker and the unwinder replace the entry with their stacks
             // filled in; they end this program, so the thread coming in is handled first.
             bee_offcpu_in(args->next_pid, now);
             struct bee_regs *regs = 0;
-#if defined(BEE_USER_STACKS) && defined(BEE_DWARF)
             struct bee_regs task_regs;
-            if (bee_task_regs(&task_regs))
+            if (bee_dwarf_user(flags) && bee_task_regs(&task_regs))
                 regs = &task_regs;
-#endif
-#ifdef BEE_PYTHON
-            if (bee_python_begin(&off.key, 0, 0, regs, 1, now))
+            if ((flags & BEE_F_PYTHON) && bee_python_begin(&off.key, 0, 0, regs, 1, now))
                 bee_py_tail(args, BEE_TAIL_TP, BEE_PY_LINK);
-#endif
-#if defined(BEE_USER_STACKS) && defined(BEE_DWARF)
-            if (regs && bee_unwind_begin(&off.key, 0, 0, regs, 1, now)) {
+            if (bee_dwarf_user(flags) && regs &&
+                bee_unwind_begin(&off.key, 0, 0, regs, 1, now)) {
                 bee_tail(args, BEE_TAIL_TP);
                 off.key.user_stack = -2;
                 bee_lost(LOST_USER_STACK);
                 offstart.update(&prev, &off);
             }
-#endif
             return 0;
         }
     }
@@ -535,16 +470,13 @@ static __always_inline void bee_offcpu_in(u32 next, u64 now)
         return;
     bee_add(&key, delta);
 }
-#endif
 
 // A process that execs gets a new generation: its next sample announces it again so
 // user space captures the new comm and maps.
 TRACEPOINT_PROBE(sched, sched_process_exec)
 {
     u32 pid = bpf_get_current_pid_tgid() >> 32;
-#ifdef BEE_DWARF
     bee_unwind_forget(pid);
-#endif
     struct bee_proc *p = procs.lookup(&pid);
     if (p) {
         p->gen++;
@@ -566,24 +498,23 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 TRACEPOINT_PROBE(sched, sched_process_fork)
 {
     u32 child = args->child_pid;
-#ifdef BEE_DWARF
     bee_unwind_forget(child);  // unwind tables of a process that is gone
-#endif
     struct bee_proc *p = procs.lookup(&child);
     if (p) {
         p->gen++;
         p->announced = 0;
     }
-#ifdef BEE_FILTER_PIDS
-    // Children of recorded processes are recorded too (as perf does by default); a
-    // recycled pid of a recorded process that is gone is not.
-    u32 parent = bpf_get_current_pid_tgid() >> 32;
-    if (targets.lookup(&parent)) {
-        u8 one = 1;
-        targets.update(&child, &one);
-    } else {
-        targets.delete(&child);
+    struct bee_config *c = bee_config();
+    if (c && (c->flags & BEE_F_FILTER_PIDS)) {
+        // Children of recorded processes are recorded too (as perf does by default); a
+        // recycled pid of a recorded process that is gone is not.
+        u32 parent = bpf_get_current_pid_tgid() >> 32;
+        if (targets.lookup(&parent)) {
+            u8 one = 1;
+            targets.update(&child, &one);
+        } else {
+            targets.delete(&child);
+        }
     }
-#endif
     return 0;
 }

@@ -1,5 +1,6 @@
 // bee: Python frames of CPython 3.10-3.13 processes, compiled with profile.c (appended
-// after it, and after unwind.c, by bee_record/sampler.py when BEE_PYTHON is defined).
+// after it, and after unwind.c, by bee_record/sampler.py); used when Python frames are
+// walked (BEE_F_PYTHON), else its maps get one entry and its programs stay unloaded.
 //
 // User space detects CPython processes and writes one `py_procs` entry per process
 // generation: where `_PyRuntime.interpreters.head` is and the version's struct offsets
@@ -32,18 +33,10 @@
 #define BEE_PY_LINKS (BEE_PY_FRAMES / BEE_PY_FRAMES_PER_LINK)
 
 #define BEE_PY_MASK 127
-#ifndef BEE_PY_STACKS
 #define BEE_PY_STACKS 2048
-#endif
-#ifndef BEE_PY_PROCS
 #define BEE_PY_PROCS 4096
-#endif
-#ifndef BEE_PY_THREADS
 #define BEE_PY_THREADS 64  // thread states examined to find a thread (all interpreters)
-#endif
-#ifndef BEE_PY_PROBES
 #define BEE_PY_PROBES 4
-#endif
 #define BEE_PY_ENTRY 0x80000000U
 #define BEE_PY_TRUNCATED 0x80000000U
 #define BEE_PY_CHUNK 128  // bytes of a frame read at once (offsets masked below this)
@@ -119,10 +112,8 @@ BPF_TABLE("lru_hash", u32, struct bee_py_proc, py_procs, BEE_PY_PROCS);
 BPF_TABLE("lru_hash", u64, struct bee_py_thread, py_threads, BEE_PY_PROCS * 4);
 BPF_HASH(py_stacks0, u32, struct bee_py_stack, BEE_PY_STACKS);
 BPF_HASH(py_stacks1, u32, struct bee_py_stack, BEE_PY_STACKS);
-#ifdef BEE_OFFCPU
 // Python stacks of off-CPU starts, never cleared during the recording (like offstacks).
 BPF_HASH(offpystacks, u32, struct bee_py_stack, BEE_OFFSTACK_SIZE);
-#endif
 BPF_PERCPU_ARRAY(py_scratch, struct bee_py_scratch, 1);
 // The walker's tail-call chains, one per program type: [BEE_PY_LINK], [BEE_PY_STORE].
 BPF_PROG_ARRAY(bee_pytail_perf, 2);
@@ -296,11 +287,7 @@ static __always_inline struct bee_py_stack *bee_py_lookup(u32 which, u32 *k)
         return py_stacks0.lookup(k);
     if (which == 1)
         return py_stacks1.lookup(k);
-#ifdef BEE_OFFCPU
     return offpystacks.lookup(k);
-#else
-    return 0;
-#endif
 }
 
 static __always_inline int bee_py_insert(u32 which, u32 *k, struct bee_py_stack *v)
@@ -309,11 +296,7 @@ static __always_inline int bee_py_insert(u32 which, u32 *k, struct bee_py_stack 
         return py_stacks0.insert(k, v);
     if (which == 1)
         return py_stacks1.insert(k, v);
-#ifdef BEE_OFFCPU
     return offpystacks.insert(k, v);
-#else
-    return -1;
-#endif
 }
 
 static __always_inline s32 bee_py_store(void *ctx, struct bee_py_scratch *s, u32 h, u32 which)
@@ -384,15 +367,13 @@ static __always_inline int bee_python_begin(struct bee_key *key, u64 weight, u32
 static __always_inline void bee_py_continue(void *ctx, int type, struct bee_py_scratch *s)
 {
     struct bee_key key = s->key;
-#if defined(BEE_USER_STACKS) && defined(BEE_DWARF)
-    if (bee_unwind_begin(&key, s->weight, s->buf, s->have_regs ? &s->regs : 0, s->dest,
+    struct bee_config *c = bee_config();
+    if (c && bee_dwarf_user(c->flags) && bee_unwind_begin(&key, s->weight, s->buf, s->have_regs ? &s->regs : 0, s->dest,
                          s->ts)) {
         bee_tail(ctx, type);
         key.user_stack = -2;  // the unwinder is missing: count the sample all the same
         bee_lost(LOST_USER_STACK);
     }
-#endif
-#ifdef BEE_OFFCPU
     if (s->dest == 1) {
         struct bee_off off = {};
         off.ts = s->ts;
@@ -401,7 +382,6 @@ static __always_inline void bee_py_continue(void *ctx, int type, struct bee_py_s
         offstart.update(&tid, &off);
         return;
     }
-#endif
     bee_add_buf(&key, s->weight, s->buf);
 }
 
@@ -457,15 +437,9 @@ static __always_inline int bee_py_finish(void *ctx, int type)
     return 0;
 }
 
-#ifdef BEE_PY_PERF
 int bee_py_link_perf(void *ctx) { return bee_py_link(ctx, BEE_TAIL_PERF); }
 int bee_py_store_perf(void *ctx) { return bee_py_finish(ctx, BEE_TAIL_PERF); }
-#endif
-#ifdef BEE_PY_TP
 int bee_py_link_tp(void *ctx) { return bee_py_link(ctx, BEE_TAIL_TP); }
 int bee_py_store_tp(void *ctx) { return bee_py_finish(ctx, BEE_TAIL_TP); }
-#endif
-#ifdef BEE_PY_KP
 int bee_py_link_kp(void *ctx) { return bee_py_link(ctx, BEE_TAIL_KP); }
 int bee_py_store_kp(void *ctx) { return bee_py_finish(ctx, BEE_TAIL_KP); }
-#endif

@@ -1,5 +1,6 @@
 // bee: user-stack unwinding from .eh_frame tables, for code built without frame pointers.
-// Concatenated after profile.c by bee_record/sampler.py when BEE_DWARF is defined.
+// Concatenated after profile.c by bee_record/sampler.py; used when user stacks are
+// unwound by bee (BEE_F_DWARF), else its maps get one entry and its programs stay unloaded.
 //
 // User space (bee_record/unwind/) decodes each mapped binary's call-frame information
 // into rows (`urows`, shared by every process mapping the binary) and writes, per
@@ -19,23 +20,15 @@
 // collision is never silently merged. A stack that could not be finished (out of
 // frames, no rule, unreadable memory) ends with BEE_TRUNCATED.
 
-#ifndef BEE_UNWIND_ROWS
 #define BEE_UNWIND_ROWS (1 << 20)
-#endif
-#ifndef BEE_USTACK_SIZE
 #define BEE_USTACK_SIZE 4096
-#endif
-#ifndef BEE_UMAPS_PROCS
 #define BEE_UMAPS_PROCS 1024
-#endif
 #define BEE_UMAPS_MAX 128          // mappings with rows per process (power of two)
 #define BEE_UMAPS_STEPS 8          // log2(BEE_UMAPS_MAX) + 1
 #define BEE_ROWS_STEPS 25          // enough for 2^24 rows per binary
 #define BEE_STACK_SLOTS 128        // power of two
 #define BEE_MAX_FRAMES 127         // addresses; one more slot for BEE_TRUNCATED
-#ifndef BEE_FRAMES_PER_PROG
 #define BEE_FRAMES_PER_PROG 8
-#endif
 #define BEE_MAX_TAILS 16           // (the kernel allows 33 tail calls per chain)
 #define BEE_STACK_PROBES 4
 #define BEE_TRUNCATED 0xffffffffffffffffULL
@@ -105,9 +98,7 @@ BPF_HASH(uprocs, u32, struct bee_uproc, BEE_UMAPS_PROCS);
 // stack map: a quarter of its size by default (preallocating it costs start-up time).
 BPF_HASH(ustacks0, u64, struct bee_ustack, BEE_USTACK_SIZE);
 BPF_HASH(ustacks1, u64, struct bee_ustack, BEE_USTACK_SIZE);
-#ifdef BEE_OFFCPU
 BPF_HASH(offustacks, u64, struct bee_ustack, BEE_OFFSTACK_SIZE);
-#endif
 BPF_PERCPU_ARRAY(ustate, struct bee_ustate, 1);
 
 // A process exec'ed or exited: its mappings are gone.
@@ -341,11 +332,7 @@ static __always_inline struct bee_ustack *bee_ustack_lookup(int which, u64 *k)
         return ustacks0.lookup(k);
     if (which == BEE_STORE_BUF1)
         return ustacks1.lookup(k);
-#ifdef BEE_OFFCPU
     return offustacks.lookup(k);
-#else
-    return 0;
-#endif
 }
 
 static __always_inline int bee_ustack_insert(int which, u64 *k, struct bee_ustack *v)
@@ -354,11 +341,7 @@ static __always_inline int bee_ustack_insert(int which, u64 *k, struct bee_ustac
         return ustacks0.insert(k, v);
     if (which == BEE_STORE_BUF1)
         return ustacks1.insert(k, v);
-#ifdef BEE_OFFCPU
     return offustacks.insert(k, v);
-#else
-    return -1;
-#endif
 }
 
 // Store the stack under its hash (or the next free probe) in the storage `which`;
@@ -396,7 +379,6 @@ static __always_inline void bee_unwind_finish(struct bee_ustate *st, int truncat
     }
     struct bee_key key = st->key;
     s64 k;
-#ifdef BEE_OFFCPU
     if (st->dest == 1) {
         k = bee_store(st, BEE_STORE_OFF);
         if (k < 0)
@@ -409,7 +391,6 @@ static __always_inline void bee_unwind_finish(struct bee_ustate *st, int truncat
         offstart.update(&tid, &off);
         return;
     }
-#endif
     if (st->buf)
         k = bee_store(st, BEE_STORE_BUF1);
     else
@@ -445,12 +426,6 @@ static __always_inline int bee_unwind_link(void *ctx, int type)
     return 0;
 }
 
-#ifdef BEE_UNWIND_PERF
 int bee_unwind_perf(void *ctx) { return bee_unwind_link(ctx, BEE_TAIL_PERF); }
-#endif
-#ifdef BEE_UNWIND_TP
 int bee_unwind_tp(void *ctx) { return bee_unwind_link(ctx, BEE_TAIL_TP); }
-#endif
-#ifdef BEE_UNWIND_KP
 int bee_unwind_kp(void *ctx) { return bee_unwind_link(ctx, BEE_TAIL_KP); }
-#endif

@@ -171,21 +171,20 @@ def test_a_good_entry_with_one_value_changed_decodes_or_is_refused(where: str, f
     assert isinstance(e.license, str) and 0 <= e.kern_version < 1 << 32
 
 
-def test_cache_key_follows_source_cflags_and_bcc(monkeypatch: pytest.MonkeyPatch,
-                                                 tmp_path: Path) -> None:
-    base = bpf_load.cache_key("int x;", ["-DA=1"], "0.26.0")
-    assert base == bpf_load.cache_key("int x;", ["-DA=1"], "0.26.0")
-    keys = {base, bpf_load.cache_key("int x;", ["-DA=2"], "0.26.0"),
-            bpf_load.cache_key("int y;", ["-DA=1"], "0.26.0"),
-            bpf_load.cache_key("int x;", ["-DA=1"], "0.27.0")}
+def test_cache_key_follows_source_and_bcc(monkeypatch: pytest.MonkeyPatch,
+                                         tmp_path: Path) -> None:
+    base = bpf_load.cache_key("int x;", "0.26.0")
+    assert base == bpf_load.cache_key("int x;", "0.26.0")
+    keys = {base, bpf_load.cache_key("int y;", "0.26.0"),
+            bpf_load.cache_key("int x;", "0.27.0")}
     # a libbcc file of the same version but another build (size, time) is another key
     lib = tmp_path / "libbcc.so.0"
     lib.write_bytes(b"one build")
     monkeypatch.setattr(bpf_load, "_loaded_libbcc", lambda: str(lib))
-    keys.add(bpf_load.cache_key("int x;", ["-DA=1"], "0.26.0"))
+    keys.add(bpf_load.cache_key("int x;", "0.26.0"))
     lib.write_bytes(b"another build")
-    keys.add(bpf_load.cache_key("int x;", ["-DA=1"], "0.26.0"))
-    assert len(keys) == 6
+    keys.add(bpf_load.cache_key("int x;", "0.26.0"))
+    assert len(keys) == 5
 
 
 # -- the folder's rules ---------------------------------------------------------------
@@ -239,30 +238,44 @@ def test_entries_of_another_user_are_not_read(folder: Path) -> None:
     assert cachedir.read_entry(path, 100) is None
 
 
-def test_shipped_programs_are_fitted_to_the_host(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    # GIVEN a shipped program whose perf buffer was sized on a host of 2 CPUs
-    maps = (MapDef("counts", 1, 8, 8, 100, 0, "k", "l"),
-            MapDef("announce", 4, 4, 4, 2, 0, "k", "l"))
-    key = bpf_load.shipped_key("src", ["-DX"])
-    (tmp_path / f"{key}.bpf").write_bytes(
-        bpf_load.encode(key, Entry(maps, {"f": MOV_R0 + EXIT}, "GPL", 0)))
+def test_shipped_program_is_found_by_its_source(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a folder of shipped programs holding one for the source "src"
+    entry = Entry((MapDef("counts", 1, 8, 8, 100, 0, "k", "l"),), {"f": MOV_R0 + EXIT},
+                  "GPL", 0)
+    key = bpf_load.shipped_key("src")
+    (tmp_path / f"{key}.bpf").write_bytes(bpf_load.encode(key, entry))
     monkeypatch.setenv(bpf_load.SHIPPED_ENV, str(tmp_path))
-    # WHEN this host, of 7 possible CPUs, looks it up
-    got = bpf_load.shipped_entry("src", ["-DX"], 7)
-    # THEN the perf buffer has one slot per CPU of this host, and nothing else changed
-    assert got is not None
-    assert [m.max_entries for m in got.maps] == [100, 7] and got.funcs == {"f": MOV_R0 + EXIT}
-    # AND other source text or cflags have none; nor does anything with shipping turned off
-    assert bpf_load.shipped_entry("src", ["-DY"], 7) is None
-    assert bpf_load.shipped_entry("other", ["-DX"], 7) is None
+    # WHEN it is looked up, THEN it is that entry
+    assert bpf_load.shipped_entry("src") == entry
+    # AND other source text has none; nor does anything with shipping turned off
+    assert bpf_load.shipped_entry("other") is None
     monkeypatch.setenv(bpf_load.SHIPPED_ENV, "")
-    assert bpf_load.shipped_entry("src", ["-DX"], 7) is None
+    assert bpf_load.shipped_entry("src") is None
     # AND a damaged one is refused (the caller compiles)
     monkeypatch.setenv(bpf_load.SHIPPED_ENV, str(tmp_path))
     (tmp_path / f"{key}.bpf").write_bytes(b"BEEBPF1\0" + bytes(40))
     with pytest.raises(EntryError):
-        bpf_load.shipped_entry("src", ["-DX"], 7)
+        bpf_load.shipped_entry("src")
+
+
+def test_entries_are_fitted_to_the_options_and_the_host() -> None:
+    # GIVEN an entry compiled with default sizes, its perf buffer sized on 2 CPUs
+    entry = Entry((MapDef("counts", 1, 8, 8, 100, 0, "k", "l"),
+                   MapDef("stacks", 7, 4, 8, 50, 0, "k", "l"),
+                   MapDef("announce", 4, 4, 4, 2, 0, "k", "l")), {"f": MOV_R0 + EXIT},
+                  "GPL", 0)
+    # WHEN it is fitted to options that size "counts" and a host of 7 possible CPUs
+    got = bpf_load.fitted(entry, {"counts": 4096, "announce": 99}, 7)
+    # THEN "counts" has the size asked, "stacks" its own, the perf buffer one slot per CPU
+    # (whatever the sizes say), and nothing else changed
+    assert [m.max_entries for m in got.maps] == [4096, 50, 7]
+    assert got.funcs == entry.funcs and [m.name for m in got.maps] == [
+        "counts", "stacks", "announce"]
+    # AND a size a map cannot have is refused
+    for bad in (0, -1, 1 << 32):
+        with pytest.raises(EntryError):
+            bpf_load.fitted(entry, {"counts": bad}, 7)
 
 
 def test_prune_keeps_the_newest(folder: Path) -> None:
@@ -342,14 +355,14 @@ def test_second_load_runs_no_clang(cache: Path, compiles: list[int]) -> None:
     # THEN bcc compiled nothing, the entry was not rewritten, and the program samples
     assert hit and note == "cache hit" and compiles == [1] and n > 0
     assert the_entry(cache) == entry
-    # AND other options (other cflags) compile once into an entry of their own
+    # AND other options load the same entry (one program serves every option set)
     (hit, _), n = sample_briefly(SamplerOptions(frequency=199, filter_pids=True,
-                                                counts_size=1000))
-    assert not hit and compiles == [1, 1] and len(list(cache.glob("*.bpf"))) == 2
+                                                counts_size=1000, python=False))
+    assert hit and compiles == [1] and n > 0 and the_entry(cache) == entry
     # AND --no-bpf-cache compiles and writes nothing
     (hit, note), n = sample_briefly(SamplerOptions(frequency=199, filter_pids=True,
                                                    bpf_cache=False))
-    assert not hit and "bypassed" in note and len(compiles) == 3 and n > 0
+    assert not hit and "bypassed" in note and len(compiles) == 2 and n > 0
 
 
 def _refused_program(path: Path) -> None:
@@ -459,38 +472,26 @@ def _comparable(entry: Entry) -> tuple[Any, ...]:
 
 
 @pytest.mark.bpf
-def test_shipped_programs_equal_a_compile_of_the_current_source(
+def test_shipped_program_equals_a_compile_of_the_current_source(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fails after a change of bpf/*.c or of the options' cflags until
-    `make bpf-objects` (scripts/build_bpf_objects.py) has rebuilt them."""
+    """Fails after a change of bpf/*.c until `make bpf-objects`
+    (scripts/build_bpf_objects.py) has rebuilt it."""
     from importlib import resources
 
-    import bcc
-
-    from bee_record.record import shipped_sampler_options
     from bee_record.sampler import program_text
 
     monkeypatch.delenv(bpf_load.SHIPPED_ENV, raising=False)
-    cpus = bpf_load._possible_cpus()
-    keys = set()
-    for opts in shipped_sampler_options():
-        # GIVEN each option set bee ships a program for
-        src, cflags = program_text(opts)
-        keys.add(bpf_load.shipped_key(src, cflags))
-        # WHEN the current source is compiled with those options
-        b = bcc.BPF(text=src, cflags=cflags)
-        try:
-            compiled = bpf_load.extract(b.module)
-        finally:
-            b.cleanup()
-        # THEN the shipped program is that compile, instruction for instruction
-        shipped = bpf_load.shipped_entry(src, cflags, cpus)
-        assert shipped is not None, "no shipped program: run `make bpf-objects`"
-        assert _comparable(shipped) == _comparable(compiled), "run `make bpf-objects`"
-    # AND no program of another source or option set is shipped
+    # GIVEN the current source, compiled
+    src = program_text()
+    compiled = bpf_load.compile_entry(bpf_load.import_bcc(), src)
+    # THEN the shipped program is that compile, instruction for instruction
+    shipped = bpf_load.shipped_entry(src)
+    assert shipped is not None, "no shipped program: run `make bpf-objects`"
+    assert _comparable(shipped) == _comparable(compiled), "run `make bpf-objects`"
+    # AND no program of another source is shipped
     shipped_files = {p.name for p in resources.files("bee_record.bpf").joinpath(
         "prebuilt").iterdir() if p.name.endswith(bpf_load.SUFFIX)}
-    assert shipped_files == {f"{k}{bpf_load.SUFFIX}" for k in keys}
+    assert shipped_files == {f"{bpf_load.shipped_key(src)}{bpf_load.SUFFIX}"}
 
 
 @pytest.mark.bpf
@@ -498,10 +499,10 @@ def test_a_first_launch_loads_the_shipped_program(cache: Path, compiles: list[in
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     from dataclasses import replace
 
-    from bee_record.record import shipped_sampler_options
+    from bee_record.sampler import SamplerOptions
 
     monkeypatch.delenv(bpf_load.SHIPPED_ENV)
-    opts = shipped_sampler_options()[1]  # `bee record -- COMMAND` / `-p PID`
+    opts = SamplerOptions(filter_pids=True)  # `bee record -- COMMAND` / `-p PID`
     # GIVEN a host whose cache is empty
     # WHEN bee loads the program of a default `bee record -- COMMAND`
     (hit, note), n = sample_briefly(opts)
@@ -520,12 +521,11 @@ def test_a_damaged_shipped_program_falls_back_to_a_compile(
     import shutil
     from importlib import resources
 
-    from bee_record.record import shipped_sampler_options
-    from bee_record.sampler import program_text
+    from bee_record.sampler import SamplerOptions, program_text
 
-    # GIVEN the shipped program of this launch damaged
-    opts = shipped_sampler_options()[1]
-    key = bpf_load.shipped_key(*program_text(opts))
+    # GIVEN the shipped program damaged
+    opts = SamplerOptions(filter_pids=True)
+    key = bpf_load.shipped_key(program_text())
     folder = tmp_path / "shipped"
     folder.mkdir()
     with resources.as_file(resources.files("bee_record.bpf").joinpath(
@@ -545,27 +545,32 @@ def test_a_damaged_shipped_program_falls_back_to_a_compile(
 
 @pytest.mark.bpf
 @pytest.mark.parametrize("options", [
-    [], ["-F", "999"], ["--mode", "offcpu"], ["--mode", "wall"],
-    # options read at run time (bpf/profile.c's bee_config) share those programs
-    ["--mode", "wall", "-F", "49"], ["--time-resolution", "10"],
-    ["--mode", "offcpu", "--min-block", "100"]], ids=" ".join)
+    [], ["-F", "999"], ["--mode", "offcpu"], ["--mode", "wall", "-F", "49"],
+    ["--time-resolution", "10"], ["--mode", "offcpu", "--min-block", "100"],
+    ["--unwind", "fp", "--no-python"], ["--user-only", "--counts-size", "5000"],
+    ["--kernel-only", "--include-idle"], ["--stack-storage-size", "2048"],
+    ["-e", "tracepoint:sched:sched_process_exec",
+     "-e", "uprobe:/usr/lib/x86_64-linux-gnu/libc.so.6:clock_nanosleep"]], ids=" ".join)
 @pytest.mark.parametrize("target", ["system", "command"])
 def test_bee_records_first_launch_options_without_clang(cache: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch,
                                                         options: list[str],
                                                         target: str) -> None:
-    """The shipped option sets are what `bee record` itself makes of these command lines."""
+    """One shipped program serves every option set `bee record` makes of a command line."""
     monkeypatch.delenv(bpf_load.SHIPPED_ENV)
     # GIVEN a host whose cache is empty
     out = tmp_path / "first.bee"
     rest = ["-d", "0.5"] if target == "system" else ["--", "sleep", "0.5"]
-    # WHEN bee records with one of the option sets it ships a program for
+    # WHEN bee records with these options
     res = run_bee("record", "-q", *options, "-o", out, *rest)
     # THEN it recorded, and wrote no cache entry: no clang ran (a compile writes one)
     assert res.returncode == 0, res.stderr
     assert codec.read(out).header.duration_ns > 0
     assert not list(cache.glob("*.bpf"))
-    # AND the same command line with shipping turned off compiles, and writes its entry
+    if options:
+        return
+    # AND (checked once) the same command line with shipping turned off compiles, and
+    # writes its entry: the check above would see a compile
     monkeypatch.setenv(bpf_load.SHIPPED_ENV, "")
     assert run_bee("record", "-q", *options, "-o", out, *rest).returncode == 0
     assert len(list(cache.glob("*.bpf"))) == 1
