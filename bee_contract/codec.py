@@ -519,15 +519,40 @@ class _Decoder:
         where: dict[tuple[Any, ...], int] = {}
         extra: dict[int, list[int]] = {}  # row index -> [count, weight] merged into it
         n = self._array(u, "samples")
+        # each new row checked in one expression, with its bounds in locals (rows are most
+        # of a file), and field by field (for the error message) only when that fails
+        v2 = self.version >= 2
+        py_col = 10 if v2 else 9
+        n_processes, n_events, max_bucket = self.n_processes, self.n_events, self.max_bucket
+        top, n_strings, n_py = self.n_stacks - 1, len(self.strings), len(self.python_stacks)
+        strings = self.strings
         i = -1
         for i, row in enumerate(itertools.islice(u, n)):
-            r = self.list_(row, f"samples[{i}]", 9)
+            r = (row if type(row) is list and len(row) >= 9
+                 else self.list_(row, f"samples[{i}]", 9))
             try:
                 j = where.setdefault((*r[:6], *r[8:]), len(out))
             except TypeError:  # an unhashable unknown trailing column: kept apart
                 j = len(out)
             if j == len(out):
-                out.append(self.sample(r, f"samples[{i}]"))
+                k = len(r)
+                bucket = r[9] if v2 and k > 9 else 0
+                py = r[py_col] if k > py_col else NO_STACK
+                p, tid, cpu, comm, user, kernel, count, weight, event = r[:9]
+                if (type(p) is int and 0 <= p < n_processes and type(tid) is int
+                        and 0 <= tid <= 1 << 32 and type(cpu) is int and 0 <= cpu <= 1 << 20
+                        and type(comm) is int and 0 <= comm < n_strings
+                        and type(user) is int and LOST_STACK <= user <= top
+                        and type(kernel) is int and LOST_STACK <= kernel <= top
+                        and type(count) is int and 0 <= count < 1 << 64
+                        and type(weight) is int and 0 <= weight < 1 << 64
+                        and type(event) is int and 0 <= event < n_events
+                        and type(bucket) is int and 0 <= bucket <= max_bucket
+                        and type(py) is int and LOST_STACK <= py < n_py):
+                    out.append(Sample(p, tid, cpu, strings[comm], user, kernel, count, weight,
+                                      event, py, bucket))
+                else:
+                    out.append(self._sample_checked(r, f"samples[{i}]"))
             else:
                 counts = extra.setdefault(j, [0, 0])
                 counts[0] += self.int_(r[6], f"samples[{i}].count")
@@ -540,12 +565,24 @@ class _Decoder:
         return tuple(out)
 
     def stack(self, u: msgpack.Unpacker, i: int) -> tuple[int, ...]:
-        """One stack, its address indices resolved."""
-        refs = self.scalars(u, f"stacks[{i}]", int, MAX_STACK_FRAMES)
-        if refs and (min(refs) < 0 or max(refs) >= len(self.addresses)):
-            raise self.fail(f"stacks[{i}] is not an integer in [0, {len(self.addresses) - 1}]")
+        """One stack, its address indices resolved (checked as :meth:`scalars` does, its
+        name formatted only for an error: stacks are many)."""
+        try:
+            n: int = u.read_array_header()
+        except ValueError:
+            raise self.fail(f"stacks[{i}] is not an array") from None
+        if n > MAX_STACK_FRAMES:
+            raise self.fail(f"stacks[{i}] declares {n} entries, more than {MAX_STACK_FRAMES}")
+        refs = list(itertools.islice(u, n))
+        if len(refs) < n:
+            raise msgpack.OutOfData
+        if refs and {*map(type, refs)} != {int}:
+            j = next(j for j, x in enumerate(refs) if type(x) is not int)
+            raise self.fail(f"stacks[{i}][{j}] is not an integer")
         addresses = self.addresses
-        return tuple([addresses[r] for r in refs])
+        if refs and (min(refs) < 0 or max(refs) >= len(addresses)):
+            raise self.fail(f"stacks[{i}] is not an integer in [0, {len(addresses) - 1}]")
+        return tuple(map(addresses.__getitem__, refs))
 
     def scalars(self, u: msgpack.Unpacker, what: str, kind: type, limit: int = MAX_ITEMS,
                 intern: bool = False) -> list[Any]:
@@ -636,29 +673,6 @@ class _Decoder:
             self.int_(m[4], f"{what}.inode"), self.sref(m[5], f"{what}.path"),
             self.int_(m[6], f"{what}.binary", -1, self.n_binaries - 1),
         )
-
-    def sample(self, r: list[Any], what: str) -> Sample:
-        """One sample row: checked in one expression, and field by field (for the error
-        message) only when that fails. Rows are most of a file."""
-        v2 = self.version >= 2
-        n = len(r)
-        bucket = r[9] if v2 and n > 9 else 0
-        py = r[10 if v2 else 9] if n > (10 if v2 else 9) else NO_STACK
-        p, tid, cpu, comm, user, kernel, count, weight, event = r[:9]
-        top = self.n_stacks - 1
-        if (type(p) is int and 0 <= p < self.n_processes and type(tid) is int
-                and 0 <= tid <= 1 << 32 and type(cpu) is int and 0 <= cpu <= 1 << 20
-                and type(comm) is int and 0 <= comm < len(self.strings)
-                and type(user) is int and LOST_STACK <= user <= top
-                and type(kernel) is int and LOST_STACK <= kernel <= top
-                and type(count) is int and 0 <= count < 1 << 64
-                and type(weight) is int and 0 <= weight < 1 << 64
-                and type(event) is int and 0 <= event < self.n_events
-                and type(bucket) is int and 0 <= bucket <= self.max_bucket
-                and type(py) is int and LOST_STACK <= py < len(self.python_stacks)):
-            return Sample(p, tid, cpu, self.strings[comm], user, kernel, count, weight, event,
-                          py, bucket)
-        return self._sample_checked(r, what)
 
     def _sample_checked(self, r: list[Any], what: str) -> Sample:
         def stack(v: Any, name: str) -> int:
