@@ -1,6 +1,9 @@
-"""`bee report`: symbolize recordings and render one output format."""
+"""`bee report`: symbolize recordings and render one output format.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: typer reads the options from the
+signature's annotations, and as strings it would compile and evaluate each of them (some
+60 small compiles, ~2 ms of every run); as objects they are ready.
+"""
 
 import sys
 from pathlib import Path
