@@ -28,7 +28,6 @@ from bee_contract.recording import (
     Recording,
     is_anonymous,
 )
-from bee_report.demangle.binutils import demangle
 from bee_report.diag import warn
 from bee_report.elf.elffile import ElfFile
 from bee_report.find.images import (
@@ -83,6 +82,8 @@ class _Binary:
         hit = saved.get(vaddr) if saved is not None else None
         if hit is not None:
             return hit
+        from bee_report.demangle.binutils import demangle  # not needed by saved frames
+
         img = self.tables()
         sym = img.functions.lookup(vaddr)
         chain = img.debug.lookup(vaddr) if img.debug is not None else ()
