@@ -168,33 +168,42 @@ class LineIndex:
             first = table[pos]
             if not first & 0x80:
                 break  # not the start of an entry: corrupt or capped table
-            pos += 1
             code = (first >> 3) & 15
             current: int | None
             if code < 10:  # short form: same line, one byte of columns
-                pos += 1
+                pos += 2
                 current = line
             elif code < 13:  # one-line form: line delta in the code, two bytes of columns
                 line += code - 10
                 current = line
-                pos += 2
+                pos += 3
             elif code == 15:  # no location
+                pos += 1
                 current = None
-            else:  # 13: signed varint line delta; 14: and end line, column, end column
-                for k in range(4 if code == 14 else 1):
-                    value = shift = 0
+            else:  # 13: signed varint line delta; 14: then end line, column, end column
+                pos += 1
+                value = shift = 0
+                while pos < n:  # varints: 6-bit chunks, bit 6 continues
+                    b = table[pos]
+                    pos += 1
+                    value |= (b & 63) << shift
+                    if not b & 64:
+                        break
+                    shift += 6
+                else:
+                    break  # ran off the end: stop
+                line += -(value >> 1) if value & 1 else value >> 1
+                if code == 14:  # skip three more varints
+                    left = 3
                     while pos < n:
                         b = table[pos]
                         pos += 1
-                        value |= (b & 63) << shift
-                        shift += 6
                         if not b & 64:
-                            break
+                            left -= 1
+                            if not left:
+                                break
                     else:
-                        pos = n + 1  # ran off the end: stop
                         break
-                    if k == 0:
-                        line += -(value >> 1) if value & 1 else value >> 1
                 current = line
             if pos > n:
                 break
