@@ -15,14 +15,20 @@ import threading
 from collections.abc import Iterator
 from importlib import import_module
 from types import FrameType
-from typing import Annotated, Any
 
-import click
-import typer
-from typer.core import TyperGroup
+from bee.commands import collector_paused
 
-from bee_contract.errors import BeeError, Terminated
-from bee_contract.text import for_terminal
+# typing, click and typer make some 25,000 objects that live as long as the process and
+# no garbage: loaded with the collector paused, and then frozen (see collector_paused)
+with collector_paused():
+    from typing import Annotated, Any
+
+    import click
+    import typer
+    from typer.core import TyperGroup
+
+    from bee_contract.errors import BeeError, Terminated
+    from bee_contract.text import for_terminal
 
 #: Signals that end a command like Ctrl-C does: as an exception, so every cleanup runs
 #: (temporary files of outputs, downloads and extractions). `bee record` handles them

@@ -9,17 +9,21 @@ from collections.abc import Iterator
 
 @contextlib.contextmanager
 def collector_paused() -> Iterator[None]:
-    """Python's cycle collector paused (then restored) while a batch command runs.
+    """Python's cycle collector paused while the block runs, what it made then frozen.
 
-    A report allocates mostly long-lived objects that form no cycles (modules, model
-    objects, frames, samples): each collection would only scan them again (~2.5 ms of a
-    report of a 2 s recording, and more the larger the recording). Objects are still
-    freed by reference counting; only garbage cycles wait for the end of the command.
+    Loading modules and running a report make mostly long-lived objects that form no
+    cycles (modules, classes, the recording model, frames, samples): collections would
+    only scan them, during the block and again after it. So none runs during the block,
+    and what is still alive at its end moves to the permanent generation (gc.freeze),
+    which later collections skip. Everything else is freed by reference counting as
+    usual; the few garbage cycles made in the block (55 objects in a report) stay.
+    Measured on a warm report of a 2 s recording: 3.3 ms of collections -> 0.2 ms.
     """
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
         if enabled:
             gc.enable()
