@@ -473,18 +473,28 @@ class _Decoder:
     def py_stacks(self, v: Any) -> tuple[tuple[tuple[int, int], ...], ...]:
         out = []
         for i, flat in enumerate(self.list_(v, "python_stacks")):
-            what = f"python_stacks[{i}]"
-            flat = self.list_(flat, what)
-            if len(flat) % 2:
-                raise self.fail(f"{what} has an odd number of values")
-            frames = tuple(
-                (self.int_(flat[j], f"{what}.code", PY_TRUNCATED, MAX_ITEMS),
-                 self.int_(flat[j + 1], f"{what}.info", 0, (1 << 32) - 1))
-                for j in range(0, len(flat), 2))
-            if any(c == PY_TRUNCATED for c, _ in frames[:-1]):
-                raise self.fail(f"{what}: a truncation mark before the last frame")
+            # checked in two passes over its values, and value by value (for the error
+            # message, with the stack's name) only when that fails
+            codes, infos = (flat[0::2], flat[1::2]) if type(flat) is list else ((), ())
+            if (type(flat) is list and len(codes) == len(infos)
+                    and all(type(c) is int and PY_TRUNCATED <= c <= MAX_ITEMS for c in codes)
+                    and all(type(x) is int and 0 <= x <= 0xFFFFFFFF for x in infos)):
+                frames = tuple(zip(codes, infos, strict=True))
+            else:
+                frames = self._py_stack_checked(flat, f"python_stacks[{i}]")
+            if PY_TRUNCATED in codes[:-1]:
+                raise self.fail(f"python_stacks[{i}]: a truncation mark before the last frame")
             out.append(frames)
         return tuple(out)
+
+    def _py_stack_checked(self, flat: Any, what: str) -> tuple[tuple[int, int], ...]:
+        flat = self.list_(flat, what)
+        if len(flat) % 2:
+            raise self.fail(f"{what} has an odd number of values")
+        return tuple(
+            (self.int_(flat[j], f"{what}.code", PY_TRUNCATED, MAX_ITEMS),
+             self.int_(flat[j + 1], f"{what}.info", 0, (1 << 32) - 1))
+            for j in range(0, len(flat), 2))
 
     def python(self, v: Any, what: str) -> PythonInfo | None:
         if v is None:
@@ -644,7 +654,7 @@ class _Decoder:
     def process(self, r: list[Any], what: str) -> Process:
         cmdline = None if r[6] is None else tuple(
             self.sref(a, f"{what}.cmdline") for a in self.list_(r[6], f"{what}.cmdline"))
-        maps = tuple(self.table(r[7], f"{what}.maps", 7, self.mapping))
+        maps = self.maps(r[7], f"{what}.maps")
         jit = tuple(self.table(r[8], f"{what}.jit", 3, self.jit_symbol))
         return Process(
             pid=self.int_(r[0], f"{what}.pid", 0, 1 << 32), generation=self.int_(r[1], what),
@@ -663,6 +673,25 @@ class _Decoder:
         last = self.int_(j[4], f"{what}.last_bucket", first, ALL_BUCKETS)
         return JitSymbol(self.int_(j[0], f"{what}.start"), self.int_(j[1], f"{what}.size"),
                          self.sref(j[2], f"{what}.name"), first, last)
+
+    def maps(self, v: Any, what: str) -> tuple[Mapping, ...]:
+        """A process's mappings: each row checked in one expression, and by
+        :meth:`mapping` (for the error message) only when that fails."""
+        out = []
+        strings, top = self.strings, self.n_binaries - 1
+        for i, m in enumerate(self.list_(v, what)):
+            if type(m) is list and len(m) >= 7:
+                start, end, offset, dev, inode, path, binary = m[:7]
+                if (type(start) is int and type(end) is int and 0 <= start <= end < 1 << 64
+                        and type(offset) is int and 0 <= offset < 1 << 64
+                        and type(dev) is int and 0 <= dev < 1 << 64
+                        and type(inode) is int and 0 <= inode < 1 << 64
+                        and type(path) is int and 0 <= path < len(strings)
+                        and type(binary) is int and -1 <= binary <= top):
+                    out.append(Mapping(start, end, offset, dev, inode, strings[path], binary))
+                    continue
+            out.append(self.mapping(self.list_(m, f"{what}[{i}]", 7), f"{what}[{i}]"))
+        return tuple(out)
 
     def mapping(self, m: list[Any], what: str) -> Mapping:
         start, end = self.int_(m[0], f"{what}.start"), self.int_(m[1], f"{what}.end")
@@ -716,12 +745,24 @@ class _Decoder:
             # the recorder keeps the entry covering each address and its successor
             limit = 2 * len(self.addresses) + TABLE_SLACK
             same: dict[tuple[Any, ...], KernelSymbol] = {}  # equal rows: one object
+            strings = self.strings
             for i in range(self._array(u, "kernel.symbols", limit)):
-                r = self.list_(u.unpack(), f"kernel.symbols[{i}]", 3)
-                w = f"kernel.symbols[{i}]"
-                sym = KernelSymbol(self.int_(r[0], f"{w}.address"),
-                                   self.sref(r[1], f"{w}.name"), self.sref(r[2], f"{w}.module"))
-                syms.append(same.setdefault((r[0], r[1], r[2]), sym))
+                r = u.unpack()
+                # checked in one expression, field by field (for the message) if that fails
+                if not (type(r) is list and len(r) >= 3
+                        and type(r[0]) is int and 0 <= r[0] < 1 << 64
+                        and type(r[1]) is int and 0 <= r[1] < len(strings)
+                        and type(r[2]) is int and 0 <= r[2] < len(strings)):
+                    r = self.list_(r, f"kernel.symbols[{i}]", 3)
+                    w = f"kernel.symbols[{i}]"
+                    self.int_(r[0], f"{w}.address")
+                    self.sref(r[1], f"{w}.name")
+                    self.sref(r[2], f"{w}.module")
+                key = (r[0], r[1], r[2])
+                sym = same.get(key)
+                if sym is None:
+                    sym = same[key] = KernelSymbol(r[0], strings[r[1]], strings[r[2]])
+                syms.append(sym)
         if any(a.address > b.address for a, b in itertools.pairwise(syms)):
             raise self.fail("kernel.symbols not sorted by address")
         vdso = k.get("vdso", b"")
