@@ -111,7 +111,8 @@ def apply(profile: Profile, f: Filters) -> Profile:
             continue
         if (cpus and s.cpu not in cpus) or (comms and not ({s.comm, s.thread} & comms)):
             continue
-        if not focused(s.frames) or excluded(s.frames):
+        if (focus is not None and not focused(s.frames)) or (
+                exclude is not None and excluded(s.frames)):
             continue
         if strip:
             s = replace(s, frames=stripped(s.frames))
