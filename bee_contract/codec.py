@@ -473,18 +473,28 @@ class _Decoder:
     def py_stacks(self, v: Any) -> tuple[tuple[tuple[int, int], ...], ...]:
         out = []
         for i, flat in enumerate(self.list_(v, "python_stacks")):
-            what = f"python_stacks[{i}]"
-            flat = self.list_(flat, what)
-            if len(flat) % 2:
-                raise self.fail(f"{what} has an odd number of values")
-            frames = tuple(
-                (self.int_(flat[j], f"{what}.code", PY_TRUNCATED, MAX_ITEMS),
-                 self.int_(flat[j + 1], f"{what}.info", 0, (1 << 32) - 1))
-                for j in range(0, len(flat), 2))
-            if any(c == PY_TRUNCATED for c, _ in frames[:-1]):
-                raise self.fail(f"{what}: a truncation mark before the last frame")
+            # checked in two passes over its values, and value by value (for the error
+            # message, with the stack's name) only when that fails
+            codes, infos = (flat[0::2], flat[1::2]) if type(flat) is list else ((), ())
+            if (type(flat) is list and len(codes) == len(infos)
+                    and all(type(c) is int and PY_TRUNCATED <= c <= MAX_ITEMS for c in codes)
+                    and all(type(x) is int and 0 <= x <= 0xFFFFFFFF for x in infos)):
+                frames = tuple(zip(codes, infos, strict=True))
+            else:
+                frames = self._py_stack_checked(flat, f"python_stacks[{i}]")
+            if PY_TRUNCATED in codes[:-1]:
+                raise self.fail(f"python_stacks[{i}]: a truncation mark before the last frame")
             out.append(frames)
         return tuple(out)
+
+    def _py_stack_checked(self, flat: Any, what: str) -> tuple[tuple[int, int], ...]:
+        flat = self.list_(flat, what)
+        if len(flat) % 2:
+            raise self.fail(f"{what} has an odd number of values")
+        return tuple(
+            (self.int_(flat[j], f"{what}.code", PY_TRUNCATED, MAX_ITEMS),
+             self.int_(flat[j + 1], f"{what}.info", 0, (1 << 32) - 1))
+            for j in range(0, len(flat), 2))
 
     def python(self, v: Any, what: str) -> PythonInfo | None:
         if v is None:
@@ -519,15 +529,40 @@ class _Decoder:
         where: dict[tuple[Any, ...], int] = {}
         extra: dict[int, list[int]] = {}  # row index -> [count, weight] merged into it
         n = self._array(u, "samples")
+        # each new row checked in one expression, with its bounds in locals (rows are most
+        # of a file), and field by field (for the error message) only when that fails
+        v2 = self.version >= 2
+        py_col = 10 if v2 else 9
+        n_processes, n_events, max_bucket = self.n_processes, self.n_events, self.max_bucket
+        top, n_strings, n_py = self.n_stacks - 1, len(self.strings), len(self.python_stacks)
+        strings = self.strings
         i = -1
         for i, row in enumerate(itertools.islice(u, n)):
-            r = self.list_(row, f"samples[{i}]", 9)
+            r = (row if type(row) is list and len(row) >= 9
+                 else self.list_(row, f"samples[{i}]", 9))
             try:
                 j = where.setdefault((*r[:6], *r[8:]), len(out))
             except TypeError:  # an unhashable unknown trailing column: kept apart
                 j = len(out)
             if j == len(out):
-                out.append(self.sample(r, f"samples[{i}]"))
+                k = len(r)
+                bucket = r[9] if v2 and k > 9 else 0
+                py = r[py_col] if k > py_col else NO_STACK
+                p, tid, cpu, comm, user, kernel, count, weight, event = r[:9]
+                if (type(p) is int and 0 <= p < n_processes and type(tid) is int
+                        and 0 <= tid <= 1 << 32 and type(cpu) is int and 0 <= cpu <= 1 << 20
+                        and type(comm) is int and 0 <= comm < n_strings
+                        and type(user) is int and LOST_STACK <= user <= top
+                        and type(kernel) is int and LOST_STACK <= kernel <= top
+                        and type(count) is int and 0 <= count < 1 << 64
+                        and type(weight) is int and 0 <= weight < 1 << 64
+                        and type(event) is int and 0 <= event < n_events
+                        and type(bucket) is int and 0 <= bucket <= max_bucket
+                        and type(py) is int and LOST_STACK <= py < n_py):
+                    out.append(Sample(p, tid, cpu, strings[comm], user, kernel, count, weight,
+                                      event, py, bucket))
+                else:
+                    out.append(self._sample_checked(r, f"samples[{i}]"))
             else:
                 counts = extra.setdefault(j, [0, 0])
                 counts[0] += self.int_(r[6], f"samples[{i}].count")
@@ -540,12 +575,24 @@ class _Decoder:
         return tuple(out)
 
     def stack(self, u: msgpack.Unpacker, i: int) -> tuple[int, ...]:
-        """One stack, its address indices resolved."""
-        refs = self.scalars(u, f"stacks[{i}]", int, MAX_STACK_FRAMES)
-        if refs and (min(refs) < 0 or max(refs) >= len(self.addresses)):
-            raise self.fail(f"stacks[{i}] is not an integer in [0, {len(self.addresses) - 1}]")
+        """One stack, its address indices resolved (checked as :meth:`scalars` does, its
+        name formatted only for an error: stacks are many)."""
+        try:
+            n: int = u.read_array_header()
+        except ValueError:
+            raise self.fail(f"stacks[{i}] is not an array") from None
+        if n > MAX_STACK_FRAMES:
+            raise self.fail(f"stacks[{i}] declares {n} entries, more than {MAX_STACK_FRAMES}")
+        refs = list(itertools.islice(u, n))
+        if len(refs) < n:
+            raise msgpack.OutOfData
+        if refs and {*map(type, refs)} != {int}:
+            j = next(j for j, x in enumerate(refs) if type(x) is not int)
+            raise self.fail(f"stacks[{i}][{j}] is not an integer")
         addresses = self.addresses
-        return tuple([addresses[r] for r in refs])
+        if refs and (min(refs) < 0 or max(refs) >= len(addresses)):
+            raise self.fail(f"stacks[{i}] is not an integer in [0, {len(addresses) - 1}]")
+        return tuple(map(addresses.__getitem__, refs))
 
     def scalars(self, u: msgpack.Unpacker, what: str, kind: type, limit: int = MAX_ITEMS,
                 intern: bool = False) -> list[Any]:
@@ -607,7 +654,7 @@ class _Decoder:
     def process(self, r: list[Any], what: str) -> Process:
         cmdline = None if r[6] is None else tuple(
             self.sref(a, f"{what}.cmdline") for a in self.list_(r[6], f"{what}.cmdline"))
-        maps = tuple(self.table(r[7], f"{what}.maps", 7, self.mapping))
+        maps = self.maps(r[7], f"{what}.maps")
         jit = tuple(self.table(r[8], f"{what}.jit", 3, self.jit_symbol))
         return Process(
             pid=self.int_(r[0], f"{what}.pid", 0, 1 << 32), generation=self.int_(r[1], what),
@@ -627,6 +674,25 @@ class _Decoder:
         return JitSymbol(self.int_(j[0], f"{what}.start"), self.int_(j[1], f"{what}.size"),
                          self.sref(j[2], f"{what}.name"), first, last)
 
+    def maps(self, v: Any, what: str) -> tuple[Mapping, ...]:
+        """A process's mappings: each row checked in one expression, and by
+        :meth:`mapping` (for the error message) only when that fails."""
+        out = []
+        strings, top = self.strings, self.n_binaries - 1
+        for i, m in enumerate(self.list_(v, what)):
+            if type(m) is list and len(m) >= 7:
+                start, end, offset, dev, inode, path, binary = m[:7]
+                if (type(start) is int and type(end) is int and 0 <= start <= end < 1 << 64
+                        and type(offset) is int and 0 <= offset < 1 << 64
+                        and type(dev) is int and 0 <= dev < 1 << 64
+                        and type(inode) is int and 0 <= inode < 1 << 64
+                        and type(path) is int and 0 <= path < len(strings)
+                        and type(binary) is int and -1 <= binary <= top):
+                    out.append(Mapping(start, end, offset, dev, inode, strings[path], binary))
+                    continue
+            out.append(self.mapping(self.list_(m, f"{what}[{i}]", 7), f"{what}[{i}]"))
+        return tuple(out)
+
     def mapping(self, m: list[Any], what: str) -> Mapping:
         start, end = self.int_(m[0], f"{what}.start"), self.int_(m[1], f"{what}.end")
         if end < start:
@@ -636,29 +702,6 @@ class _Decoder:
             self.int_(m[4], f"{what}.inode"), self.sref(m[5], f"{what}.path"),
             self.int_(m[6], f"{what}.binary", -1, self.n_binaries - 1),
         )
-
-    def sample(self, r: list[Any], what: str) -> Sample:
-        """One sample row: checked in one expression, and field by field (for the error
-        message) only when that fails. Rows are most of a file."""
-        v2 = self.version >= 2
-        n = len(r)
-        bucket = r[9] if v2 and n > 9 else 0
-        py = r[10 if v2 else 9] if n > (10 if v2 else 9) else NO_STACK
-        p, tid, cpu, comm, user, kernel, count, weight, event = r[:9]
-        top = self.n_stacks - 1
-        if (type(p) is int and 0 <= p < self.n_processes and type(tid) is int
-                and 0 <= tid <= 1 << 32 and type(cpu) is int and 0 <= cpu <= 1 << 20
-                and type(comm) is int and 0 <= comm < len(self.strings)
-                and type(user) is int and LOST_STACK <= user <= top
-                and type(kernel) is int and LOST_STACK <= kernel <= top
-                and type(count) is int and 0 <= count < 1 << 64
-                and type(weight) is int and 0 <= weight < 1 << 64
-                and type(event) is int and 0 <= event < self.n_events
-                and type(bucket) is int and 0 <= bucket <= self.max_bucket
-                and type(py) is int and LOST_STACK <= py < len(self.python_stacks)):
-            return Sample(p, tid, cpu, self.strings[comm], user, kernel, count, weight, event,
-                          py, bucket)
-        return self._sample_checked(r, what)
 
     def _sample_checked(self, r: list[Any], what: str) -> Sample:
         def stack(v: Any, name: str) -> int:
@@ -702,12 +745,24 @@ class _Decoder:
             # the recorder keeps the entry covering each address and its successor
             limit = 2 * len(self.addresses) + TABLE_SLACK
             same: dict[tuple[Any, ...], KernelSymbol] = {}  # equal rows: one object
+            strings = self.strings
             for i in range(self._array(u, "kernel.symbols", limit)):
-                r = self.list_(u.unpack(), f"kernel.symbols[{i}]", 3)
-                w = f"kernel.symbols[{i}]"
-                sym = KernelSymbol(self.int_(r[0], f"{w}.address"),
-                                   self.sref(r[1], f"{w}.name"), self.sref(r[2], f"{w}.module"))
-                syms.append(same.setdefault((r[0], r[1], r[2]), sym))
+                r = u.unpack()
+                # checked in one expression, field by field (for the message) if that fails
+                if not (type(r) is list and len(r) >= 3
+                        and type(r[0]) is int and 0 <= r[0] < 1 << 64
+                        and type(r[1]) is int and 0 <= r[1] < len(strings)
+                        and type(r[2]) is int and 0 <= r[2] < len(strings)):
+                    r = self.list_(r, f"kernel.symbols[{i}]", 3)
+                    w = f"kernel.symbols[{i}]"
+                    self.int_(r[0], f"{w}.address")
+                    self.sref(r[1], f"{w}.name")
+                    self.sref(r[2], f"{w}.module")
+                key = (r[0], r[1], r[2])
+                sym = same.get(key)
+                if sym is None:
+                    sym = same[key] = KernelSymbol(r[0], strings[r[1]], strings[r[2]])
+                syms.append(sym)
         if any(a.address > b.address for a, b in itertools.pairwise(syms)):
             raise self.fail("kernel.symbols not sorted by address")
         vdso = k.get("vdso", b"")

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from bee_contract.errors import ReportError
 from bee_report.diag import warn
 from bee_report.profile import Frame, FrameKind, PerStack, Profile, StackSample
-from bee_report.timewindow import Span, Window, window
+
+if TYPE_CHECKING:  # imported when --from or --to is given
+    from bee_report.timewindow import Window
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,10 @@ def validate(f: Filters) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None
 
 def time_window(profile: Profile, f: Filters) -> Window | None:
     """The `--from`/`--to` window over the profile's whole timeline, checked against it."""
+    if f.time_from is None and f.time_to is None:
+        return None
+    from bee_report.timewindow import Span, window
+
     span = Span(profile.start_time_ns, max(profile.end_time_ns, profile.start_time_ns))
     win = window(f.time_from, f.time_to, span, f.time_prefix)
     if win is not None and profile.untimed:
@@ -104,7 +111,8 @@ def apply(profile: Profile, f: Filters) -> Profile:
             continue
         if (cpus and s.cpu not in cpus) or (comms and not ({s.comm, s.thread} & comms)):
             continue
-        if not focused(s.frames) or excluded(s.frames):
+        if (focus is not None and not focused(s.frames)) or (
+                exclude is not None and excluded(s.frames)):
             continue
         if strip:
             s = replace(s, frames=stripped(s.frames))

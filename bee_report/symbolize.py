@@ -28,7 +28,6 @@ from bee_contract.recording import (
     Recording,
     is_anonymous,
 )
-from bee_report.demangle.binutils import demangle
 from bee_report.diag import warn
 from bee_report.elf.elffile import ElfFile
 from bee_report.find.images import (
@@ -83,6 +82,8 @@ class _Binary:
         hit = saved.get(vaddr) if saved is not None else None
         if hit is not None:
             return hit
+        from bee_report.demangle.binutils import demangle  # not needed by saved frames
+
         img = self.tables()
         sym = img.functions.lookup(vaddr)
         chain = img.debug.lookup(vaddr) if img.debug is not None else ()
@@ -220,28 +221,36 @@ class Symbolizer:
         # one tuple per distinct stack, shared by its samples (reporters work per tuple)
         stack_cache: dict[tuple[int, int, int, int, int, int], tuple[Frame, ...]] = {}
         event_mode = rec.header.mode == "event"
-        samples = []
+        samples: list[StackSample] = []
+        append = samples.append
         h = rec.header
+        events, start, resolution = h.events, h.start_time_ns, h.time_resolution_ns
+        span = resolution or h.duration_ns
+        # JIT entries may name an address differently from one time bucket to the next
+        timed = [p.jit.timed for p in procs]
+        pids = [p.pid for p in rec.processes]
+        # process and thread names, each shortened once (only those of samples count)
+        comms: dict[int, str] = {}
+        threads: dict[str, str] = {}
         for s in rec.samples:
-            # JIT entries may name an address differently from one time bucket to the next
-            bucket = s.bucket if procs[s.process].jit.timed else 0
-            key = (s.process, s.user_stack, s.kernel_stack, s.python_stack,
-                   s.event if event_mode else 0, bucket)
+            pidx, bucket = s.process, s.bucket
+            key = (pidx, s.user_stack, s.kernel_stack, s.python_stack,
+                   s.event if event_mode else 0, bucket if timed[pidx] else 0)
             frames = stack_cache.get(key)
             if frames is None:
-                found = self._frames(rec, procs, kernel, s.process, s.user_stack,
-                                     s.kernel_stack, s.python_stack, bucket)
+                found = self._frames(rec, procs, kernel, pidx, s.user_stack, s.kernel_stack,
+                                     s.python_stack, key[5])
                 if event_mode:  # several probes: one root frame per event
-                    found.insert(0, Frame(rec.header.events[s.event], FrameKind.ROOT))
+                    found.insert(0, Frame(events[s.event], FrameKind.ROOT))
                 frames = stack_cache[key] = self._capped(found)
-            proc = rec.processes[s.process]
-            samples.append(StackSample(
-                frames=frames, weight=s.weight, count=s.count, pid=proc.pid, tid=s.tid,
-                cpu=s.cpu, comm=self._short(proc.comm), thread=self._short(s.comm),
-                event=rec.header.events[s.event],
-                time_ns=h.start_time_ns + s.bucket * h.time_resolution_ns,
-                span_ns=h.time_resolution_ns or h.duration_ns,
-            ))
+            comm = comms.get(pidx)
+            if comm is None:
+                comm = comms[pidx] = self._short(rec.processes[pidx].comm)
+            thread = threads.get(s.comm)
+            if thread is None:
+                thread = threads[s.comm] = self._short(s.comm)
+            append(StackSample(frames, s.weight, s.count, pids[pidx], s.tid, s.cpu, comm,
+                               thread, events[s.event], start + bucket * resolution, span))
         return samples
 
     def _frames(self, rec: Recording, procs: list[_ProcessMaps], kernel: _Kernel,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import mmap
 import struct
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from bee_contract.buildid import build_id_of_image
 from bee_contract.elf import (
@@ -39,12 +39,9 @@ from bee_report.elf.sections import (
     section_contents,
     unpack_debugdata,
 )
-from bee_report.elf.symbols import (
-    FunctionTable,
-    RawSymbol,
-    build_function_table,
-    read_function_symbols,
-)
+
+if TYPE_CHECKING:  # imported when a symbol table is read (a warm report reads none)
+    from bee_report.elf.symbols import FunctionTable, RawSymbol
 
 __all__ = ["ElfFile"]
 
@@ -145,6 +142,8 @@ class ElfFile(ElfImage):
     def functions(self) -> FunctionTable:
         """Function symbols of .symtab and .dynsym (see :class:`FunctionTable`); cached."""
         if self._functions is None:
+            from bee_report.elf.symbols import build_function_table
+
             self._check_open()
             try:
                 raw = self._read_symbols()
@@ -178,6 +177,8 @@ class ElfFile(ElfImage):
         return out
 
     def _read_symtab(self, index: int, sec: Section, out: list[RawSymbol]) -> None:
+        from bee_report.elf.symbols import read_function_symbols
+
         data = self.section_bytes(sec)  # b"" for NOBITS (.dynsym of a debug file)
         if not data:
             return

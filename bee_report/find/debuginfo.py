@@ -36,10 +36,10 @@ from bee_contract.errors import BeeError
 from bee_contract.safeopen import open_regular
 from bee_report.diag import warn
 from bee_report.elf.elffile import ElfFile
-from bee_report.elf.plt import plt_functions
-from bee_report.elf.symbols import FunctionTable
 
-if TYPE_CHECKING:  # the client (and urllib) is imported only when DEBUGINFOD_URLS is set
+if TYPE_CHECKING:  # symbol tables are imported when read; the debuginfod client (and
+    # urllib) only when DEBUGINFOD_URLS is set
+    from bee_report.elf.symbols import FunctionTable
     from bee_report.find.debuginfod import Debuginfod
 
 _CHUNK = 1 << 20
@@ -180,6 +180,8 @@ def best_symbol_source(elf: ElfFile, debug_path: Path | None) -> SymbolSource:
     itself, a debug file has no PLT contents). Problems with the debug file, the
     MiniDebugInfo or the PLT are warnings, never errors.
     """
+    from bee_report.elf.plt import plt_functions  # symbol tables: not read by a warm report
+
     source = _best_table(elf, debug_path)
     try:
         stubs = plt_functions(elf)
@@ -228,6 +230,8 @@ def _best_table(elf: ElfFile, debug_path: Path | None) -> SymbolSource:
 
 def merge_function_tables(*tables: FunctionTable) -> FunctionTable:
     """One table holding every entry of `tables`; for equal ranges the earlier table wins."""
+    from bee_report.elf.symbols import FunctionTable
+
     entries: list[tuple[int, int, int, int, str]] = []
     for t, table in enumerate(tables):
         arrays = table.to_arrays()

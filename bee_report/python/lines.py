@@ -121,14 +121,19 @@ class LineIndex:
     Ranges are decoded lazily, only as far as the highest instruction asked for, and answer
     exactly as :func:`line_of` does: ranges are contiguous from 0, so the first range whose
     end lies past an instruction is the one holding it (empty 3.10 ranges never are).
+    3.11+ tables are decoded here in one loop (as :func:`ranges_311` walks them, without a
+    generator or a call per varint): a report decodes thousands of entries.
     """
 
-    __slots__ = ("_ends", "_lines", "_more", "_scale")
+    __slots__ = ("_ends", "_line", "_lines", "_more", "_pos", "_scale", "_table")
 
     def __init__(self, version: int, linetable: bytes, firstlineno: int) -> None:
         self._scale = 2 if _is_310(version) else 1  # 3.10 tables count bytes
         self._more: Iterator[tuple[int, int, int | None]] | None = (
-            (ranges_310 if self._scale == 2 else ranges_311)(linetable, firstlineno))
+            ranges_310(linetable, firstlineno) if self._scale == 2 else None)
+        self._table = linetable
+        self._pos = 0 if self._scale == 1 else -1  # next 3.11 entry; -1: no more
+        self._line = firstlineno
         self._ends: list[int] = []
         self._lines: list[int | None] = []
 
@@ -138,12 +143,74 @@ class LineIndex:
             return None
         at = index * self._scale
         ends = self._ends
-        while self._more is not None and (not ends or ends[-1] <= at):
-            entry = next(self._more, None)
-            if entry is None:
-                self._more = None
-                break
-            ends.append(entry[1])
-            self._lines.append(entry[2])
+        if not ends or ends[-1] <= at:
+            if self._pos >= 0:
+                self._decode_311(at)
+            while self._more is not None and (not ends or ends[-1] <= at):
+                entry = next(self._more, None)
+                if entry is None:
+                    self._more = None
+                    break
+                ends.append(entry[1])
+                self._lines.append(entry[2])
         i = bisect.bisect_right(ends, at)
         return self._lines[i] if i < len(ends) else None
+
+    def _decode_311(self, at: int) -> None:
+        """Decode 3.11+ entries until one ends past code unit `at` or the table ends
+        (exactly the ranges :func:`ranges_311` yields)."""
+        table = self._table
+        n = len(table)
+        pos, line = self._pos, self._line
+        ends, lines = self._ends, self._lines
+        unit = ends[-1] if ends else 0
+        while pos < n:
+            first = table[pos]
+            if not first & 0x80:
+                break  # not the start of an entry: corrupt or capped table
+            code = (first >> 3) & 15
+            current: int | None
+            if code < 10:  # short form: same line, one byte of columns
+                pos += 2
+                current = line
+            elif code < 13:  # one-line form: line delta in the code, two bytes of columns
+                line += code - 10
+                current = line
+                pos += 3
+            elif code == 15:  # no location
+                pos += 1
+                current = None
+            else:  # 13: signed varint line delta; 14: then end line, column, end column
+                pos += 1
+                value = shift = 0
+                while pos < n:  # varints: 6-bit chunks, bit 6 continues
+                    b = table[pos]
+                    pos += 1
+                    value |= (b & 63) << shift
+                    if not b & 64:
+                        break
+                    shift += 6
+                else:
+                    break  # ran off the end: stop
+                line += -(value >> 1) if value & 1 else value >> 1
+                if code == 14:  # skip three more varints
+                    left = 3
+                    while pos < n:
+                        b = table[pos]
+                        pos += 1
+                        if not b & 64:
+                            left -= 1
+                            if not left:
+                                break
+                    else:
+                        break
+                current = line
+            if pos > n:
+                break
+            unit += (first & 7) + 1
+            ends.append(unit)
+            lines.append(current)
+            if unit > at:
+                self._pos, self._line = pos, line
+                return
+        self._pos = -1

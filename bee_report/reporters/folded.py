@@ -25,14 +25,16 @@ class FoldedText:
     def many(self, frames: Sequence[Frame]) -> list[str]:
         """The folded text of each frame."""
         text = self._text
-        try:
-            return [text[id(f)] for f in frames]
-        except KeyError:
-            for f in frames:
-                if id(f) not in text:
-                    self._alive.append(f)
-                    text[id(f)] = f.folded(self.lines)
-            return [text[id(f)] for f in frames]
+        out: list[str | None] = list(map(text.get, map(id, frames)))  # no Python-level loop
+        if None in out:  # frames not seen before
+            for i, f in enumerate(frames):
+                if out[i] is None:
+                    done = text.get(id(f))
+                    if done is None:
+                        self._alive.append(f)
+                        done = text[id(f)] = f.folded(self.lines)
+                    out[i] = done
+        return out  # type: ignore[return-value]  # no None left
 
 
 def folded_stack(sample: StackSample, lines: bool = False,
