@@ -38,8 +38,8 @@ def _overhead(res: dict[str, Any], startup: dict[str, Any] | None) -> dict[str, 
             "perf only copies its ring buffer and does a build-id pass")
         out[f"cpu_total/{freq}"] = (
             f"start-up: bee {_s(med('bee', 'cpu_startup'))} CPU, perf "
-            f"{_s(med('perf', 'cpu_startup'))} (section 2: bee's start-up with its BPF "
-            "program cache warm and cold; these runs use the host's cache)")
+            f"{_s(med('perf', 'cpu_startup'))} (section 2: bee's start-up, warm, at a "
+            "first launch and with a forced compile; these runs use the host's cache)")
     return out
 
 
