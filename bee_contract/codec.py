@@ -292,6 +292,11 @@ def read_preamble(path: Path, data: bytes) -> tuple[int, int]:
     return version, compression
 
 
+def _named(what: str, index: int | None) -> str:
+    """`what`, or `what[index]`."""
+    return what if index is None else f"{what}[{index}]"
+
+
 class _Decoder:
     """Validating conversion of the decoded msgpack tree to the model."""
 
@@ -365,14 +370,16 @@ class _Decoder:
             return
         raise RecordingFormatError(f"{self.path}: unexpected bytes after the body")
 
-    def _array(self, u: msgpack.Unpacker, what: str, limit: int = MAX_ITEMS) -> int:
-        """Declared length of the array that comes next, checked against `limit`."""
+    def _array(self, u: msgpack.Unpacker, what: str, limit: int = MAX_ITEMS,
+               index: int | None = None) -> int:
+        """Declared length of the array that comes next, checked against `limit`; it is
+        named `what`, or `what[index]` (formatted only for an error)."""
         try:
             n: int = u.read_array_header()
         except ValueError:
-            raise self.fail(f"{what} is not an array") from None
+            raise self.fail(f"{_named(what, index)} is not an array") from None
         if n > limit:
-            raise self.fail(f"{what} declares {n} entries, more than {limit}")
+            raise self.fail(f"{_named(what, index)} declares {n} entries, more than {limit}")
         return n
 
     def scan(self, u: msgpack.Unpacker) -> None:
@@ -577,12 +584,7 @@ class _Decoder:
     def stack(self, u: msgpack.Unpacker, i: int) -> tuple[int, ...]:
         """One stack, its address indices resolved (checked as :meth:`scalars` does, its
         name formatted only for an error: stacks are many)."""
-        try:
-            n: int = u.read_array_header()
-        except ValueError:
-            raise self.fail(f"stacks[{i}] is not an array") from None
-        if n > MAX_STACK_FRAMES:
-            raise self.fail(f"stacks[{i}] declares {n} entries, more than {MAX_STACK_FRAMES}")
+        n = self._array(u, "stacks", MAX_STACK_FRAMES, i)
         refs = list(itertools.islice(u, n))
         if len(refs) < n:
             raise msgpack.OutOfData
