@@ -346,21 +346,14 @@ static __always_inline int bee_count_current(void *ctx, u32 event, u64 weight,
     key.kernel_stack = -1;
     key.py_stack = -1;
     u32 buf = bee_active();
-    if (buf) {
-        if (bee_fp_user(flags))
-            key.user_stack = bee_stack_result(stacks1.get_stackid(ctx, BPF_F_USER_STACK),
-                                              LOST_USER_STACK);
-        if (flags & BEE_F_KERNEL)
-            key.kernel_stack = bee_stack_result(stacks1.get_stackid(ctx, 0),
-                                                LOST_KERNEL_STACK);
-    } else {
-        if (bee_fp_user(flags))
-            key.user_stack = bee_stack_result(stacks0.get_stackid(ctx, BPF_F_USER_STACK),
-                                              LOST_USER_STACK);
-        if (flags & BEE_F_KERNEL)
-            key.kernel_stack = bee_stack_result(stacks0.get_stackid(ctx, 0),
-                                                LOST_KERNEL_STACK);
-    }
+    // (bcc rewrites map calls by name: one call per buffer)
+    if (bee_fp_user(flags))
+        key.user_stack = bee_stack_result(
+            buf ? stacks1.get_stackid(ctx, BPF_F_USER_STACK)
+                : stacks0.get_stackid(ctx, BPF_F_USER_STACK), LOST_USER_STACK);
+    if (flags & BEE_F_KERNEL)
+        key.kernel_stack = bee_stack_result(
+            buf ? stacks1.get_stackid(ctx, 0) : stacks0.get_stackid(ctx, 0), LOST_KERNEL_STACK);
     struct bee_regs task_regs;
     if (bee_dwarf_user(flags) && !regs && bee_task_regs(&task_regs))
         regs = &task_regs;
