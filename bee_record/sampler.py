@@ -388,7 +388,7 @@ class Sampler:
             try:
                 self.bpf.attach_perf_event(
                     ev_type=self._perf_type, ev_config=self._perf_config,
-                    fn_name="bee_on_cpu", sample_freq=self.opts.frequency,
+                    fn_name=b"bee_on_cpu", sample_freq=self.opts.frequency,
                 )
             except Exception as exc:
                 raise RecordError(
