@@ -41,9 +41,11 @@ run(float(sys.argv[1]))
 Chain = tuple[tuple[str, int], ...]  # (binary basename, file offset), leaf first
 
 
-def bee_names(out: Path) -> Counter[tuple[str, ...]]:
-    """User stacks by name (outermost first, no inlined frames) with their counts."""
-    res = run_bee("report", out, "-f", "folded", "--user-only", "--no-inline")
+def bee_names(out: Path, comm: str | None = None) -> Counter[tuple[str, ...]]:
+    """User stacks by name (outermost first, no inlined frames) with their counts (of
+    the processes named `comm`, or all)."""
+    res = run_bee("report", out, "-f", "folded", "--user-only", "--no-inline",
+                  *(("--comm", comm) if comm else ()))
     assert res.returncode == 0, res.stderr
     stacks: Counter[tuple[str, ...]] = Counter()
     for line in res.stdout.splitlines():
@@ -52,12 +54,13 @@ def bee_names(out: Path) -> Counter[tuple[str, ...]]:
     return stacks
 
 
-def bee_chains(out: Path) -> Counter[Chain]:
-    """User stacks as (binary, file offset) return addresses, leaf first."""
+def bee_chains(out: Path, comm: str | None = None) -> Counter[Chain]:
+    """User stacks as (binary, file offset) return addresses, leaf first (of the
+    processes named `comm`, or all)."""
     rec = codec.read(out)
     chains: Counter[Chain] = Counter()
     for s in rec.samples:
-        if s.user_stack < 0:
+        if s.user_stack < 0 or (comm and rec.processes[s.process].comm != comm):
             continue
         maps = rec.processes[s.process].maps
         chain = []
@@ -71,11 +74,21 @@ def bee_chains(out: Path) -> Counter[Chain]:
 
 def perf_record(cmd: list[str], tmp: Path) -> tuple[Counter[tuple[str, ...]], Counter[Chain]]:
     """The workload under `perf record --call-graph dwarf`: stacks by name, and chains."""
+    data = tmp / "perf.data"
+    subprocess.run(perf_argv(data, cmd), check=True, capture_output=True)
+    return perf_stacks(data)
+
+
+def perf_argv(data: Path, cmd: list[str]) -> list[str]:
+    """`perf record --call-graph dwarf` of `cmd` into `data`."""
     if shutil.which("perf") is None:
         pytest.fail("perf is required as the oracle of the unwinder tests")
-    data = tmp / "perf.data"
-    subprocess.run(["perf", "record", "-q", "-F", FREQ, "--call-graph", "dwarf", "-o",
-                    str(data), "--", *cmd], check=True, capture_output=True)
+    return ["perf", "record", "-q", "-F", FREQ, "--call-graph", "dwarf", "-o", str(data),
+            "--", *cmd]
+
+
+def perf_stacks(data: Path) -> tuple[Counter[tuple[str, ...]], Counter[Chain]]:
+    """perf's user stacks in `data`: by name (outermost first), and as chains."""
     text = subprocess.run(["perf", "script", "--no-inline", "-F", "ip,sym,dso", "-i",
                            str(data)], check=True, capture_output=True, text=True).stdout
     names: Counter[tuple[str, ...]] = Counter()
@@ -120,7 +133,8 @@ LEAF_SIDE = 4
 
 
 def check_against_perf(cmd: list[str], tmp: Path, min_rooted: float,
-                       whole_chains: bool = True) -> Counter[tuple[str, ...]]:
+                       whole_chains: bool = True, same_run: bool = False
+                       ) -> Counter[tuple[str, ...]]:
     """Record with bee and perf: completeness, and the callers of perf's common stacks.
 
     Callers are compared by address (binary, file offset of each return address), not
@@ -129,10 +143,20 @@ def check_against_perf(cmd: list[str], tmp: Path, min_rooted: float,
     must be among bee's, and so must every such chain cut to its outermost ROOT_SIDE frames
     (there is always one of these). With `whole_chains` False, only the innermost
     LEAF_SIDE frames of perf's common stacks are compared (the leaf and its callers).
+    With `same_run`, bee records `perf record -- CMD`, so that both record one run of a
+    workload whose stacks differ from run to run.
     """
-    out = record(cmd, tmp)
-    bee, mine = bee_names(out), bee_chains(out)
-    perf, theirs = perf_record(cmd, tmp)
+    if same_run:
+        # bee records perf recording the workload: both see the very same run
+        data = tmp / "perf.data"
+        out = record(perf_argv(data, cmd), tmp)
+        comm = Path(cmd[0]).name
+        bee, mine = bee_names(out, comm), bee_chains(out, comm)
+        perf, theirs = perf_stacks(data)
+    else:
+        out = record(cmd, tmp)
+        bee, mine = bee_names(out), bee_chains(out)
+        perf, theirs = perf_record(cmd, tmp)
     assert rooted(perf) >= min_rooted, f"perf itself: {rooted(perf):.3f}"
     assert rooted(bee) >= min_rooted, f"bee: {rooted(bee):.3f} (perf {rooted(perf):.3f})"
     total = sum(theirs.values())
@@ -190,10 +214,10 @@ def test_sort_threads_reach_roots_like_perf(tmp_path: Path) -> None:
     data.write_text("".join(f"{(i * 2654435761) % 1000003:07d} row {i}\n"
                             for i in range(600000)))
     cmd = ["sort", "--parallel=2", "-S", "200M", "-o", str(tmp_path / "sorted"), str(data)]
-    # sort splits its work between its threads and the main thread by timing, so two runs
-    # (bee's, perf's) reach the hot functions through different outer chains: compare the
-    # hot functions' nearest callers
-    check_against_perf(cmd, tmp_path, 0.90, whole_chains=False)
+    # sort splits its work between its threads and the main thread by timing, so its
+    # stacks differ from run to run: one run recorded by both, and the hot functions'
+    # nearest callers compared
+    check_against_perf(cmd, tmp_path, 0.90, whole_chains=False, same_run=True)
 
 
 def test_cxx_qsort_callback_and_recursion(build_c: Callable[..., Path], tmp_path: Path) -> None:
