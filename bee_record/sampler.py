@@ -176,7 +176,7 @@ def uses_dwarf(opts: SamplerOptions) -> bool:
 #: The source files of the BPF program, in the order bcc compiles them (one text).
 SOURCES = ("profile.c", "unwind.c", "python.c")
 #: Switches of `struct bee_config`'s flags (BEE_F_* in bpf/profile.c).
-F_FILTER_PIDS, F_USER, F_KERNEL, F_IDLE, F_OFFCPU, F_PYTHON, F_DWARF = (1 << i for i in range(7))
+F_FILTER_PIDS, F_USER, F_KERNEL, F_IDLE, F_PYTHON, F_DWARF = (1 << i for i in range(6))
 #: Tracepoints every recording attaches, and the off-CPU one (function names: bcc's).
 _TP_ALWAYS = ("tracepoint__sched__sched_process_exec", "tracepoint__sched__sched_process_fork")
 _TP_OFFCPU = "tracepoint__sched__sched_switch"
@@ -195,7 +195,7 @@ def program_flags(opts: SamplerOptions) -> int:
     """The switches `opts` sets in `struct bee_config`."""
     return ((F_FILTER_PIDS if opts.filter_pids else 0) | (F_USER if opts.user_stacks else 0)
             | (F_KERNEL if opts.kernel_stacks else 0) | (F_IDLE if opts.include_idle else 0)
-            | (F_OFFCPU if opts.off_cpu else 0) | (F_PYTHON if opts.python else 0)
+            | (F_PYTHON if opts.python else 0)
             | (F_DWARF if uses_dwarf(opts) else 0))
 
 

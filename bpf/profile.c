@@ -117,9 +117,9 @@ struct bee_config {
 #define BEE_F_USER 2          // collect user stacks
 #define BEE_F_KERNEL 4        // collect kernel stacks
 #define BEE_F_IDLE 8          // also count the idle task (pid 0)
-#define BEE_F_OFFCPU 16       // account off-CPU time from sched_switch
-#define BEE_F_PYTHON 32       // walk Python frames (bpf/python.c)
-#define BEE_F_DWARF 64        // unwind user stacks from .eh_frame tables (bpf/unwind.c)
+#define BEE_F_PYTHON 16       // walk Python frames (bpf/python.c)
+#define BEE_F_DWARF 32        // unwind user stacks from .eh_frame tables (bpf/unwind.c)
+// (Off-CPU accounting is no switch: it runs when user space attaches sched_switch.)
 
 BPF_HASH(counts0, struct bee_key, struct bee_val, BEE_COUNTS_SIZE);
 BPF_HASH(counts1, struct bee_key, struct bee_val, BEE_COUNTS_SIZE);
