@@ -77,9 +77,11 @@ SUFFIX = ".bpf"
 SHIPPED_ENV = "BEE_RECORD_SHIPPED_BPF"
 _PERF_EVENT_ARRAY = 4
 
-#: bpf(2)'s number per architecture; elsewhere the cache is not used (bcc compiles).
-_SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361,
-            "s390x": 351}.get(os.uname().machine)
+#: The numbers of bpf(2) and perf_event_open(2) per architecture (bee loads programs and
+#: attaches probes with them; elsewhere it cannot record).
+_SYS_BPF, _SYS_PERF_EVENT_OPEN = {
+    "x86_64": (321, 298), "aarch64": (280, 241), "riscv64": (280, 241),
+    "ppc64le": (361, 319), "s390x": (351, 331)}.get(os.uname().machine, (None, None))
 _BPF_MAP_CREATE = 0
 _BPF_PROG_LOAD = 5
 _BPF_LINK_CREATE = 28
@@ -389,27 +391,50 @@ def extract(module: int) -> Entry:
 
 _libc = ct.CDLL(None, use_errno=True)
 _raised_memlock = False
+#: struct perf_event_attr up to config2 (PERF_ATTR_SIZE_VER1): type, size, config,
+#: sample_period, sample_type, read_format, flag bits, wakeup_events, bp_type, config1,
+#: config2.
+_PERF_ATTR = struct.Struct("<IIQQQQQIIQQ")
+_PERF_FLAG_FD_CLOEXEC = 8
+
+
+def _syscall(number: int | None, name: str, *args: Any) -> int:
+    """A system call that returns a descriptor; OSError with its errno on failure."""
+    if number is None:
+        raise OSError(38, f"{name} number unknown on {os.uname().machine}")  # ENOSYS
+    fd = int(_libc.syscall(number, *args))
+    if fd < 0:
+        err = ct.get_errno()
+        raise OSError(err, os.strerror(err))
+    return fd
 
 
 def _bpf(cmd: int, attr: ct.Array[ct.c_char]) -> int:
     """bpf(2); retries once with RLIMIT_MEMLOCK lifted on EPERM, as bcc does."""
     global _raised_memlock
     while True:
-        if _SYS_BPF is None:
-            raise OSError(38, "bpf(2) number unknown on this architecture")  # ENOSYS
-        fd = int(_libc.syscall(_SYS_BPF, cmd, attr, len(attr)))
-        err = ct.get_errno()
-        if fd >= 0:
-            return fd
-        if err == 1 and not _raised_memlock:  # EPERM: old kernels charge RLIMIT_MEMLOCK
+        try:
+            return _syscall(_SYS_BPF, "bpf(2)", cmd, attr, len(attr))
+        except OSError as exc:
+            if exc.errno != 1 or _raised_memlock:  # EPERM: old kernels charge MEMLOCK
+                raise
             _raised_memlock = True
             try:
                 resource.setrlimit(resource.RLIMIT_MEMLOCK,
                                    (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
             except (ValueError, OSError):
-                raise OSError(err, os.strerror(err)) from None
-            continue
-        raise OSError(err, os.strerror(err))
+                raise exc from None
+
+
+def open_perf_event(ev_type: int, config: int, config1: int = 0, config2: int = 0) -> int:
+    """perf_event_open(2) of an event of every process on every CPU, enabled; its
+    descriptor. (For trace events, pid -1 on CPU 0 runs an attached program wherever the
+    event fires.)"""
+    attr = ct.create_string_buffer(_PERF_ATTR.size)
+    _PERF_ATTR.pack_into(attr, 0, ev_type, _PERF_ATTR.size, config, 1, 0, 0, 0, 1, 0,
+                         config1, config2)
+    return _syscall(_SYS_PERF_EVENT_OPEN, "perf_event_open(2)", attr, -1, 0, -1,
+                    _PERF_FLAG_FD_CLOEXEC)
 
 
 def _obj_name(name: str) -> bytes:
@@ -652,5 +677,5 @@ def _cached_bpf(bcc: Any) -> Any:
 
 __all__ = ["Entry", "EntryError", "Loaded", "MapDef", "cache_key", "compile_entry", "decode",
            "encode", "extract", "fitted", "import_bcc", "indices_to_maps", "link_perf_event",
-           "load", "lookup_and_delete_batch", "maps_to_indices", "shipped_entry",
-           "shipped_key", "uprobe_offset"]
+           "load", "lookup_and_delete_batch", "maps_to_indices", "open_perf_event",
+           "shipped_entry", "shipped_key", "uprobe_offset"]

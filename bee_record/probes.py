@@ -10,7 +10,6 @@ from __future__ import annotations
 import ctypes
 import os
 import re
-import struct
 from dataclasses import dataclass
 
 from bee_contract.errors import RecordError
@@ -76,23 +75,21 @@ def attach(prog_fd: int, probe: Probe, cookie: int) -> tuple[int, int]:
     """Attach a loaded program to the probe, `cookie` (the probe's index) being what the
     program reads with bpf_get_attach_cookie: (the perf event's descriptor, the link's).
     Closing both detaches it."""
-    path = b""
     try:
         if probe.kind == "tracepoint":
-            ev_type, config, config1, config2 = _TRACEPOINT, _tracepoint_id(probe), 0, 0
-        elif probe.kind == "kprobe":
-            ev_type, config = _pmu_type("kprobe"), 0
-            path = probe.target.encode()
-            config1, config2 = 0, 0
+            perf_fd = bpf_load.open_perf_event(_TRACEPOINT, _tracepoint_id(probe))
         else:
-            module, offset = bpf_load.uprobe_offset(probe.target, probe.name)
-            ev_type = _pmu_type("uprobe")
-            config = 1 << _retprobe_bit() if probe.kind == "uretprobe" else 0
-            path, config1, config2 = module.encode(), 0, offset
-        buf = ctypes.create_string_buffer(path)
-        if path:
-            config1 = ctypes.addressof(buf)
-        perf_fd = _perf_event_open(ev_type, config, config1, config2)
+            # kprobe and uprobe PMUs: config1 points at the function or binary's name,
+            # config2 is the offset in the binary
+            if probe.kind == "kprobe":
+                pmu, config, name, offset = "kprobe", 0, probe.target, 0
+            else:
+                pmu = "uprobe"
+                config = 1 << _retprobe_bit() if probe.kind == "uretprobe" else 0
+                name, offset = bpf_load.uprobe_offset(probe.target, probe.name)
+            buf = ctypes.create_string_buffer(name.encode())
+            perf_fd = bpf_load.open_perf_event(_pmu_type(pmu), config, ctypes.addressof(buf),
+                                               offset)
     except (OSError, ValueError) as exc:
         raise RecordError(f"cannot attach {probe.event_name}: "
                           f"{exc.strerror if isinstance(exc, OSError) else exc}") from None
@@ -105,30 +102,7 @@ def attach(prog_fd: int, probe: Probe, cookie: int) -> tuple[int, int]:
 
 
 _TRACEPOINT = 2  # PERF_TYPE_TRACEPOINT
-_PERF_FLAG_FD_CLOEXEC = 8
-_SYS_PERF_EVENT_OPEN = {"x86_64": 298, "aarch64": 241, "riscv64": 241, "ppc64le": 319,
-                        "s390x": 331}.get(os.uname().machine)
-#: struct perf_event_attr up to config2 (PERF_ATTR_SIZE_VER1): type, size, config,
-#: sample_period, sample_type, read_format, flag bits, wakeup_events, bp_type, config1,
-#: config2.
-_PERF_ATTR = struct.Struct("<IIQQQQQIIQQ")
 _PMUS = "/sys/bus/event_source/devices"
-
-
-def _perf_event_open(ev_type: int, config: int, config1: int, config2: int) -> int:
-    """A perf event of every process on every CPU (for trace events, pid -1 on CPU 0
-    runs the attached program wherever the event fires), enabled."""
-    if _SYS_PERF_EVENT_OPEN is None:
-        raise OSError(38, os.strerror(38))
-    attr = ctypes.create_string_buffer(_PERF_ATTR.size)
-    _PERF_ATTR.pack_into(attr, 0, ev_type, _PERF_ATTR.size, config, 1, 0, 0, 0, 1, 0,
-                         config1, config2)
-    libc = ctypes.CDLL(None, use_errno=True)
-    fd = int(libc.syscall(_SYS_PERF_EVENT_OPEN, attr, -1, 0, -1, _PERF_FLAG_FD_CLOEXEC))
-    if fd < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return fd
 
 
 def _tracepoint_id(probe: Probe) -> int:
