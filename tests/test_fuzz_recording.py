@@ -6,12 +6,14 @@ target for longer runs (see the README's testing section).
 
 from __future__ import annotations
 
+import itertools
 import struct
 import zlib
 from pathlib import Path
 from typing import Any
 
 import msgpack
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -169,3 +171,80 @@ def test_any_declared_table_length(tmp_path_factory: Any, table: str, declared: 
         declared.to_bytes(4, "big") + tail
     # WHEN read THEN it is a recording or one RecordingFormatError, never a crash
     _read_and_report(_file(tmp_path_factory.mktemp("d"), raw))
+
+
+class _CheckedRowsOnly(codec._Decoder):
+    """The decoder with its one-expression row check taken out: every sample row goes
+    through the field-by-field check that names the bad field."""
+
+    def samples(self, u: msgpack.Unpacker) -> tuple[Any, ...]:
+        n = self._array(u, "samples")
+        rows = list(itertools.islice(u, n))
+        if len(rows) < n:
+            raise msgpack.OutOfData
+        return tuple(self._sample_checked(self.list_(row, f"samples[{i}]", 9), f"samples[{i}]")
+                     for i, row in enumerate(rows))
+
+
+def _near(*edges: int) -> st.SearchStrategy[int]:
+    return st.sampled_from(sorted({e + d for e in edges for d in (-1, 0, 1)}))
+
+
+_N_STACKS = len(BODY["stacks"])
+#: The bounds of each sample column (version 2: bucket is column 9, the Python stack 10;
+#: version 1 reads column 9 as the Python stack, so both columns get both kinds of bound).
+_EDGES: list[tuple[int, ...]] = [
+    (0, len(BODY["processes"])), (0, 1 << 32), (0, 1 << 20), (0, len(BODY["strings"])),
+    (-2, _N_STACKS), (-2, _N_STACKS), (0, 2**64 - 2), (0, 2**64 - 2),
+    (0, len(BODY["header"]["events"])),
+    (-2, 0, codec._max_bucket(sample_recording().header), len(BODY["python_stacks"])),
+    (-2, 0, len(BODY["python_stacks"])), (0,)]
+_OTHER: st.SearchStrategy[Any] = st.sampled_from(
+    [None, True, False, 1.0, "0", b"\x00", [], [0], {}])
+
+
+@st.composite
+def _cell(draw: st.DrawFn) -> tuple[int, Any]:
+    """A column and a value at or around one of its bounds, or of another type."""
+    col = draw(st.integers(0, len(_EDGES) - 1))
+    near = _near(*_EDGES[col])
+    value = draw(st.one_of(near, near, near, _OTHER, st.integers(-(2**63), 2**64 - 1)))
+    return col, value
+
+
+@settings(FUZZ, max_examples=1000)
+@given(base=st.sampled_from(BODY["samples"]),
+       cells=st.lists(_cell(), min_size=1, max_size=2),
+       length=st.integers(9, 12), v1=st.booleans())
+def test_fast_and_checked_sample_rows_agree(tmp_path_factory: Any, base: list[Any],
+                                            cells: list[tuple[int, Any]], length: int,
+                                            v1: bool) -> None:
+    # GIVEN a recording (version 1 or the current one) whose one sample row is a valid
+    # row cut or padded to 9-12 columns, with up to two cells set at or around a bound of
+    # the row's columns, or to a value of another type
+    row = (base + [0] * 3)[:length]
+    for col, value in cells:
+        if col < length:
+            row[col] = value
+    body = msgpack.unpackb(SAMPLE[codec.PREAMBLE_SIZE:])
+    body["samples"] = [row]
+    raw = msgpack.packb(body, use_bin_type=True)
+    path = _file(tmp_path_factory.mktemp("s"), raw)
+    if v1:
+        data = bytearray(path.read_bytes())
+        struct.pack_into(">H", data, 8, 1)
+        path.write_bytes(bytes(data))
+
+    def outcome() -> Any:
+        try:
+            return codec.read(path).samples
+        except RecordingFormatError as exc:
+            return str(exc)
+
+    # WHEN it is read with the one-expression row check, and with the field-by-field one
+    fast = outcome()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(codec, "_Decoder", _CheckedRowsOnly)
+        checked = outcome()
+    # THEN both accept the same row as the same sample, or refuse it with the same message
+    assert fast == checked
