@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import select
 import shutil
 import signal
 import statistics
@@ -149,26 +150,34 @@ def _feed(pipe: IO[bytes], data: bytes) -> threading.Thread:
 def reap(proc: subprocess.Popen[bytes], timeout: float) -> float | None:
     """Wait up to ``timeout`` s for ``proc`` and reap it with ``wait4`` (sets returncode).
 
+    The wait wakes when the process exits (its pidfd turns readable), so wall times are
+    exact: a poll loop with sleeps would round every ~0.1 s command up to its next wake-up.
     Returns its CPU seconds (user + system, waited-for descendants included), or None
     after a timeout, when its group has been ended with SIGINT then SIGKILL.
     """
-    deadline = time.monotonic() + timeout
-    delay = 0.001
-    while True:
-        try:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        except ChildProcessError:  # reaped elsewhere
-            proc.wait()
-            return 0.0
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            _LIVE.pop(proc.pid, None)
-            return usage.ru_utime + usage.ru_stime
-        if time.monotonic() > deadline:
+    if proc.returncode is not None:  # already reaped (by Popen.poll)
+        return 0.0
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except ProcessLookupError:  # already reaped elsewhere
+        proc.wait()
+        return 0.0
+    try:
+        ready = select.poll()
+        ready.register(fd, select.POLLIN)
+        if not ready.poll(max(0.0, timeout) * 1000):
             kill_group(proc)
             return None
-        time.sleep(delay)
-        delay = min(delay * 2, 0.02)
+    finally:
+        os.close(fd)
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except ChildProcessError:  # reaped elsewhere
+        proc.wait()
+        return 0.0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    _LIVE.pop(proc.pid, None)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _cmd(argv: Sequence[str | os.PathLike[str]]) -> str:
