@@ -88,8 +88,8 @@ def main(argv: list[str]) -> int:
         first = f * buckets_per_file
         last = min(seconds * 1_000_000_000 // RES_NS, first + buckets_per_file)
         for b in range(first, last):
-            t = b * RES_NS / 1e9
-            load = 0.6 + 0.3 * math.sin(2 * math.pi * t / 300) + (0.4 if t % 30 < 1 else 0)
+            at = b * RES_NS / 1e9
+            load = 0.6 + 0.3 * math.sin(2 * math.pi * at / 300) + (0.4 if at % 30 < 1 else 0)
             n = int(per_bucket * min(1.0, load))
             for ti in rng.choices(range(len(threads)), thread_w, k=n):
                 p, tid, mine, weights = threads[ti]

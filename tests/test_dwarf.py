@@ -357,6 +357,7 @@ def test_damaged_cache_is_rebuilt(
     elif damage == "other-build-id":
         other_path = built("c-dwarf5-nopie")
         other_id = build_id_of(other_path)
+        assert other_id is not None
         assert DebugInfo.load(other_path, other_id, tmp_path) is not None
         data = bytearray(cache_tables.cache_file(tmp_path, other_id, source_key(other_path))
                          .read_bytes())
