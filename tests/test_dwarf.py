@@ -356,11 +356,10 @@ def test_damaged_cache_is_rebuilt(
             data[i] ^= 0x5A
     elif damage == "other-build-id":
         other_path = built("c-dwarf5-nopie")
-        other_id = build_id_of(other_path)
-        assert other_id is not None
+        other_id, other_key = build_id_of(other_path), source_key(other_path)
+        assert other_id is not None and other_key is not None
         assert DebugInfo.load(other_path, other_id, tmp_path) is not None
-        data = bytearray(cache_tables.cache_file(tmp_path, other_id, source_key(other_path))
-                         .read_bytes())
+        data = bytearray(cache_tables.cache_file(tmp_path, other_id, other_key).read_bytes())
     elif damage == "empty":
         data = bytearray()
     else:
