@@ -398,11 +398,16 @@ _PERF_ATTR = struct.Struct("<IIQQQQQIIQQ")
 _PERF_FLAG_FD_CLOEXEC = 8
 
 
-def _syscall(number: int | None, name: str, *args: Any) -> int:
-    """A system call that returns a descriptor; OSError with its errno on failure."""
+def _known(number: int | None, name: str) -> int:
+    """`number`, the system call `name`'s on this architecture; ENOSYS when unknown."""
     if number is None:
         raise OSError(38, f"{name} number unknown on {os.uname().machine}")  # ENOSYS
-    fd = int(_libc.syscall(number, *args))
+    return number
+
+
+def _syscall(number: int | None, name: str, *args: Any) -> int:
+    """A system call that returns a descriptor; OSError with its errno on failure."""
+    fd = int(_libc.syscall(_known(number, name), *args))
     if fd < 0:
         err = ct.get_errno()
         raise OSError(err, os.strerror(err))
@@ -506,8 +511,7 @@ def load(src: str, sizes: Mapping[str, int], programs: Mapping[str, int],
     needs). bcc errors (compile or load) propagate as bcc raises them.
     """
     bcc = import_bcc()
-    if _SYS_BPF is None:
-        raise OSError(38, f"bee does not know bpf(2)'s number on {os.uname().machine}")
+    _known(_SYS_BPF, "bpf(2)")  # before a compile that could never be loaded
     make = _cached_bpf(bcc)
     cpus = _possible_cpus()
     key = cache_key(src, bcc.__version__)
