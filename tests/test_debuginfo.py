@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from bee_contract.cachehome import user_cache_dir
 from bee_report.elf.elffile import ElfFile
 from bee_report.elf.symbols import FunctionTable
-from bee_report.find.cachedir import default_cache_dir
 from bee_report.find.debuginfo import (
     best_symbol_source,
     debuglink_candidates,
@@ -501,9 +501,9 @@ def test_find_debug_file_falls_back_to_debuginfod(
     assert got is not None and got.read_bytes() == prog.debug.read_bytes()
 
 
-def test_default_cache_dir_follows_xdg(tmp_path: Path) -> None:
-    assert default_cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "bee"
-    assert default_cache_dir({"XDG_CACHE_HOME": "relative"}).name == "bee"
+def test_user_cache_dir_follows_xdg(tmp_path: Path) -> None:
+    assert user_cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "bee"
+    assert user_cache_dir({"XDG_CACHE_HOME": "relative"}).name == "bee"
 
 
 def test_debuginfod_slow_server_hits_the_download_deadline(

@@ -23,10 +23,10 @@ OfflineOpt = Annotated[bool, typer.Option(
 def symbolize_options(symbols: list[Path] | None, no_cache: bool, offline: bool,
                        dwarf: bool = True) -> SymbolizeOptions:
     """Symbolization options from the shared CLI flags (archives unpacked once)."""
-    from bee_report.find.cachedir import default_cache_dir
+    from bee_contract.cachehome import user_cache_dir
     from bee_report.find.images import SymbolizeOptions
 
-    cache = default_cache_dir()
+    cache = user_cache_dir()
     dirs = tuple(symbols or ())
     if any(not p.is_dir() for p in dirs):  # archives (tarfile and friends load only then)
         from bee_report.find.unpack import resolve_symbol_dirs

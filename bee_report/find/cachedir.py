@@ -10,20 +10,12 @@ otherwise poison later reports), so every cache entry derived from files is keye
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
-
-from bee_contract.cachehome import user_cache_dir
 
 try:  # CPython's own BLAKE2: importing hashlib loads OpenSSL, 3 ms of every report's start
     from _blake2 import blake2b
 except ImportError:  # pragma: no cover - an interpreter without it
     from hashlib import blake2b
-
-
-def default_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
-    """bee's cache folder for reports (`bee_contract.cachehome`'s rule)."""
-    return user_cache_dir(environ)
 
 
 def source_key(*paths: Path | None) -> str | None:

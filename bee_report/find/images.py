@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bee_contract.cachehome import user_cache_dir
 from bee_contract.errors import BeeError
 from bee_report.diag import warn
 from bee_report.elf.elffile import ElfFile
-from bee_report.find.cachedir import default_cache_dir, source_key
+from bee_report.find.cachedir import source_key
 
 if TYPE_CHECKING:  # the loading sequence imports its modules when a binary is found
     from bee_report.dwarf.lines import DebugInfo
@@ -52,7 +53,7 @@ def debuginfod_client(opts: SymbolizeOptions) -> Debuginfod | None:
         return None
     from bee_report.find.debuginfod import Debuginfod
 
-    return Debuginfod.from_environment(cache_dir=opts.cache_dir or default_cache_dir(),
+    return Debuginfod.from_environment(cache_dir=opts.cache_dir or user_cache_dir(),
                                        offline=opts.offline)
 
 
